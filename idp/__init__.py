@@ -1,0 +1,139 @@
+"""Unified identity authentication server (统一身份认证平台): an OpenID Connect provider."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from werkzeug.exceptions import HTTPException
+
+from . import settings
+from .extensions import babel, csrf, db, migrate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    instance_path = instance_path or os.environ.get("IDP_INSTANCE_PATH") or os.path.join(
+        ROOT, "instance")
+    app = Flask(__name__, instance_path=os.path.abspath(instance_path))
+    cfg = settings.load(app.instance_path, overrides)
+    app.config.update(cfg)
+    plain_http = cfg["ISSUER"].startswith("http://")
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=cfg["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(cfg["DATABASE_URL"]),
+        SESSION_COOKIE_NAME=cfg["UI_COOKIE_NAME"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not plain_http,
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session cookie; pages may sit open long
+        BABEL_DEFAULT_LOCALE="zh_CN",
+        BABEL_TRANSLATION_DIRECTORIES=os.path.join(HERE, "translations"),
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False
+
+    from .logging_setup import install_masking_filter
+    from .translations import compile_catalogs
+    from .ui import select_locale, template_context
+
+    install_masking_filter()
+    compile_catalogs(os.path.join(HERE, "translations"))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+
+    with app.app_context():
+        if cfg["DATABASE_URL"].startswith("sqlite"):
+            _tune_sqlite(db.engine)
+
+    from .crypto.keys import KeyRing
+    from .store import make_store
+
+    app.extensions["idp.store"] = make_store(cfg, lambda: db.engine)
+    app.extensions["idp.keys"] = KeyRing()
+
+    from .oidc.server import build_server
+
+    app.extensions["idp.oauth"] = build_server(app)
+
+    from .authn import session as sso
+    from .authn.views import bp as authn_bp
+    from .oidc.views import bp as oidc_bp
+
+    app.register_blueprint(oidc_bp)
+    app.register_blueprint(authn_bp)
+    app.context_processor(template_context)
+    app.after_request(sso.apply_cookie)
+    app.after_request(_security_headers)
+    _error_handlers(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several threads (and the store's own connections) share one file.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def _tune_sqlite(engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+
+def _security_headers(response):
+    h = response.headers
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype == "text/html":
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Content-Security-Policy",
+                     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        h.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path in ("/token", "/introspect", "/revoke", "/userinfo") or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def _error_handlers(app: Flask) -> None:
+    log = logging.getLogger("idp")
+
+    @app.errorhandler(CSRFError)
+    def _csrf(err):
+        return render_template("error.html", title=_("页面已过期"),
+                               detail=_("请返回上一页刷新后重试。")), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        if _wants_json():
+            return jsonify(error="invalid_request", error_description=err.description), err.code
+        return render_template("error.html", title=f"{err.code} {err.name}", detail=""), err.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        # Never a stack trace to the user; the log line is masked by the logging filter.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if _wants_json():
+            return jsonify(error="server_error",
+                           error_description="The server could not process the request."), 500
+        return render_template("error.html", title=_("服务暂时不可用"),
+                               detail=_("请稍后再试。")), 500

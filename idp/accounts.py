@@ -1,0 +1,44 @@
+"""Creating citizen accounts (CLI, demo data, later imports) through one path."""
+
+from __future__ import annotations
+
+from .crypto.passwords import hash_password
+from .extensions import db
+from .identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
+from .models import Person
+
+
+class AccountError(ValueError):
+    pass
+
+
+MIN_PASSWORD = 8
+
+
+def create_person(id_number: str, name: str, password: str | None, phone: str | None = None,
+                  level: str = "L2") -> Person:
+    try:
+        parsed = parse_person_id(id_number)
+    except InvalidIdNumber as exc:
+        raise AccountError(f"invalid ID number: {exc.message_en}") from None
+    name = (name or "").strip()
+    if not name or len(name) > 128:
+        raise AccountError("name must be 1–128 characters")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    norm_phone = None
+    if phone:
+        try:
+            norm_phone = normalize_phone(phone)
+        except InvalidPhone as exc:
+            raise AccountError(f"invalid phone number: {exc.message_en}") from None
+    if db.session.scalar(db.select(Person.id).where(Person.id_number == parsed.number)):
+        raise AccountError("a person with this ID number already exists")
+    if norm_phone and db.session.scalar(db.select(Person.id).where(Person.phone == norm_phone)):
+        raise AccountError("this phone number is already registered to another person")
+    person = Person(id_number=parsed.number, id_kind=parsed.kind, name=name, phone=norm_phone,
+                    password_hash=hash_password(password) if password else None,
+                    assurance_level=level)
+    db.session.add(person)
+    db.session.commit()
+    return person

@@ -1,0 +1,87 @@
+"""Password sign-in by citizen ID number or phone number, with lockout."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ..crypto.passwords import hash_password, needs_rehash, verify_password
+from ..extensions import db
+from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
+from ..models import Person
+from ..store import store
+
+
+@dataclass
+class LoginResult:
+    person: Person | None = None
+    error: str | None = None  # machine code: invalid_number, bad_credentials, locked
+    detail: str | None = None  # readable text for invalid_number
+
+
+def _looks_like_phone(text: str) -> bool:
+    """Phone numbers are 11 digits (optionally +86/0086 in front); ID numbers are 15 or
+    18 characters starting with a province code (never 0 or 86), so the two don't clash."""
+    s = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch not in " -()\u3000")
+    if s.startswith("+"):
+        return True
+    return s.isdigit() and (len(s) == 11 or (len(s) == 13 and s.startswith("86"))
+                            or (len(s) == 15 and s.startswith("0086")))
+
+
+def find_person(username: str) -> tuple[Person | None, str | None, str]:
+    """Resolve a typed username to a person.
+
+    Returns (person, error_text, lockout_key). The lockout key is derived from the
+    normalised identifier whether or not an account exists, so an unknown number
+    locks exactly like a known one and lockout reveals nothing."""
+    text = (username or "").strip()
+    if _looks_like_phone(text):
+        try:
+            phone = normalize_phone(text)
+        except InvalidPhone as exc:
+            return None, str(exc.message), _lock_key("phone:" + text)
+        person = db.session.scalar(db.select(Person).where(Person.phone == phone))
+        return person, None, _lock_key("phone:" + phone)
+    try:
+        parsed = parse_person_id(text)
+    except InvalidIdNumber as exc:
+        return None, exc.message, _lock_key("id:" + text)
+    person = db.session.scalar(db.select(Person).where(Person.id_number == parsed.number))
+    return person, None, _lock_key("id:" + parsed.number)
+
+
+def _lock_key(identifier: str) -> str:
+    # Keyed so the store holds no guessable hash of an ID number.
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, identifier.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def is_locked(lock_key: str) -> bool:
+    return store().get(f"lock:{lock_key}") is not None
+
+
+def authenticate(username: str, password: str) -> LoginResult:
+    cfg = current_app.config
+    person, number_error, lock_key = find_person(username)
+    if number_error:
+        return LoginResult(error="invalid_number", detail=number_error)
+    if is_locked(lock_key):
+        return LoginResult(error="locked")
+    ok = verify_password(person.password_hash if person else None, password or "")
+    if not ok or person is None or person.status != "active":
+        fails = store().incr(f"fail:{lock_key}", cfg["LOCKOUT_SECONDS"])
+        if fails >= cfg["LOCKOUT_THRESHOLD"]:
+            store().set(f"lock:{lock_key}", 1, cfg["LOCKOUT_SECONDS"])
+            store().delete(f"fail:{lock_key}")
+            return LoginResult(error="locked")
+        return LoginResult(error="bad_credentials")
+    store().delete(f"fail:{lock_key}")
+    if needs_rehash(person.password_hash):
+        person.password_hash = hash_password(password)
+        db.session.commit()
+    return LoginResult(person=person)

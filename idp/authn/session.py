@@ -1,0 +1,128 @@
+"""The single sign-on session: a random cookie naming a record in the shared store.
+
+The cookie holds a secret token; the store key is its SHA-256, so reading the store
+(or a Redis dump) does not give anyone a working cookie. The record carries a
+separate public ``sid`` that goes into ID tokens and logout tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, g, request
+
+from ..extensions import db
+from ..models import Person
+from ..store import store
+
+
+@dataclass
+class SSOSession:
+    key: str
+    sid: str
+    person_id: str
+    auth_time: int
+    created: float
+    amr: list[str] = field(default_factory=list)
+    acr: str | None = None
+    _person: Person | None = None
+
+    @property
+    def person(self) -> Person | None:
+        if self._person is None:
+            self._person = db.session.get(Person, self.person_id)
+        return self._person
+
+    def record(self) -> dict[str, Any]:
+        return {"sid": self.sid, "person_id": self.person_id, "auth_time": self.auth_time,
+                "created": self.created, "amr": self.amr, "acr": self.acr}
+
+
+def _key(token: str) -> str:
+    return "sso:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def current() -> SSOSession | None:
+    """The live session of this browser, or None (absent, idle, too old, person gone)."""
+    if "idp_sso" in g:
+        return g.idp_sso
+    g.idp_sso = _load()
+    return g.idp_sso
+
+
+def _load() -> SSOSession | None:
+    cfg = current_app.config
+    token = request.cookies.get(cfg["SSO_COOKIE_NAME"])
+    if not token or len(token) > 128:
+        return None
+    key = _key(token)
+    data = store().get(key)
+    if data is None:
+        return None
+    sess = SSOSession(key=key, **data)
+    if time.time() - sess.created > cfg["SSO_ABSOLUTE_TIMEOUT"]:
+        end(sess)
+        return None
+    person = sess.person
+    if person is None or person.status != "active":
+        end(sess)
+        return None
+    store().touch(key, _idle_ttl(sess))
+    return sess
+
+
+def _idle_ttl(sess: SSOSession) -> float:
+    cfg = current_app.config
+    left = cfg["SSO_ABSOLUTE_TIMEOUT"] - (time.time() - sess.created)
+    return max(1.0, min(cfg["SSO_IDLE_TIMEOUT"], left))
+
+
+def start(person: Person, amr: list[str], acr: str | None) -> SSOSession:
+    """A new session after a successful sign-in; any previous one of this browser ends
+    (a new cookie value also defeats session fixation)."""
+    old = current()
+    if old is not None:
+        end(old)
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    sess = SSOSession(key=_key(token), sid=secrets.token_urlsafe(16), person_id=person.id,
+                      auth_time=int(now), created=now, amr=amr, acr=acr, _person=person)
+    store().set(sess.key, sess.record(), current_app.config["SSO_IDLE_TIMEOUT"])
+    g.idp_sso = sess
+    g.idp_set_sso_cookie = token
+    return sess
+
+
+def add_client(sess: SSOSession, client_id: str) -> None:
+    """Remember that ``client_id`` holds tokens from this session (for single logout)."""
+    if client_id not in session_clients(sess):
+        store().append(f"ssoc:{sess.sid}", client_id, current_app.config["SSO_ABSOLUTE_TIMEOUT"])
+
+
+def session_clients(sess: SSOSession) -> list[str]:
+    return store().members(f"ssoc:{sess.sid}")
+
+
+def end(sess: SSOSession) -> None:
+    store().delete(sess.key)
+    store().delete(f"ssoc:{sess.sid}")
+    g.idp_sso = None
+    g.idp_clear_sso_cookie = True
+
+
+def apply_cookie(response):
+    """after_request hook: write or clear the SSO cookie as this request decided."""
+    cfg = current_app.config
+    name = cfg["SSO_COOKIE_NAME"]
+    token = g.pop("idp_set_sso_cookie", None)
+    if token:
+        response.set_cookie(name, token, httponly=True, samesite="Lax",
+                            secure=cfg["SESSION_COOKIE_SECURE"], path="/")
+    elif g.pop("idp_clear_sso_cookie", False):
+        response.delete_cookie(name, path="/", httponly=True, samesite="Lax",
+                               secure=cfg["SESSION_COOKIE_SECURE"])
+    return response

@@ -1,0 +1,93 @@
+"""Sign-in and consent pages."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ..extensions import db
+from ..identity.masking import mask_id_number, mask_name
+from ..models import Client, Consent
+from ..oidc import pending
+from ..oidc.claims import describe_scopes
+from . import password
+from . import session as sso
+
+log = logging.getLogger(__name__)
+bp = Blueprint("authn", __name__)
+
+
+def _client_of(rec) -> Client | None:
+    cid = rec["params"].get("client_id") if rec else None
+    return db.session.scalar(db.select(Client).where(Client.client_id == cid)) if cid else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    rid = request.values.get("rid")
+    rec = pending.load(rid)
+    if rid and rec is None:
+        return render_template("error.html", title=_("登录请求已过期"),
+                               detail=_("请回到原网站重新点击登录。")), 400
+    client = _client_of(rec)
+    hint = rec["params"].get("login_hint", "") if rec else ""
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        result = password.authenticate(username, request.form.get("password", ""))
+        if result.person is not None:
+            sso.start(result.person, amr=["pwd"], acr="L2")
+            log.info("sign-in ok person=%s", result.person.id)
+            return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+        log.info("sign-in refused: %s", result.error)
+        if result.error == "invalid_number":
+            error = result.detail
+        elif result.error == "locked":
+            error = _("登录失败次数过多，账号已暂时锁定，请 %(minutes)d 分钟后再试。",
+                      minutes=max(1, current_app.config["LOCKOUT_SECONDS"] // 60))
+        else:
+            error = _("证件号码（或手机号码）与密码不匹配。")
+        hint = username
+    return render_template("login.html", rid=rid, client=client, error=error, username=hint), (
+        400 if error else 200)
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent():
+    rid = request.values.get("rid")
+    rec = pending.load(rid)
+    sess = sso.current()
+    if rec is None or sess is None:
+        return render_template("error.html", title=_("授权请求已过期"),
+                               detail=_("请回到原网站重新点击登录。")), 400
+    client = _client_of(rec)
+    if client is None:
+        return render_template("error.html", title=_("未知的应用"), detail=""), 400
+    scope = client.get_allowed_scope(rec["params"].get("scope", ""))
+    if request.method == "POST":
+        if request.form.get("consent") == "allow":
+            row = db.session.get(Consent, (sess.person_id, client.client_id))
+            if row is None:
+                row = Consent(person_id=sess.person_id, client_id=client.client_id, scopes="")
+                db.session.add(row)
+            row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
+            db.session.commit()
+            rec["consented"] = True
+        else:
+            rec["denied"] = True
+        pending.update(rid, rec)
+        return redirect(pending.resume_url(rid, rec))
+    person = sess.person
+    return render_template("consent.html", rid=rid, client=client, items=describe_scopes(scope),
+                           who=mask_name(person.name), number=mask_id_number(person.id_number))
+
+
+@bp.get("/")
+def home():
+    sess = sso.current()
+    person = sess.person if sess else None
+    return render_template("home.html", person=person,
+                           who=mask_name(person.name) if person else None,
+                           number=mask_id_number(person.id_number) if person else None)

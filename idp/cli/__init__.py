@@ -1,0 +1,52 @@
+"""The ``idp`` command. Every command takes ``--json`` for machine-readable output;
+errors are one readable line on stderr and a non-zero exit status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .. import create_app
+
+
+def emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+    else:
+        click.echo(text if text is not None else data)
+
+
+def fail(message: str, as_json: bool = False, code: int = 1):
+    if as_json:
+        click.echo(json.dumps({"error": message}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"错误/error: {message}", err=True)
+    sys.exit(code)
+
+
+def app_context():
+    app = create_app()
+    return app.app_context()
+
+
+@click.group()
+def main() -> None:
+    """统一身份认证平台 / unified identity authentication server."""
+
+
+def _register() -> None:
+    from ..identity.cli import id_group
+    from . import clients, server, users
+
+    main.add_command(server.init)
+    main.add_command(server.serve)
+    main.add_command(users.user)
+    main.add_command(clients.client)
+    main.add_command(server.keys)
+    main.add_command(id_group)
+
+
+_register()

@@ -1,0 +1,70 @@
+"""``idp client add``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import click
+
+from . import app_context, emit, fail
+
+
+@click.group()
+def client() -> None:
+    """Relying parties."""
+
+
+@client.command("add")
+@click.option("--client-id", required=True)
+@click.option("--name", default=None)
+@click.option("--secret", default=None, help="Client secret (generated when omitted).")
+@click.option("--public", is_flag=True, help="Public client: no secret, PKCE required.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--auth-method", default=None,
+              type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                 "none"]))
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--first-party", is_flag=True, help="Skip the consent page.")
+@click.option("--allow-scope", "allow_scopes", multiple=True, help="Sensitive scope, e.g. idcard.")
+@click.option("--channel", default="web",
+              type=click.Choice(["web", "app", "kiosk", "hall", "hotline"]))
+@click.option("--jwks", "jwks_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="JSON Web Key Set file with the client's public keys (private_key_jwt).")
+@click.option("--id-token-alg", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
+               post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
+               jwks_file, id_token_alg, as_json) -> None:
+    from ..clients import ClientError, register_client
+
+    jwks = None
+    if jwks_file:
+        try:
+            with open(jwks_file, encoding="utf-8") as fh:
+                jwks = json.load(fh)
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read --jwks: {exc}", as_json)
+    if public and secret:
+        fail("--public and --secret exclude each other", as_json)
+    method = auth_method or ("none" if public else (
+        "private_key_jwt" if jwks else "client_secret_basic"))
+    if method.startswith("client_secret") and not secret:
+        secret = secrets.token_urlsafe(32)
+    with app_context():
+        try:
+            row = register_client(
+                client_id=client_id, name=name or client_id, secret=secret,
+                auth_method=method, redirect_uris=list(redirect_uris),
+                grant_types=list(grant_types), post_logout_redirect_uris=list(post_logout),
+                backchannel_logout_uri=backchannel_logout_uri, first_party=first_party,
+                sensitive_scopes=list(allow_scopes), channel=channel, jwks=jwks,
+                id_token_alg=id_token_alg)
+        except ClientError as exc:
+            fail(str(exc), as_json)
+        out = {"client_id": row.client_id, "token_endpoint_auth_method": method,
+               "client_secret": secret if method.startswith("client_secret") else None,
+               "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
+    emit(out, as_json, "\n".join(f"{k}: {v}" for k, v in out.items() if v is not None))

@@ -1,0 +1,104 @@
+"""``idp init``, ``idp serve`` and ``idp keys``."""
+
+from __future__ import annotations
+
+import click
+
+from . import app_context, emit, fail
+
+
+@click.command()
+@click.option("--demo", is_flag=True, help="Also load the demo citizen and demo relying parties.")
+@click.option("--json", "as_json", is_flag=True)
+def init(demo: bool, as_json: bool) -> None:
+    """Create or upgrade the database and make signing keys."""
+    from ..bootstrap import initialise
+
+    with app_context():
+        from flask import current_app
+
+        keys = initialise()
+        out = {"database": _redact(current_app.config["DATABASE_URL"]), "new_keys": keys}
+        if demo:
+            from ..demo.seed import seed
+
+            out["demo"] = seed()
+    emit(out, as_json, f"initialised {out['database']}; new keys: {', '.join(keys) or 'none'}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Also run the two demo relying-party sites.")
+def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
+    """Run the provider (gunicorn). Initialises the embedded database on first start."""
+    from ..bootstrap import initialise
+
+    with app_context():
+        from flask import current_app
+
+        embedded = current_app.config["EMBEDDED"]
+        if embedded:
+            initialise()
+        issuer = current_app.config["ISSUER"]
+        instance_path = current_app.instance_path
+        if demo:
+            from ..demo.seed import seed
+
+            info = seed()
+            c = info["citizen"]
+            click.echo(f"demo citizen: ID number {c['id_number']}  password {c['password']}")
+    if demo:
+        from ..demo.sites import start_demo_sites
+
+        for line in start_demo_sites(issuer, host, instance_path):
+            click.echo(line)
+    if workers is None:
+        workers = 1 if embedded else 2
+    from .gunicorn_app import run
+
+    click.echo(f"idp listening on http://{host}:{port} (issuer {issuer})")
+    run(host, port, workers, threads)
+
+
+@click.group()
+def keys() -> None:
+    """Token-signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--alg", default="ES256", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def keys_rotate(alg: str, as_json: bool) -> None:
+    """Make a new active key; the previous one stays published for verification."""
+    from ..crypto.keys import generate
+    from ..extensions import db
+
+    with app_context():
+        try:
+            row = generate(alg)
+        except ValueError as exc:
+            fail(str(exc), as_json)
+        db.session.commit()
+        emit({"kid": row.kid, "alg": row.alg}, as_json, f"new active {row.alg} key {row.kid}")
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(as_json: bool) -> None:
+    from ..extensions import db
+    from ..models import SigningKey
+
+    with app_context():
+        rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at)).all()
+        data = [{"kid": r.kid, "alg": r.alg, "status": r.status, "created_at": r.created_at,
+                 "retired_at": r.retired_at} for r in rows]
+    emit(data, as_json, "\n".join(f"{d['kid']}\t{d['alg']}\t{d['status']}" for d in data))

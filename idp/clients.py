@@ -1,0 +1,91 @@
+"""Registering relying parties, with the checks a registration endpoint would make."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from .extensions import db
+from .models import Client, hash_client_secret
+from .oidc.claims import SENSITIVE_SCOPES
+
+GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+
+
+class ClientError(ValueError):
+    pass
+
+
+def _check_uri(uri: str, what: str) -> None:
+    parts = urlsplit(uri)
+    if parts.fragment:
+        raise ClientError(f"{what} must not have a fragment: {uri}")
+    if parts.scheme == "https" and parts.netloc:
+        return
+    if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return  # loopback, for development and native apps (RFC 8252 §7.3)
+    if parts.scheme and parts.scheme not in ("http", "https", "javascript", "data") \
+            and "." in parts.scheme:
+        return  # private-use scheme of a native app (RFC 8252 §7.1), e.g. cn.gov.app:/cb
+    raise ClientError(f"{what} must be https (or http on loopback): {uri}")
+
+
+def register_client(*, client_id: str, name: str, secret: str | None, auth_method: str,
+                    redirect_uris: list[str], grant_types: list[str],
+                    post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
+                    first_party: bool, sensitive_scopes: list[str], channel: str,
+                    jwks: dict | None, id_token_alg: str | None) -> Client:
+    if not client_id or len(client_id) > 128:
+        raise ClientError("client id must be 1–128 characters")
+    if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
+        raise ClientError(f"client {client_id!r} already exists")
+    grants = grant_types or (["client_credentials"] if not redirect_uris
+                             else ["authorization_code", "refresh_token"])
+    unknown = set(grants) - GRANT_TYPES
+    if unknown:
+        raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
+    if "authorization_code" in grants and not redirect_uris:
+        raise ClientError("authorization_code clients need at least one --redirect-uri")
+    if auth_method == "none" and "client_credentials" in grants:
+        raise ClientError("public clients cannot use client_credentials")
+    for uri in redirect_uris:
+        _check_uri(uri, "redirect URI")
+    for uri in post_logout_redirect_uris:
+        _check_uri(uri, "post-logout redirect URI")
+    if backchannel_logout_uri:
+        _check_uri(backchannel_logout_uri, "back-channel logout URI")
+    bad = set(sensitive_scopes) - SENSITIVE_SCOPES
+    if bad:
+        raise ClientError(f"unknown sensitive scope(s): {', '.join(sorted(bad))}")
+    if auth_method == "private_key_jwt":
+        if not jwks:
+            raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
+        try:
+            KeySet.import_key_set(jwks)
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
+            raise ClientError(f"invalid JWKS: {exc}") from None
+        if any("d" in k for k in jwks.get("keys", [])):
+            raise ClientError("the JWKS contains a private key; register public keys only")
+    meta = {
+        "redirect_uris": redirect_uris,
+        "grant_types": grants,
+        "response_types": ["code"] if "authorization_code" in grants else [],
+        "token_endpoint_auth_method": auth_method,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
+        "scope": "openid profile phone offline_access",
+    }
+    if backchannel_logout_uri:
+        meta["backchannel_logout_uri"] = backchannel_logout_uri
+        meta["backchannel_logout_session_required"] = True
+    if jwks:
+        meta["jwks"] = jwks
+    if id_token_alg:
+        meta["id_token_signed_response_alg"] = id_token_alg
+    row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,
+                 first_party=first_party, allowed_sensitive_scopes=sensitive_scopes,
+                 client_secret_hash=hash_client_secret(secret) if secret else None)
+    db.session.add(row)
+    db.session.commit()
+    return row

@@ -1,0 +1,1 @@
+"""Cryptography: signing keys, SM2/SM3/SM4, password hashing."""

@@ -1,0 +1,114 @@
+"""Token-signing keys: generated on first start, kept in the database, published in the JWKS.
+
+Every worker reads keys from the database and caches them for a few seconds, so a
+rotation made by one worker (or by ``idp keys rotate``) reaches all of them quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+from joserfc.jwk import ECKey, Key, KeySet, RSAKey, import_key
+
+from ..extensions import db
+from ..models import SigningKey
+
+# One generator per JWS algorithm we sign with. Other modules (SM2) add theirs.
+GENERATORS: dict[str, Callable[[], Key]] = {
+    "ES256": lambda: ECKey.generate_key("P-256", private=True),
+    "RS256": lambda: RSAKey.generate_key(2048, private=True),
+}
+
+_CACHE_SECONDS = 10.0
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._signing: dict[str, tuple[str, Key]] = {}
+        self._public: KeySet = KeySet([])
+        self._jwks: dict = {"keys": []}
+
+    def invalidate(self) -> None:
+        self._loaded_at = 0.0
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at < _CACHE_SECONDS:
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded_at < _CACHE_SECONDS:
+                return
+            rows = db.session.scalars(
+                db.select(SigningKey)
+                .where(SigningKey.status.in_(("active", "published")))
+                .order_by(SigningKey.created_at)
+            ).all()
+            signing: dict[str, tuple[str, Key]] = {}
+            public = []
+            for row in rows:
+                key = import_key(json.loads(row.private_jwk))
+                if row.status == "active":
+                    signing[row.alg] = (row.kid, key)  # newest active key of each alg wins
+                public.append(self._public_jwk(row, key))
+            self._signing = signing
+            self._jwks = {"keys": public}
+            self._public = KeySet([import_key(k) for k in public])
+            self._loaded_at = time.monotonic()
+
+    @staticmethod
+    def _public_jwk(row: SigningKey, key: Key) -> dict:
+        data = key.as_dict(private=False)
+        data.update({"kid": row.kid, "alg": row.alg, "use": "sig"})
+        return data
+
+    def signing_key(self, alg: str) -> tuple[str, Key]:
+        self._refresh()
+        try:
+            return self._signing[alg]
+        except KeyError:
+            raise LookupError(
+                f"no active signing key for {alg}; run 'idp keys rotate --alg {alg}'"
+            ) from None
+
+    def jwks(self) -> dict:
+        self._refresh()
+        return self._jwks
+
+    def public_keys(self) -> KeySet:
+        self._refresh()
+        return self._public
+
+    def algorithms(self) -> list[str]:
+        self._refresh()
+        return sorted(self._signing)
+
+
+def generate(alg: str) -> SigningKey:
+    """Make a new active key for ``alg``. Older active keys of that alg stay published."""
+    if alg not in GENERATORS:
+        raise ValueError(f"unsupported algorithm {alg!r}; choose one of {', '.join(GENERATORS)}")
+    key = GENERATORS[alg]()
+    kid = f"{alg.lower()}-{key.thumbprint()[:16]}"
+    for old in db.session.scalars(
+        db.select(SigningKey).where(SigningKey.alg == alg, SigningKey.status == "active")
+    ):
+        old.status = "published"
+        old.retired_at = time.time()
+    row = SigningKey(kid=kid, alg=alg, private_jwk=json.dumps(key.as_dict(private=True)))
+    db.session.add(row)
+    return row
+
+
+def ensure_keys(algs: list[str]) -> list[SigningKey]:
+    """Generate an active key for every algorithm that has none (first start)."""
+    have = set(
+        db.session.scalars(db.select(SigningKey.alg).where(SigningKey.status == "active")).all()
+    )
+    made = [generate(alg) for alg in algs if alg not in have]
+    if made:
+        db.session.commit()
+    return made

@@ -1,0 +1,1 @@
+"""Demo data and two demo relying-party sites for the embedded default."""

@@ -1,0 +1,72 @@
+"""The demo citizen and the two demo relying parties (idempotent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+from flask import current_app
+
+from ..accounts import create_person
+from ..clients import register_client
+from ..extensions import db
+from ..models import Client, Person
+
+DEMO_CITIZEN = {"id_number": "110105199003071239", "name": "张三", "phone": "13800138000",
+                "password": "Demo@2026"}
+
+DEMO_SITES = [
+    {"key": "province", "client_id": "province-portal", "name": "省政务服务网", "port_offset": 1},
+    {"key": "city", "client_id": "city-social-security", "name": "市社会保障局网站",
+     "port_offset": 2},
+]
+
+
+def demo_site_url(issuer: str, site: dict) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    port = (parts.port or 80) + site["port_offset"]
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def secrets_path() -> str:
+    return os.path.join(current_app.instance_path, "demo_clients.json")
+
+
+def seed() -> dict:
+    issuer = current_app.config["ISSUER"]
+    out = {"citizen": {k: DEMO_CITIZEN[k] for k in ("id_number", "password")}, "sites": []}
+    if not db.session.scalar(db.select(Person.id).where(
+            Person.id_number == DEMO_CITIZEN["id_number"])):
+        create_person(DEMO_CITIZEN["id_number"], DEMO_CITIZEN["name"], DEMO_CITIZEN["password"],
+                      DEMO_CITIZEN["phone"], level="L3")
+    try:
+        with open(secrets_path(), encoding="utf-8") as fh:
+            known = json.load(fh)
+    except (OSError, ValueError):
+        known = {}
+    for site in DEMO_SITES:
+        url = demo_site_url(issuer, site)
+        row = db.session.scalar(db.select(Client).where(Client.client_id == site["client_id"]))
+        if row is not None and site["client_id"] in known:
+            out["sites"].append({"name": site["name"], "url": url})
+            continue
+        if row is not None:  # secret lost: register afresh
+            db.session.delete(row)
+            db.session.commit()
+        secret = secrets.token_urlsafe(24)
+        register_client(
+            client_id=site["client_id"], name=site["name"], secret=secret,
+            auth_method="client_secret_basic", redirect_uris=[url + "/callback"],
+            grant_types=["authorization_code", "refresh_token"],
+            post_logout_redirect_uris=[url + "/"],
+            backchannel_logout_uri=url + "/backchannel-logout", first_party=True,
+            sensitive_scopes=[], channel="web", jwks=None, id_token_alg=None)
+        known[site["client_id"]] = secret
+        out["sites"].append({"name": site["name"], "url": url})
+    fd = os.open(secrets_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(known, fh)
+    return out

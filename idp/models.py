@@ -1,0 +1,218 @@
+"""Durable records. Short-lived state (sessions, codes, counters) lives in ``idp.store``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+
+def _uuid() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Person(db.Model):
+    """A citizen. ``id`` is the internal subject; the ID number is never used as ``sub``."""
+
+    __tablename__ = "person"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True, index=True)
+    id_kind: Mapped[str] = mapped_column(String(24), default="resident")
+    name: Mapped[str] = mapped_column(String(128))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    assurance_level: Mapped[str] = mapped_column(String(4), default="L2")
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now)
+
+    def get_user_id(self) -> str:
+        return self.id
+
+
+def hash_client_secret(secret: str) -> str:
+    """Client secrets are random and long, so one SHA-256 is enough to keep a
+    database dump from handing them out; a slow hash would only slow the token endpoint."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Client(db.Model, ClientMixin):
+    """A relying party, with OpenID Connect registration metadata kept as one JSON document."""
+
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channel: Mapped[str] = mapped_column(String(16), default="web")
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    allowed_sensitive_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        return (self.client_metadata or {}).get(key, default)
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        return self.meta("redirect_uris", [])
+
+    @property
+    def post_logout_redirect_uris(self) -> list[str]:
+        return self.meta("post_logout_redirect_uris", [])
+
+    @property
+    def backchannel_logout_uri(self) -> str | None:
+        return self.meta("backchannel_logout_uri")
+
+    @property
+    def token_endpoint_auth_method(self) -> str:
+        return self.meta("token_endpoint_auth_method", "client_secret_basic")
+
+    @property
+    def grant_types(self) -> list[str]:
+        return self.meta("grant_types", ["authorization_code", "refresh_token"])
+
+    @property
+    def id_token_signed_response_alg(self) -> str | None:
+        return self.meta("id_token_signed_response_alg")
+
+    @property
+    def jwks(self) -> dict | None:
+        return self.meta("jwks")
+
+    # -- authlib ClientMixin -------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        uris = self.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return ""
+        allowed = set(scope_to_list(self.meta("scope", "openid profile phone offline_access")))
+        allowed.update(self.allowed_sensitive_scopes or [])
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string match only (OAuth 2.0 Security BCP): no prefixes, no wildcards.
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.client_secret_hash or not client_secret:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_client_secret(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.token_endpoint_auth_method
+        # Introspection and revocation accept any method the client can prove, except none.
+        if method == "none":
+            return endpoint == "revoke" and self.is_public
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.meta("response_types", ["code"])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+class Consent(db.Model):
+    """What a person allowed a client to receive; asked again only for scopes not yet allowed."""
+
+    __tablename__ = "consent"
+
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    granted_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class RefreshToken(db.Model):
+    """A refresh token, stored as its SHA-256 only.
+
+    Tokens issued from one authorization share a ``family_id``; each use rotates the
+    token, and presenting a rotated one again revokes the whole family (OAuth 2.0
+    Security BCP §4.14)."""
+
+    __tablename__ = "refresh_token"
+    __table_args__ = (Index("ix_refresh_token_family", "family_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    family_id: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    auth_time: Mapped[int] = mapped_column(Integer)
+    acr: Mapped[str | None] = mapped_column(String(16))
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[float] = mapped_column(Float, default=_now)
+    expires_at: Mapped[float] = mapped_column(Float)
+    rotated_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    # -- authlib TokenMixin, used by revocation/introspection --------------------
+    def check_client(self, client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return int(self.expires_at - self.issued_at)
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or self.rotated_at is not None
+
+
+class SigningKey(db.Model):
+    """A token-signing key. Kept published after retirement until its tokens expire."""
+
+    __tablename__ = "signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    private_jwk: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    retired_at: Mapped[float | None] = mapped_column(Float)
+
+
+class KVEntry(db.Model):
+    """The embedded short-lived store's table (see ``idp.store.sql``)."""
+
+    __tablename__ = "kv_entry"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

@@ -1,0 +1,52 @@
+"""Which claims each scope releases, and how the consent page describes them."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oidc.core import UserInfo
+from flask_babel import lazy_gettext as _l
+
+from ..identity.masking import mask_id_number
+from ..models import Person
+
+# Scopes that release data a client must be registered for (Client.allowed_sensitive_scopes).
+SENSITIVE_SCOPES = frozenset({"idcard"})
+
+SCOPES_SUPPORTED = ["openid", "profile", "phone", "idcard", "offline_access"]
+
+# What the consent page says each scope gives away, in the person's words.
+SCOPE_DESCRIPTIONS = {
+    "openid": _l("确认您的身份（一个不含个人信息的用户标识）"),
+    "profile": _l("您的姓名和部分隐藏的身份证号码（如 110105********002X）"),
+    "phone": _l("您的手机号码"),
+    "idcard": _l("您的完整身份证号码"),
+    "offline_access": _l("在您离开后继续访问上述信息（长期有效的授权）"),
+}
+
+CLAIMS_SUPPORTED = [
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
+    "name", "id_number_masked", "id_type", "phone_number", "phone_number_verified", "id_number",
+]
+
+
+def user_claims(person: Person, scope: str) -> UserInfo:
+    """Claims about ``person`` released under ``scope`` (ID token and userinfo alike)."""
+    scopes = set(scope_to_list(scope) or [])
+    info = UserInfo(sub=person.id)
+    if "profile" in scopes:
+        info["name"] = person.name
+        info["id_number_masked"] = mask_id_number(person.id_number)
+        info["id_type"] = person.id_kind
+    if "phone" in scopes and person.phone:
+        info["phone_number"] = person.phone
+        info["phone_number_verified"] = True
+    if "idcard" in scopes:
+        # Reaches here only if the client is registered for it (get_allowed_scope
+        # drops it otherwise) and the person consented.
+        info["id_number"] = person.id_number
+        info["id_type"] = person.id_kind
+    return info
+
+
+def describe_scopes(scope: str) -> list[tuple[str, str]]:
+    return [(s, str(SCOPE_DESCRIPTIONS[s])) for s in scope_to_list(scope) if s in SCOPE_DESCRIPTIONS]

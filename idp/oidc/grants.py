@@ -1,0 +1,242 @@
+"""Authlib grants bound to our store and models."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, grants
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import AuthorizationCodeMixin
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.core.grants import OpenIDToken as _OpenIDToken
+from flask import current_app, g
+from joserfc.jwk import KeySet
+
+from ..extensions import db
+from ..models import Person, RefreshToken
+from ..store import store
+from .claims import user_claims
+from .subject import Subject
+from .tokens import issuer, keyring, revoke_grant
+
+log = logging.getLogger(__name__)
+
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_METHODS = CONFIDENTIAL_METHODS + ["none"]
+
+
+class StoredCode(AuthorizationCodeMixin):
+    """An authorization code as kept in the short-lived store."""
+
+    def __init__(self, code: str, data: dict[str, Any]):
+        self.code = code
+        self.data = data
+        self.code_challenge = data.get("code_challenge")
+        self.code_challenge_method = data.get("code_challenge_method")
+
+    def get_redirect_uri(self):
+        return self.data.get("redirect_uri")
+
+    def get_scope(self):
+        return self.data.get("scope", "")
+
+    def get_nonce(self):
+        return self.data.get("nonce")
+
+    def get_auth_time(self):
+        return self.data.get("auth_time")
+
+    def get_acr(self):
+        return self.data.get("acr")
+
+    def get_amr(self):
+        return self.data.get("amr")
+
+
+def _active_person(person_id: str) -> Person | None:
+    person = db.session.get(Person, person_id)
+    return person if person is not None and person.status == "active" else None
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+
+    def validate_authorization_request(self):
+        redirect_uri = super().validate_authorization_request()
+        # PKCE is required of public clients (RFC 9700 §2.1.1), at the authorization
+        # request already, so a code without a challenge is never issued to them.
+        if self.request.client.is_public and not self.request.payload.data.get("code_challenge"):
+            raise InvalidRequestError(
+                "Public clients must use PKCE ('code_challenge' with S256).",
+                redirect_uri=redirect_uri,
+            )
+        return redirect_uri
+
+    def save_authorization_code(self, code, request):
+        ctx = g.idp_auth_context  # set by the authorization view from the SSO session
+        data = request.payload.data
+        record = {
+            "client_id": request.client.get_client_id(),
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.client.get_allowed_scope(request.payload.scope),
+            "person_id": request.user.id,
+            "nonce": data.get("nonce"),
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"),
+            "auth_time": ctx["auth_time"],
+            "acr": ctx.get("acr"),
+            "amr": ctx.get("amr", []),
+            "sid": ctx.get("sid"),
+            "acr_values": data.get("acr_values"),
+            "gid": secrets.token_hex(16),
+        }
+        store().set(f"code:{code}", record, current_app.config["AUTHORIZATION_CODE_TTL"])
+
+    def query_authorization_code(self, code, client):
+        record = store().take(f"code:{code}")
+        if record is None:
+            used = store().get(f"code_used:{code}")
+            if used is not None:
+                # RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                n = revoke_grant(used["gid"])
+                log.warning("authorization code replayed by client %s; revoked %d tokens",
+                            client.get_client_id(), n)
+            return None
+        # Remember the spent code for as long as its tokens could be alive.
+        store().set(f"code_used:{code}", {"gid": record["gid"]},
+                    current_app.config["ACCESS_TOKEN_TTL"] + 60)
+        if record["client_id"] != client.get_client_id():
+            return None
+        return StoredCode(code, record)
+
+    def delete_authorization_code(self, authorization_code):
+        pass  # already taken atomically in query_authorization_code
+
+    def authenticate_user(self, authorization_code: StoredCode):
+        d = authorization_code.data
+        person = _active_person(d["person_id"])
+        if person is None:
+            return None
+        return Subject(person=person, auth_time=d["auth_time"], gid=d["gid"],
+                       acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"))
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        row = db.session.scalar(
+            db.select(RefreshToken).where(
+                RefreshToken.token_hash == RefreshToken.digest(refresh_token)
+            )
+        )
+        if row is None or row.revoked_at is not None or row.is_expired():
+            return None
+        if row.rotated_at is not None:
+            # Reuse of a rotated token: someone holds a copy. Revoke the family.
+            n = revoke_grant(row.family_id)
+            log.warning("refresh token reuse detected for client %s; revoked %d tokens",
+                        row.client_id, n)
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token: RefreshToken):
+        person = _active_person(refresh_token.person_id)
+        if person is None:
+            return None
+        return Subject(person=person, auth_time=refresh_token.auth_time,
+                       gid=refresh_token.family_id, acr=refresh_token.acr,
+                       amr=refresh_token.amr or [], sid=refresh_token.sid)
+
+    def revoke_old_credential(self, refresh_token: RefreshToken):
+        refresh_token.rotated_at = time.time()
+        db.session.commit()
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only: ``plain`` protects nothing against a stolen request."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        super().validate_code_challenge(grant, redirect_uri)
+        data = grant.request.payload.data
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.",
+                                      redirect_uri=redirect_uri)
+
+
+class _IDTokenMixin:
+    """ID-token signing and claims shared by the code and refresh grants."""
+
+    def get_client_algorithm(self, client):
+        return client.id_token_signed_response_alg or current_app.config["DEFAULT_ID_TOKEN_ALG"]
+
+    def resolve_client_private_key(self, client):
+        return keyring().signing_key(self.get_client_algorithm(client))[1]
+
+    def get_encode_header(self, client):
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": keyring().signing_key(alg)[0]}
+
+    def get_client_claims(self, client):
+        return {
+            "iss": issuer(),
+            "aud": [client.get_client_id()],
+            "exp": int(time.time()) + current_app.config["ID_TOKEN_TTL"],
+        }
+
+    def get_compatible_claims(self, request):
+        claims = super().get_compatible_claims(request)
+        user: Subject = request.user
+        claims["auth_time"] = user.auth_time
+        if user.acr:
+            claims["acr"] = user.acr
+        if user.amr:
+            claims["amr"] = user.amr
+        if user.sid:
+            claims["sid"] = user.sid
+        return claims
+
+    def generate_user_info(self, user: Subject, scope):
+        return user_claims(user.person, scope)
+
+
+class OpenIDCode(_IDTokenMixin, _OpenIDCode):
+    def exists_nonce(self, nonce, request):
+        # Nonce replay is the relying party's check (it binds the nonce to its own
+        # session). Checking here would refuse our own resumption of a request
+        # after the login page, which validates the same request twice.
+        return False
+
+
+class OpenIDRefresh(_IDTokenMixin, _OpenIDToken):
+    """A fresh ID token on refresh (OIDC Core §12.2), same sid/auth_time as the first."""
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """``private_key_jwt`` (OIDC Core §9, RFC 7523 §2.2) with ``jti`` replay protection."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self):
+        base = issuer()
+        return [base, base + "/token", base + "/introspect", base + "/revoke"]
+
+    def validate_jti(self, claims, jti):
+        ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + self.leeway)
+        return store().add(f"cajti:{claims['sub']}:{jti}", 1, ttl)
+
+    def resolve_client_public_key(self, client):
+        if not client.jwks:
+            raise InvalidClientError(description="The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)

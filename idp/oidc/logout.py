@@ -1,0 +1,77 @@
+"""Ending sessions: RP-initiated logout and OpenID Connect Back-Channel Logout 1.0.
+
+Logout tokens are signed in the request (keys need the app), then posted by a small
+thread pool with retries, so a slow or dead relying party never holds up the person
+who is signing out. Failures are logged with the client id only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from flask import current_app
+
+from ..extensions import db
+from ..models import Client
+from .tokens import issuer, sign
+
+log = logging.getLogger(__name__)
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bc-logout")
+
+
+def logout_token(client: Client, sub: str, sid: str) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": issuer(), "aud": client.client_id, "iat": now, "exp": now + 120,
+        "jti": secrets.token_urlsafe(16), "sub": sub, "sid": sid,
+        "events": {BACKCHANNEL_EVENT: {}},
+    }
+    alg = client.id_token_signed_response_alg or current_app.config["DEFAULT_ID_TOKEN_ALG"]
+    return sign(claims, alg, typ="logout+jwt")
+
+
+def notify(client_ids: list[str], sub: str, sid: str) -> list:
+    """Send logout tokens to every client of the session that registered a back-channel
+    URI. Returns the futures (tests wait on them; the request does not)."""
+    if not client_ids:
+        return []
+    cfg = current_app.config
+    clients = db.session.scalars(db.select(Client).where(Client.client_id.in_(client_ids))).all()
+    futures = []
+    for client in clients:
+        uri = client.backchannel_logout_uri
+        if not uri:
+            continue
+        token = logout_token(client, sub, sid)
+        futures.append(_pool.submit(
+            _deliver, client.client_id, uri, token, cfg["BACKCHANNEL_LOGOUT_ATTEMPTS"],
+            cfg["BACKCHANNEL_LOGOUT_BACKOFF"], cfg["BACKCHANNEL_LOGOUT_TIMEOUT"]))
+    return futures
+
+
+def _deliver(client_id: str, uri: str, token: str, attempts: int, backoff: float,
+             timeout: float) -> bool:
+    delay = backoff
+    for attempt in range(1, attempts + 1):
+        try:
+            resp = requests.post(uri, data={"logout_token": token}, timeout=timeout,
+                                 headers={"Cache-Control": "no-store"})
+            if resp.status_code in (200, 204):
+                log.info("back-channel logout delivered to %s", client_id)
+                return True
+            reason = f"HTTP {resp.status_code}"
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+        log.warning("back-channel logout to %s failed (attempt %d/%d): %s",
+                    client_id, attempt, attempts, reason)
+        if attempt < attempts:
+            time.sleep(delay)
+            delay *= 2
+    log.error("back-channel logout to %s abandoned after %d attempts", client_id, attempts)
+    return False

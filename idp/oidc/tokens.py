@@ -1,0 +1,173 @@
+"""Access tokens (RFC 9068 JWTs), refresh tokens, and revocation of whole grants."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, g
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from ..extensions import db
+from ..models import RefreshToken
+from ..store import store
+from .subject import Subject
+
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+def keyring():
+    return current_app.extensions["idp.keys"]
+
+
+def issuer() -> str:
+    return current_app.config["ISSUER"]
+
+
+def resource_audience() -> str:
+    """The default resource indicator for access tokens: this provider's own APIs."""
+    return issuer()
+
+
+def sign(claims: dict[str, Any], alg: str, typ: str | None = None) -> str:
+    kid, key = keyring().signing_key(alg)
+    header = {"alg": alg, "kid": kid}
+    if typ:
+        header["typ"] = typ
+    return jwt.encode(header, claims, key, algorithms=[alg])
+
+
+def generate_access_token(client, grant_type, user: Subject | None, scope: str) -> str:
+    now = int(time.time())
+    jti = secrets.token_urlsafe(16)
+    claims: dict[str, Any] = {
+        "iss": issuer(),
+        "aud": resource_audience(),
+        "client_id": client.get_client_id(),
+        "iat": now,
+        "exp": now + current_app.config["ACCESS_TOKEN_TTL"],
+        "jti": jti,
+        "scope": scope or "",
+    }
+    if user is not None:
+        claims["sub"] = user.person.id
+        claims["auth_time"] = user.auth_time
+        if user.acr:
+            claims["acr"] = user.acr
+        if user.amr:
+            claims["amr"] = user.amr
+    else:
+        claims["sub"] = client.get_client_id()
+    g.idp_issued_jti = jti
+    return sign(claims, current_app.config["ACCESS_TOKEN_ALG"], typ=ACCESS_TOKEN_TYP)
+
+
+def generate_refresh_token(client, grant_type, user, scope) -> str:
+    return secrets.token_urlsafe(32)
+
+
+def expires_in(client, grant_type) -> int:
+    return current_app.config["ACCESS_TOKEN_TTL"]
+
+
+def save_token(token: dict, request) -> None:
+    """Record what was issued: the refresh token row, and the access token's jti under
+    its grant so that revoking the grant reaches the access token too."""
+    user: Subject | None = request.user
+    cfg = current_app.config
+    if user is None:
+        return
+    jti = g.pop("idp_issued_jti", None)
+    if jti:
+        store().append(f"gjti:{user.gid}", jti, cfg["ACCESS_TOKEN_TTL"] + 60)
+    if token.get("refresh_token"):
+        now = time.time()
+        db.session.add(
+            RefreshToken(
+                token_hash=RefreshToken.digest(token["refresh_token"]),
+                family_id=user.gid,
+                client_id=request.client.get_client_id(),
+                person_id=user.person.id,
+                scope=token.get("scope", ""),
+                auth_time=user.auth_time,
+                acr=user.acr,
+                amr=user.amr,
+                sid=user.sid,
+                issued_at=now,
+                expires_at=now + cfg["REFRESH_TOKEN_TTL"],
+            )
+        )
+        db.session.commit()
+
+
+class InvalidAccessToken(Exception):
+    pass
+
+
+@dataclass
+class AccessToken:
+    """A verified access token, shaped for Authlib's revocation/introspection endpoints."""
+
+    claims: dict[str, Any]
+
+    def check_client(self, client) -> bool:
+        return self.claims.get("client_id") == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.claims.get("scope", "")
+
+    def get_expires_in(self) -> int:
+        return int(self.claims["exp"] - self.claims["iat"])
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.claims["exp"]
+
+    def is_revoked(self) -> bool:
+        return store().get(f"revoked:{self.claims['jti']}") is not None
+
+
+def decode_access_token(token: str, *, audience: str | None = None) -> AccessToken:
+    """Verify signature, type, issuer, expiry and audience; revocation is the caller's check
+    (introspection must still parse a revoked token to say it is inactive)."""
+    try:
+        decoded = jwt.decode(token, keyring().public_keys(), algorithms=keyring().algorithms())
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidAccessToken("signature or format") from exc
+    if decoded.header.get("typ", "").lower() not in (ACCESS_TOKEN_TYP, "application/at+jwt"):
+        raise InvalidAccessToken("not an access token")
+    claims = decoded.claims
+    if claims.get("iss") != issuer():
+        raise InvalidAccessToken("issuer")
+    if not isinstance(claims.get("exp"), int) or not claims.get("jti"):
+        raise InvalidAccessToken("claims")
+    aud = claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    if audience is not None and audience not in auds:
+        raise InvalidAccessToken("audience")
+    return AccessToken(claims)
+
+
+def revoke_access_token(claims: dict[str, Any]) -> None:
+    ttl = max(1, claims["exp"] - int(time.time()) + 1)
+    store().set(f"revoked:{claims['jti']}", 1, ttl)
+
+
+def revoke_grant(gid: str) -> int:
+    """Revoke every refresh token of a grant and every access token issued from it."""
+    now = time.time()
+    rows = db.session.scalars(
+        db.select(RefreshToken).where(
+            RefreshToken.family_id == gid, RefreshToken.revoked_at.is_(None)
+        )
+    ).all()
+    for row in rows:
+        row.revoked_at = now
+    db.session.commit()
+    ttl = current_app.config["ACCESS_TOKEN_TTL"] + 60
+    jtis = store().members(f"gjti:{gid}")
+    for jti in jtis:
+        store().set(f"revoked:{jti}", 1, ttl)
+    return len(rows) + len(jtis)

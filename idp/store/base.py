@@ -1,0 +1,46 @@
+"""The store interface. Values are JSON documents; every key has a time to live."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class Store(ABC):
+    @abstractmethod
+    def get(self, key: str) -> Any | None:
+        """The value, or None when absent or expired."""
+
+    @abstractmethod
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        """Write (or overwrite) with a fresh time to live."""
+
+    @abstractmethod
+    def add(self, key: str, value: Any, ttl: float) -> bool:
+        """Write only if absent; True if written. The basis of replay detection."""
+
+    @abstractmethod
+    def take(self, key: str) -> Any | None:
+        """Read and delete in one atomic step, so a single-use value is used once."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def incr(self, key: str, ttl: float) -> int:
+        """Add one; the time to live starts with the first increment (a fixed window)."""
+
+    @abstractmethod
+    def append(self, key: str, value: Any, ttl: float) -> None:
+        """Add to a list and extend the list's time to live."""
+
+    @abstractmethod
+    def members(self, key: str) -> list[Any]:
+        """The list written by ``append`` (empty when absent)."""
+
+    @abstractmethod
+    def touch(self, key: str, ttl: float) -> bool:
+        """Extend the time to live; False when the key is gone."""
+
+    def ping(self) -> bool:
+        return True

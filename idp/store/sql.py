@@ -1,0 +1,141 @@
+"""Embedded backend: the ``kv_entry`` table of the main database.
+
+Used when no Redis is configured, so a single SQLite file is the whole deployment.
+Each call runs in its own short transaction on its own connection, never in the
+ORM session of the request, so a store write is visible to other workers at once.
+Expired rows are invisible to reads and swept now and then by writes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from sqlalchemy import Integer as _INT
+from sqlalchemy import Text as _TEXT
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..models import KVEntry
+from .base import Store
+
+_T = KVEntry.__table__
+_SWEEP_EVERY = 200  # writes, on average, between sweeps of expired rows
+
+
+class SQLStore(Store):
+    def __init__(self, engine_factory):
+        self._engine_factory = engine_factory
+
+    @property
+    def engine(self):
+        return self._engine_factory()
+
+    def _live(self, conn, key: str):
+        row = conn.execute(select(_T.c.value, _T.c.expires_at).where(_T.c.key == key)).first()
+        if row is None or row.expires_at <= time.time():
+            return None
+        return row
+
+    def _maybe_sweep(self, conn) -> None:
+        # Not a security decision: only spreads the cost of deleting dead rows.
+        if random.randrange(_SWEEP_EVERY) == 0:  # noqa: S311
+            conn.execute(delete(_T).where(_T.c.expires_at <= time.time()))
+
+    def get(self, key):
+        with self.engine.connect() as conn:
+            row = self._live(conn, key)
+        return None if row is None else json.loads(row.value)
+
+    def set(self, key, value, ttl):
+        data, exp = json.dumps(value), time.time() + ttl
+        with self.engine.begin() as conn:
+            self._maybe_sweep(conn)
+            done = conn.execute(update(_T).where(_T.c.key == key).values(value=data, expires_at=exp))
+            if done.rowcount == 0:
+                self._insert_or_replace(conn, key, data, exp)
+
+    def _insert_or_replace(self, conn, key, data, exp):
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(_T).values(key=key, value=data, expires_at=exp))
+        except IntegrityError:
+            conn.execute(update(_T).where(_T.c.key == key).values(value=data, expires_at=exp))
+
+    def add(self, key, value, ttl):
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._maybe_sweep(conn)
+            conn.execute(delete(_T).where(_T.c.key == key, _T.c.expires_at <= now))
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(_T).values(key=key, value=json.dumps(value), expires_at=now + ttl)
+                    )
+            except IntegrityError:
+                return False
+        return True
+
+    def take(self, key):
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                delete(_T).where(_T.c.key == key).returning(_T.c.value, _T.c.expires_at)
+            ).first()
+        if row is None or row.expires_at <= time.time():
+            return None
+        return json.loads(row.value)
+
+    def delete(self, key):
+        with self.engine.begin() as conn:
+            conn.execute(delete(_T).where(_T.c.key == key))
+
+    def incr(self, key, ttl):
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = self._live(conn, key)
+            if row is None:
+                conn.execute(delete(_T).where(_T.c.key == key))
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(_T).values(key=key, value="1", expires_at=now + ttl))
+                    return 1
+                except IntegrityError:
+                    pass
+            conn.execute(
+                update(_T)
+                .where(_T.c.key == key)
+                .values(value=(_T.c.value.cast(_INT) + 1).cast(_TEXT))
+            )
+            return int(conn.execute(select(_T.c.value).where(_T.c.key == key)).scalar_one())
+
+    def append(self, key, value, ttl):
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(_T.c.value, _T.c.expires_at).where(_T.c.key == key).with_for_update()
+            ).first()
+            items = json.loads(row.value) if row is not None and row.expires_at > now else []
+            items.append(value)
+            exp = max(now + ttl, row.expires_at if row is not None else 0)
+            if row is None:
+                self._insert_or_replace(conn, key, json.dumps(items), exp)
+            else:
+                conn.execute(
+                    update(_T).where(_T.c.key == key).values(value=json.dumps(items), expires_at=exp)
+                )
+
+    def members(self, key) -> list[Any]:
+        return self.get(key) or []
+
+    def touch(self, key, ttl):
+        now = time.time()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_T)
+                .where(_T.c.key == key, _T.c.expires_at > now)
+                .values(expires_at=now + ttl)
+            )
+        return done.rowcount > 0
+
