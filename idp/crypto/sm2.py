@@ -87,9 +87,12 @@ _OID_SM2 = bytes.fromhex("06082a811ccf5501822d")  # 1.2.156.10197.1.301
 _SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200") + b"\x04"
 _CURVE_Z_PART = b"".join(v.to_bytes(_COORD, "big") for v in (A, B, GX, GY))
 
-# OSSL_KEYMGMT_SELECT_*: EVP_PKEY_KEYPAIR and EVP_PKEY_PUBLIC_KEY.
+# OSSL_KEYMGMT_SELECT_*: EVP_PKEY_KEYPAIR.
 _SELECT_KEYPAIR = 0x87
-_SELECT_PUBLIC = 0x86
+# OpenSSL keeps these ``const char *`` in its encoder context without copying them:
+# they must outlive the call, so they are module constants, never temporaries.
+_OUTPUT_TYPES = {"PEM": b"PEM", "DER": b"DER"}
+_PRIVATE_KEY_INFO = b"PrivateKeyInfo"
 
 
 class SM2Error(Exception):
@@ -361,12 +364,16 @@ def _pem(label: str, der: bytes) -> bytes:
     return b"\n".join([head, *lines, tail]) + b"\n"
 
 
-def _pkcs8_der(d: int) -> bytearray:
-    """PKCS#8 ``PrivateKeyInfo`` holding ``ECPrivateKey { 1, d }`` on the SM2 curve.
-    The public key is left out: OpenSSL derives it (``d·G``, constant-time ladder)."""
-    ec_private_key = _der_tlv(0x30, b"\x02\x01\x01" + _der_tlv(0x04, d.to_bytes(_COORD, "big")))
+def _pkcs8_der(d: int, point: bytes | None = None) -> bytearray:
+    """PKCS#8 ``PrivateKeyInfo`` holding ``ECPrivateKey { 1, d [, publicKey] }`` on the
+    SM2 curve. Without ``point`` OpenSSL derives the public key (``d·G``, by its
+    constant-time ladder)."""
+    body = b"\x02\x01\x01" + _der_tlv(0x04, d.to_bytes(_COORD, "big"))
+    if point is not None:
+        body += _der_tlv(0xA1, _der_tlv(0x03, b"\x00" + point))
     algorithm = _der_tlv(0x30, _OID_EC_PUBLIC_KEY + _OID_SM2)
-    return bytearray(_der_tlv(0x30, b"\x02\x01\x00" + algorithm + _der_tlv(0x04, ec_private_key)))
+    inner = _der_tlv(0x04, _der_tlv(0x30, body))
+    return bytearray(_der_tlv(0x30, b"\x02\x01\x00" + algorithm + inner))
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,8 +509,15 @@ class SM2PrivateKey:
             pkey = _pkey_from_der(ffi, lib, der, private=True)
         finally:
             der[:] = bytes(len(der))
-        x, y = _decode_point(_pub_of(ffi, lib, pkey))
-        return cls(pkey, SM2PublicKey(x, y))
+        public = SM2PublicKey.from_encoded_point(_pub_of(ffi, lib, pkey))
+        # Load it again with the public key inside, so that the PKCS#8 OpenSSL writes
+        # for it carries the public key too, as ``openssl genpkey`` output does.
+        der = _pkcs8_der(d, public.encoded_point())
+        try:
+            pkey = _pkey_from_der(ffi, lib, der, private=True)
+        finally:
+            der[:] = bytes(len(der))
+        return cls(pkey, public)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SM2PrivateKey:
@@ -537,11 +551,12 @@ class SM2PrivateKey:
         self, encoding: Literal["PEM", "DER"] = "PEM", password: bytes | str | None = None
     ) -> bytes:
         """PKCS#8, written by OpenSSL; with ``password``, encrypted (PBES2, AES-256-CBC)."""
-        if encoding not in ("PEM", "DER"):
+        output_type = _OUTPUT_TYPES.get(encoding)
+        if output_type is None:
             raise ValueError(f"unknown encoding {encoding!r}")
         ffi, lib = _openssl()
         ctx = lib.OSSL_ENCODER_CTX_new_for_pkey(
-            self._pkey, _SELECT_KEYPAIR, encoding.encode(), b"PrivateKeyInfo", ffi.NULL
+            self._pkey, _SELECT_KEYPAIR, output_type, _PRIVATE_KEY_INFO, ffi.NULL
         )
         if ctx == ffi.NULL:
             raise _error(lib, ffi, "cannot encode the SM2 private key")

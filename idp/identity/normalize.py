@@ -16,11 +16,12 @@ Chinese input methods actually produce.
 
 from __future__ import annotations
 
-# Full-width forms U+FF10..U+FF5A ("０".."ｚ", including the punctuation in
-# between) sit exactly 0xFEE0 above their ASCII counterparts.
+# The full-width ASCII block U+FF01..U+FF5E ("！".."～") sits exactly 0xFEE0
+# above ASCII 0x21..0x7E.  Besides the digits and letters (U+FF10..U+FF5A)
+# it holds the "＋" of "＋８６" and the full-width hyphen-minus.
 _FULLWIDTH_OFFSET = 0xFEE0
-_FULLWIDTH_FIRST = 0xFF10
-_FULLWIDTH_LAST = 0xFF5A
+_FULLWIDTH_FIRST = 0xFF01
+_FULLWIDTH_LAST = 0xFF5E
 
 #: Characters that only ever separate groups of an identifier.  Besides ASCII
 #: white space this covers the ideographic space U+3000 and NBSP (both
@@ -29,8 +30,8 @@ _FULLWIDTH_LAST = 0xFF5A
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 
 #: Hyphen look-alikes people use to group digits ("110105-19491231-002X",
-#: "138-0000-0000", "12345678-9").  U+FF0D is the full-width hyphen-minus;
-#: it lies just below the folded range, so it is listed explicitly.
+#: "138-0000-0000", "12345678-9").  U+FF0D, the full-width hyphen-minus, is
+#: folded to "-" anyway; it is listed for the ``keep_hyphens=False`` table.
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 
 _TRANSLATION: dict[int, int | None] = {
@@ -39,9 +40,7 @@ _TRANSLATION: dict[int, int | None] = {
 # ASCII-only upper-casing (see the module docstring for why not str.upper()).
 _TRANSLATION.update({code: code - 32 for code in range(ord("a"), ord("z") + 1)})
 # Full-width lower-case letters fold straight to ASCII upper case.
-_TRANSLATION.update(
-    {code: code - _FULLWIDTH_OFFSET - 32 for code in range(0xFF41, _FULLWIDTH_LAST + 1)}
-)
+_TRANSLATION.update({code: code - _FULLWIDTH_OFFSET - 32 for code in range(0xFF41, 0xFF5A + 1)})
 _TRANSLATION.update({ord(c): None for c in _INVISIBLE})
 
 _TRANSLATION_KEEP_HYPHENS = dict(_TRANSLATION)
@@ -49,7 +48,7 @@ _TRANSLATION.update({ord(c): None for c in HYPHENS})
 
 
 def to_halfwidth(text: str) -> str:
-    """Fold full-width digits, letters and ASCII punctuation (U+FF10–U+FF5A) to ASCII.
+    """Fold the full-width ASCII block (U+FF01–U+FF5E: digits, letters, "＋", ...) to ASCII.
 
     Nothing else is changed; in particular case is preserved.
     """
