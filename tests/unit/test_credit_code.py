@@ -89,7 +89,12 @@ def test_python_stdnum_doc_example() -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["91350100m000100y43", " 9135 0100 M000 100Y 43 ", "91350100-M000100Y4-3", "９１３５０１００Ｍ０００１００Ｙ４３"],
+    [
+        "91350100m000100y43",
+        " 9135 0100 M000 100Y 43 ",
+        "91350100-M000100Y4-3",
+        "９１３５０１００Ｍ０００１００Ｙ４３",
+    ],
 )
 def test_normalises_user_typing(typed: str) -> None:
     assert parse_credit_code(typed).code == "91350100M000100Y43"
@@ -298,7 +303,11 @@ def test_compute_functions_validate_input() -> None:
 # --------------------------------------------------------------------------
 # Property-based tests
 
-PROVINCES = "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 10"
+# Mainland province-level codes plus 10 (national level).
+PROVINCES = (
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+    "50 51 52 53 54 61 62 63 64 65 10"
+)
 
 authority_and_type = st.sampled_from(
     [a + t for a, authority in AUTHORITIES.items() for t in authority.org_types]

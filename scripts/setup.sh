@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Prepare this checkout: a virtualenv with the project and its dependencies.
+# Idempotent; safe to run on every start. Usage: scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_updated=0
+apt_install() {
+  if [ $apt_updated -eq 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3.12 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PY=$cand; break
+    fi
+  done
+fi
+if [ -z "$PY" ]; then
+  apt_install python3 python3-venv python3-dev
+  PY=python3
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv; "$PY" -m venv .venv; }
+fi
+stamp=.venv/.idp-installed
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || { [ $want_test -eq 1 ] && ! grep -q test "$stamp"; }; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  if [ $want_test -eq 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+    echo test > "$stamp"
+  else
+    .venv/bin/python -m pip install -q -e .
+    echo run > "$stamp"
+  fi
+fi
+
+if [ $want_test -eq 1 ]; then
+  command -v chromium >/dev/null || apt_install chromium
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  command -v openssl >/dev/null || apt_install openssl
+  if [ -f tests/e2e/package.json ]; then
+    if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules ]; then
+      if [ -f tests/e2e/package-lock.json ]; then npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
+      else npm install --prefix tests/e2e --no-audit --no-fund >/dev/null; fi
+      touch tests/e2e/node_modules
+    fi
+  fi
+fi
