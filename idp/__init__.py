@@ -72,6 +72,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(authn_bp)
+    app.before_request(_fresh_request_state)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)
     app.after_request(_security_headers)
@@ -94,6 +95,16 @@ def _tune_sqlite(engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+
+def _fresh_request_state() -> None:
+    # ``g`` lives as long as the app context, and an app context that is already
+    # pushed (CLI commands, tests, background jobs) is reused by requests; per-request
+    # values must not leak from one request into the next.
+    from flask import g
+
+    for name in [n for n in g if n.startswith("idp_")]:
+        g.pop(name)
 
 
 def _security_headers(response):

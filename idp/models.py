@@ -128,7 +128,7 @@ class Client(db.Model, ClientMixin):
             return method == self.token_endpoint_auth_method
         # Introspection and revocation accept any method the client can prove, except none.
         if method == "none":
-            return endpoint == "revoke" and self.is_public
+            return endpoint == "revocation" and self.is_public
         return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:

@@ -20,7 +20,8 @@ from ..store import store
 class LoginResult:
     person: Person | None = None
     error: str | None = None  # machine code: invalid_number, bad_credentials, locked
-    detail: str | None = None  # readable text for invalid_number
+    detail: str | None = None  # readable text for invalid_number (Chinese)
+    detail_en: str | None = None
 
 
 def _looks_like_phone(text: str) -> bool:
@@ -33,10 +34,10 @@ def _looks_like_phone(text: str) -> bool:
                             or (len(s) == 15 and s.startswith("0086")))
 
 
-def find_person(username: str) -> tuple[Person | None, str | None, str]:
+def find_person(username: str) -> tuple[Person | None, Exception | None, str]:
     """Resolve a typed username to a person.
 
-    Returns (person, error_text, lockout_key). The lockout key is derived from the
+    Returns (person, validation_error, lockout_key). The lockout key is derived from the
     normalised identifier whether or not an account exists, so an unknown number
     locks exactly like a known one and lockout reveals nothing."""
     text = (username or "").strip()
@@ -44,13 +45,13 @@ def find_person(username: str) -> tuple[Person | None, str | None, str]:
         try:
             phone = normalize_phone(text)
         except InvalidPhone as exc:
-            return None, str(exc.message), _lock_key("phone:" + text)
+            return None, exc, _lock_key("phone:" + text)
         person = db.session.scalar(db.select(Person).where(Person.phone == phone))
         return person, None, _lock_key("phone:" + phone)
     try:
         parsed = parse_person_id(text)
     except InvalidIdNumber as exc:
-        return None, exc.message, _lock_key("id:" + text)
+        return None, exc, _lock_key("id:" + text)
     person = db.session.scalar(db.select(Person).where(Person.id_number == parsed.number))
     return person, None, _lock_key("id:" + parsed.number)
 
@@ -69,7 +70,8 @@ def authenticate(username: str, password: str) -> LoginResult:
     cfg = current_app.config
     person, number_error, lock_key = find_person(username)
     if number_error:
-        return LoginResult(error="invalid_number", detail=number_error)
+        return LoginResult(error="invalid_number", detail=number_error.message,
+                           detail_en=number_error.message_en)
     if is_locked(lock_key):
         return LoginResult(error="locked")
     ok = verify_password(person.password_hash if person else None, password or "")

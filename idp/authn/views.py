@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ..extensions import db
@@ -43,7 +44,7 @@ def login():
             return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
         log.info("sign-in refused: %s", result.error)
         if result.error == "invalid_number":
-            error = result.detail
+            error = result.detail_en if str(get_locale()) == "en" else result.detail
         elif result.error == "locked":
             error = _("登录失败次数过多，账号已暂时锁定，请 %(minutes)d 分钟后再试。",
                       minutes=max(1, current_app.config["LOCKOUT_SECONDS"] // 60))

@@ -30,7 +30,8 @@ _MASK = "*"
 # least 11 digits/spaces/hyphens; it starts with a character class, which
 # lets the regex engine skip most of a log line cheaply, and most log lines
 # have no such run at all.  Stage 2 (_PII_PATTERN) runs only on those runs
-# (widened a little for a leading "+" or a trailing "X").
+# (widened a little for a trailing "X"; a leading "+" need not be in the
+# window because masking only ever replaces digits).
 # Every stage-2 alternative is anchored so that it never matches inside a
 # longer run of digits (order numbers, millisecond timestamps stay readable):
 #   id18  - 17 digits + digit or X (resident ID, permits, foreigner ID)
@@ -123,7 +124,7 @@ def mask_text(text: str) -> str:
         # and one more so that the (?![0-9]) after that "X" sees the real
         # next character (endpos hides everything beyond it).  Lookbehind
         # does see characters before ``pos``.
-        window_start = max(candidate.start() - 1, done)
+        window_start = max(candidate.start(), done)
         window_end = candidate.end() + 2
         for match in _PII_PATTERN.finditer(text, window_start, window_end):
             pieces.append(text[done : match.start()])

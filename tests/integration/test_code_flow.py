@@ -7,7 +7,7 @@ import time
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.helpers import (CITIZEN_ID, exchange, get_code, make_client, tokens_for)
+from tests.helpers import CITIZEN_ID, exchange, get_code, make_client, tokens_for
 
 
 def _verify_id_token(client, token: str):

@@ -1,0 +1,441 @@
+// An independent relying party: openid-client (5.x) against a running provider.
+//
+// The browser part is plain HTTP: fetch with redirects handled here and a small cookie
+// jar, so every hop of /authorize -> /login -> /consent -> redirect_uri is visible.
+// Everything a relying party must check (state, iss, PKCE, ID-token signature, nonce,
+// at_hash, userinfo sub) is left to openid-client.
+//
+// Input: a JSON object in the RP_CONFIG environment variable (or a file named by the
+// first argument):
+//   { "scenario": "full" | "private_key_jwt" | "wrong_secret" | "public_revoke",
+//     "issuer": "http://127.0.0.1:PORT",
+//     "username": "...", "password": "...", "scope": "openid profile",
+//     "client": { "client_id", "client_secret"?, "redirect_uri",
+//                 "token_endpoint_auth_method", "jwk"? (private, for private_key_jwt) },
+//     "wrong_secret"?: "..." }
+// Output: one JSON object on stdout: { scenario, completed, steps: { name: {...} } }.
+// Each step records outcome "ok" or "error" (with the OAuth error code); the caller
+// decides which outcome each step should have had.
+
+import { readFileSync } from 'node:fs';
+
+import { custom, errors, generators, Issuer } from 'openid-client';
+
+const config = JSON.parse(
+  process.argv[2] ? readFileSync(process.argv[2], 'utf8') : process.env.RP_CONFIG || '{}',
+);
+custom.setHttpOptionsDefaults({ timeout: 15000 });
+
+const out = { scenario: config.scenario, completed: false, steps: {} };
+
+class Halt extends Error {}
+
+function describe(err) {
+  const d = { name: err && err.constructor ? err.constructor.name : typeof err };
+  if (err instanceof errors.OPError) {
+    d.error = err.error;
+    d.error_description = err.error_description;
+    if (err.response) d.status = err.response.statusCode;
+  } else {
+    d.message = String(err && err.message ? err.message : err);
+  }
+  return d;
+}
+
+// A step whose failure leaves nothing for later steps to work with.
+async function must(name, fn) {
+  try {
+    const detail = await fn();
+    out.steps[name] = { outcome: 'ok', ...(detail || {}) };
+    return detail;
+  } catch (err) {
+    out.steps[name] = { outcome: 'error', error: describe(err) };
+    throw new Halt(name);
+  }
+}
+
+// A step that may be meant to fail (the caller asserts which).
+async function attempt(name, fn) {
+  try {
+    const detail = await fn();
+    out.steps[name] = { outcome: 'ok', ...(detail || {}) };
+    return detail;
+  } catch (err) {
+    out.steps[name] = { outcome: 'error', error: describe(err) };
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- browser part
+
+const jar = new Map(); // hostname -> Map(cookie name -> value); cookies ignore ports
+
+function cookieHeader(url) {
+  const cookies = jar.get(new URL(url).hostname);
+  if (!cookies || cookies.size === 0) return undefined;
+  return [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+}
+
+function storeCookies(url, res) {
+  const host = new URL(url).hostname;
+  if (!jar.has(host)) jar.set(host, new Map());
+  const cookies = jar.get(host);
+  for (const line of res.headers.getSetCookie()) {
+    const [pair, ...attrs] = line.split(';');
+    const eq = pair.indexOf('=');
+    if (eq < 0) continue;
+    const name = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    let expired = false;
+    for (const attr of attrs) {
+      const i = attr.indexOf('=');
+      const key = (i < 0 ? attr : attr.slice(0, i)).trim().toLowerCase();
+      const val = i < 0 ? '' : attr.slice(i + 1).trim();
+      if (key === 'max-age' && Number(val) <= 0) expired = true;
+      if (key === 'expires' && Date.parse(val) < Date.now()) expired = true;
+    }
+    if (expired) cookies.delete(name);
+    else cookies.set(name, value);
+  }
+}
+
+async function http(url, { method = 'GET', form } = {}) {
+  const headers = { accept: 'text/html,application/xhtml+xml' };
+  const cookie = cookieHeader(url);
+  if (cookie) headers.cookie = cookie;
+  let body;
+  if (form) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    body = new URLSearchParams(form).toString();
+  }
+  const res = await fetch(url, { method, headers, body, redirect: 'manual' });
+  storeCookies(url, res);
+  return res;
+}
+
+function unescapeHtml(s) {
+  return s
+    .replace(/&#(\d+);/g, (_, n) => String.fromCodePoint(Number(n)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCodePoint(parseInt(n, 16)))
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+function attributes(tag) {
+  const attrs = {};
+  for (const m of tag.matchAll(/([a-zA-Z_:-]+)\s*=\s*"([^"]*)"/g)) {
+    attrs[m[1].toLowerCase()] = unescapeHtml(m[2]);
+  }
+  return attrs;
+}
+
+// The first POST form of a page: its action (absolute) and hidden fields.
+function parseForm(html, pageUrl) {
+  const formTag = html.match(/<form\b[^>]*method="post"[^>]*>/i);
+  if (!formTag) throw new Error(`no POST form on ${pageUrl}`);
+  const action = new URL(attributes(formTag[0]).action || pageUrl, pageUrl).href;
+  const hidden = {};
+  for (const m of html.matchAll(/<input\b[^>]*>/gi)) {
+    const a = attributes(m[0]);
+    if (a.type === 'hidden' && a.name) hidden[a.name] = a.value ?? '';
+  }
+  return { action, hidden };
+}
+
+function pageSummary(html) {
+  const h1 = html.match(/<h1[^>]*>([\s\S]*?)<\/h1>/i);
+  const err = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
+  return [h1 && h1[1].trim(), err && err[1].trim()].filter(Boolean).join(' / ');
+}
+
+// Follows the authorization request as a browser would; returns the callback URL.
+async function signIn(authorizationUrl, redirectUri) {
+  const trail = [];
+  let loginForm = null;
+  let loginShown = false;
+  let consentShown = false;
+  let url = authorizationUrl;
+  let method = 'GET';
+  let form;
+  for (let hop = 0; hop < 20; hop += 1) {
+    const res = await http(url, { method, form });
+    const path = new URL(url).pathname;
+    trail.push(`${method} ${path} ${res.status}`);
+    if (res.status >= 300 && res.status < 400) {
+      const next = new URL(res.headers.get('location'), url).href;
+      if (next.startsWith(redirectUri)) {
+        return { callbackUrl: next, trail, loginShown, consentShown, loginForm };
+      }
+      url = next;
+      method = 'GET';
+      form = undefined;
+      continue;
+    }
+    const html = await res.text();
+    if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${pageSummary(html)}`);
+    if (/name="password"/.test(html) && path === '/login') {
+      if (loginShown) throw new Error(`login refused: ${pageSummary(html)}`);
+      loginShown = true;
+      const f = parseForm(html, url);
+      loginForm = { has_csrf_token: Boolean(f.hidden.csrf_token), has_rid: Boolean(f.hidden.rid) };
+      url = f.action;
+      method = 'POST';
+      form = { ...f.hidden, username: config.username, password: config.password };
+    } else if (/name="consent"/.test(html) && path === '/consent') {
+      if (consentShown) throw new Error('consent page shown twice');
+      consentShown = true;
+      const f = parseForm(html, url);
+      url = f.action;
+      method = 'POST';
+      form = { ...f.hidden, consent: 'allow' };
+    } else {
+      throw new Error(`unexpected page at ${path}: ${pageSummary(html)}`);
+    }
+  }
+  throw new Error(`too many hops: ${trail.join(', ')}`);
+}
+
+// ---------------------------------------------------------------- relying party
+
+function makeClient(issuer, c, secretOverride) {
+  const metadata = {
+    client_id: c.client_id,
+    redirect_uris: [c.redirect_uri],
+    response_types: ['code'],
+    token_endpoint_auth_method: c.token_endpoint_auth_method,
+    // The provider's default; openid-client would otherwise insist on RS256.
+    id_token_signed_response_alg: 'ES256',
+  };
+  const secret = secretOverride ?? c.client_secret;
+  if (secret) metadata.client_secret = secret;
+  let jwks;
+  if (c.jwk) {
+    metadata.token_endpoint_auth_signing_alg = c.jwk.alg || 'ES256';
+    jwks = { keys: [c.jwk] };
+  }
+  return new issuer.Client(metadata, jwks);
+}
+
+const isJwt = (s) => typeof s === 'string' && s.split('.').length === 3;
+
+async function authorizeAndCallback(issuer, client, rp) {
+  const codeVerifier = generators.codeVerifier();
+  const state = generators.state();
+  const nonce = generators.nonce();
+  const authUrl = client.authorizationUrl({
+    scope: config.scope || 'openid profile',
+    code_challenge: generators.codeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+  const flow = await must('authorize', async () => {
+    const r = await signIn(authUrl, rp.redirect_uri);
+    const q = new URL(r.callbackUrl).searchParams;
+    return {
+      trail: r.trail,
+      login_shown: r.loginShown,
+      consent_shown: r.consentShown,
+      login_form: r.loginForm,
+      has_code: q.has('code'),
+      iss_param: q.get('iss'),
+      state_echoed: q.get('state') === state,
+      callbackUrl: r.callbackUrl,
+    };
+  });
+  const params = client.callbackParams(flow.callbackUrl);
+  delete out.steps.authorize.callbackUrl;
+  return { params, checks: { state, nonce, code_verifier: codeVerifier } };
+}
+
+async function callbackStep(name, client, rp, params, checks) {
+  return must(name, async () => {
+    const ts = await client.callback(rp.redirect_uri, params, checks);
+    const claims = ts.claims();
+    return {
+      tokenSet: ts,
+      token_type: ts.token_type,
+      access_token_is_jwt: isJwt(ts.access_token),
+      has_refresh_token: Boolean(ts.refresh_token),
+      expires_in: ts.expires_in,
+      scope: ts.scope,
+      id_token_claims: {
+        iss: claims.iss,
+        aud: claims.aud,
+        sub: claims.sub,
+        nonce_matches: claims.nonce === checks.nonce,
+        sid: Boolean(claims.sid),
+        amr: claims.amr,
+        acr: claims.acr,
+        name: claims.name,
+        id_number_masked: claims.id_number_masked,
+        at_hash: Boolean(claims.at_hash),
+      },
+    };
+  });
+}
+
+function hideTokenSet(name) {
+  delete out.steps[name].tokenSet;
+}
+
+async function introspect(name, client, token, hint) {
+  return attempt(name, async () => {
+    const r = await client.introspect(token, hint);
+    return { active: r.active, client_id: r.client_id, sub: r.sub, token_type: r.token_type };
+  });
+}
+
+async function userinfo(name, client, tokenSetOrToken) {
+  return attempt(name, async () => {
+    const u = await client.userinfo(tokenSetOrToken);
+    return { sub: u.sub, name: u.name, id_number_masked: u.id_number_masked,
+      phone_number: u.phone_number };
+  });
+}
+
+async function refresh(name, client, refreshToken) {
+  return attempt(name, async () => {
+    const ts = await client.refresh(refreshToken);
+    return {
+      tokenSet: ts,
+      refresh_token_rotated: Boolean(ts.refresh_token) && ts.refresh_token !== refreshToken,
+      has_id_token: Boolean(ts.id_token),
+      id_token_sub: ts.id_token ? ts.claims().sub : null,
+      id_token_sid: ts.id_token ? ts.claims().sid : null,
+    };
+  });
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async function full(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  const first = await callbackStep('callback', client, rp, params, checks);
+  const t1 = first.tokenSet;
+  hideTokenSet('callback');
+  const sid1 = t1.claims().sid;
+
+  await userinfo('userinfo', client, t1);
+  await introspect('introspect_access', client, t1.access_token, 'access_token');
+  await introspect('introspect_refresh', client, t1.refresh_token, 'refresh_token');
+
+  const second = await refresh('refresh', client, t1.refresh_token);
+  if (!second) throw new Halt('refresh');
+  const t2 = second.tokenSet;
+  hideTokenSet('refresh');
+  out.steps.refresh.access_token_changed = t2.access_token !== t1.access_token;
+  out.steps.refresh.same_sub = second.id_token_sub === first.id_token_claims.sub;
+  out.steps.refresh.same_sid = second.id_token_sid === sid1;
+  await userinfo('userinfo_after_refresh', client, t2.access_token);
+
+  // Revocation of the access token (RFC 7009), seen by introspection and userinfo.
+  await attempt('revoke_access', async () => {
+    await client.revoke(t2.access_token, 'access_token');
+  });
+  await introspect('introspect_access_after_revoke', client, t2.access_token, 'access_token');
+  await userinfo('userinfo_after_revoke', client, t2.access_token);
+
+  // Rotation: the refresh token that was already used is refused.
+  await refresh('refresh_reuse', client, t1.refresh_token);
+  if (out.steps.refresh_reuse.tokenSet) hideTokenSet('refresh_reuse');
+
+  // Revocation of the current refresh token.
+  await attempt('revoke_refresh', async () => {
+    await client.revoke(t2.refresh_token, 'refresh_token');
+  });
+  await introspect('introspect_refresh_after_revoke', client, t2.refresh_token, 'refresh_token');
+  await refresh('refresh_after_revoke', client, t2.refresh_token);
+  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
+}
+
+async function privateKeyJwt(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  const first = await callbackStep('callback', client, rp, params, checks);
+  const t1 = first.tokenSet;
+  hideTokenSet('callback');
+  await userinfo('userinfo', client, t1);
+  await introspect('introspect_access', client, t1.access_token, 'access_token');
+
+  const second = await refresh('refresh', client, t1.refresh_token);
+  if (!second) throw new Halt('refresh');
+  const t2 = second.tokenSet;
+  hideTokenSet('refresh');
+
+  // Reuse of a rotated refresh token: refused, and the whole grant is revoked.
+  await refresh('refresh_reuse', client, t1.refresh_token);
+  if (out.steps.refresh_reuse.tokenSet) hideTokenSet('refresh_reuse');
+  await introspect('introspect_new_refresh_after_reuse', client, t2.refresh_token,
+    'refresh_token');
+  await introspect('introspect_new_access_after_reuse', client, t2.access_token, 'access_token');
+}
+
+async function wrongSecret(issuer) {
+  const rp = config.client;
+  const good = makeClient(issuer, rp);
+  const bad = makeClient(issuer, rp, config.wrong_secret);
+  const { params, checks } = await authorizeAndCallback(issuer, good, rp);
+  await attempt('callback_wrong_secret', async () => {
+    await bad.callback(rp.redirect_uri, params, checks);
+  });
+  // The same code still works with the right secret: the refusal was about the
+  // client's credentials, and it did not use up the code.
+  const ok = await attempt('callback_right_secret', async () => {
+    const ts = await good.callback(rp.redirect_uri, params, checks);
+    return { tokenSet: ts, sub: ts.claims().sub };
+  });
+  if (ok) hideTokenSet('callback_right_secret');
+}
+
+async function publicRevoke(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  const first = await callbackStep('callback', client, rp, params, checks);
+  const t1 = first.tokenSet;
+  hideTokenSet('callback');
+  await attempt('revoke_refresh', async () => {
+    await client.revoke(t1.refresh_token, 'refresh_token');
+  });
+  await refresh('refresh_after_revoke', client, t1.refresh_token);
+  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
+}
+
+const SCENARIOS = {
+  full,
+  private_key_jwt: privateKeyJwt,
+  wrong_secret: wrongSecret,
+  public_revoke: publicRevoke,
+};
+
+async function main() {
+  const run = SCENARIOS[config.scenario];
+  if (!run) throw new Error(`unknown scenario ${config.scenario}`);
+  const issuer = await must('discovery', async () => {
+    const found = await Issuer.discover(config.issuer);
+    return {
+      issuer: found,
+      issuer_url: found.metadata.issuer,
+      code_challenge_methods: found.metadata.code_challenge_methods_supported,
+      iss_parameter: found.metadata.authorization_response_iss_parameter_supported,
+    };
+  }).then((d) => {
+    delete out.steps.discovery.issuer;
+    return d.issuer;
+  });
+  await run(issuer);
+  out.completed = true;
+}
+
+try {
+  await main();
+} catch (err) {
+  if (!(err instanceof Halt)) out.crash = describe(err);
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
