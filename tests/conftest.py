@@ -61,7 +61,7 @@ def ctx(app):
 
     with app.app_context():
         for table in _TABLES:
-            db.session.execute(text(f"DELETE FROM {table}"))
+            db.session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
         db.session.commit()
         prefix = app.config.get("REDIS_PREFIX")
         if app.config.get("REDIS_URL"):

@@ -44,7 +44,8 @@ def make_client(client_id="rp1", *, public=False, first_party=False, secret=None
         secret = secret or secrets.token_urlsafe(24)
     register_client(client_id=client_id, name=f"测试应用 {client_id}", secret=secret,
                     auth_method=method, redirect_uris=list(redirect_uris),
-                    grant_types=list(grant_types or []), post_logout_redirect_uris=list(post_logout),
+                    grant_types=list(grant_types or []),
+                    post_logout_redirect_uris=list(post_logout),
                     backchannel_logout_uri=backchannel, first_party=first_party,
                     sensitive_scopes=list(sensitive), channel="web", jwks=jwks,
                     id_token_alg=id_token_alg)

@@ -36,7 +36,7 @@ from idp.identity.masking import (
     mask_phone,
     mask_text,
 )
-from idp.identity.normalize import normalize_identifier, to_halfwidth
+from idp.identity.normalize import normalize_identifier
 from idp.identity.person_id import (
     PersonId,
     compute_check_char,
@@ -77,5 +77,4 @@ __all__ = [
     "parse_credit_code",
     "parse_org_code",
     "parse_person_id",
-    "to_halfwidth",
 ]

@@ -30,8 +30,8 @@ _FULLWIDTH_LAST = 0xFF5E
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 
 #: Hyphen look-alikes people use to group digits ("110105-19491231-002X",
-#: "138-0000-0000", "12345678-9").  U+FF0D, the full-width hyphen-minus, is
-#: folded to "-" anyway; it is listed for the ``keep_hyphens=False`` table.
+#: "138-0000-0000", "12345678-9").  None of the identifiers handled here
+#: contains a hyphen as data, so removing them is always safe.
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 
 _TRANSLATION: dict[int, int | None] = {
@@ -41,35 +41,21 @@ _TRANSLATION: dict[int, int | None] = {
 _TRANSLATION.update({code: code - 32 for code in range(ord("a"), ord("z") + 1)})
 # Full-width lower-case letters fold straight to ASCII upper case.
 _TRANSLATION.update({code: code - _FULLWIDTH_OFFSET - 32 for code in range(0xFF41, 0xFF5A + 1)})
-_TRANSLATION.update({ord(c): None for c in _INVISIBLE})
-
-_TRANSLATION_KEEP_HYPHENS = dict(_TRANSLATION)
-_TRANSLATION.update({ord(c): None for c in HYPHENS})
+_TRANSLATION.update({ord(c): None for c in _INVISIBLE + HYPHENS})
 
 
-def to_halfwidth(text: str) -> str:
-    """Fold the full-width ASCII block (U+FF01–U+FF5E: digits, letters, "＋", ...) to ASCII.
-
-    Nothing else is changed; in particular case is preserved.
-    """
-    return "".join(
-        chr(ord(c) - _FULLWIDTH_OFFSET) if _FULLWIDTH_FIRST <= ord(c) <= _FULLWIDTH_LAST else c
-        for c in text
-    )
-
-
-def normalize_identifier(text: str, *, keep_hyphens: bool = False) -> str:
+def normalize_identifier(text: str) -> str:
     """Return the canonical form of a user-typed identifier.
 
     Full-width characters become ASCII, ASCII letters become upper case, and
-    white space (including U+3000), zero-width characters and – unless
-    ``keep_hyphens`` – hyphens/dashes are removed.  Anything else is left in
-    place so that the validator can point at it precisely.
+    white space (including U+3000), zero-width characters and hyphens/dashes
+    are removed.  Anything else is left in place so that the validator can
+    point at it precisely.
 
     >>> normalize_identifier(" １１０１０５ 19491231-002ｘ ")
     '11010519491231002X'
     """
-    folded = text.translate(_TRANSLATION_KEEP_HYPHENS if keep_hyphens else _TRANSLATION)
+    folded = text.translate(_TRANSLATION)
     if any(c.isspace() for c in folded):
         folded = "".join(c for c in folded if not c.isspace())
     return folded

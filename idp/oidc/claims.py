@@ -49,4 +49,5 @@ def user_claims(person: Person, scope: str) -> UserInfo:
 
 
 def describe_scopes(scope: str) -> list[tuple[str, str]]:
-    return [(s, str(SCOPE_DESCRIPTIONS[s])) for s in scope_to_list(scope) if s in SCOPE_DESCRIPTIONS]
+    return [(s, str(SCOPE_DESCRIPTIONS[s]))
+            for s in scope_to_list(scope) or [] if s in SCOPE_DESCRIPTIONS]

@@ -53,7 +53,8 @@ class SQLStore(Store):
         data, exp = json.dumps(value), time.time() + ttl
         with self.engine.begin() as conn:
             self._maybe_sweep(conn)
-            done = conn.execute(update(_T).where(_T.c.key == key).values(value=data, expires_at=exp))
+            done = conn.execute(
+                update(_T).where(_T.c.key == key).values(value=data, expires_at=exp))
             if done.rowcount == 0:
                 self._insert_or_replace(conn, key, data, exp)
 
@@ -122,9 +123,8 @@ class SQLStore(Store):
             if row is None:
                 self._insert_or_replace(conn, key, json.dumps(items), exp)
             else:
-                conn.execute(
-                    update(_T).where(_T.c.key == key).values(value=json.dumps(items), expires_at=exp)
-                )
+                conn.execute(update(_T).where(_T.c.key == key)
+                             .values(value=json.dumps(items), expires_at=exp))
 
     def members(self, key) -> list[Any]:
         return self.get(key) or []

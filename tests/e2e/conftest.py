@@ -116,7 +116,11 @@ class LiveIdP:
         self.instance_path.mkdir(parents=True, exist_ok=True)
         self.log_path = self.instance_path / f"serve-{port}.log"
         self.env = {**_clean_environ(), **FAST_SETTINGS, **shared_env,
-                    "IDP_ISSUER": self.issuer, "IDP_INSTANCE_PATH": str(self.instance_path)}
+                    "IDP_ISSUER": self.issuer, "IDP_INSTANCE_PATH": str(self.instance_path),
+                    # gunicorn (27+) opens a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl,
+                    # else at ~/.gunicorn/gunicorn.ctl, one path for every server on the
+                    # machine: give each provider process its own.
+                    "XDG_RUNTIME_DIR": str(self.instance_path)}
         self.proc: subprocess.Popen | None = None
         self._log_fh = None
 

@@ -220,7 +220,7 @@ function makeClient(issuer, c, secretOverride) {
 
 const isJwt = (s) => typeof s === 'string' && s.split('.').length === 3;
 
-async function authorizeAndCallback(issuer, client, rp) {
+async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize') {
   const codeVerifier = generators.codeVerifier();
   const state = generators.state();
   const nonce = generators.nonce();
@@ -231,7 +231,7 @@ async function authorizeAndCallback(issuer, client, rp) {
     state,
     nonce,
   });
-  const flow = await must('authorize', async () => {
+  const flow = await must(stepName, async () => {
     const r = await signIn(authUrl, rp.redirect_uri);
     const q = new URL(r.callbackUrl).searchParams;
     return {
@@ -246,7 +246,7 @@ async function authorizeAndCallback(issuer, client, rp) {
     };
   });
   const params = client.callbackParams(flow.callbackUrl);
-  delete out.steps.authorize.callbackUrl;
+  delete out.steps[stepName].callbackUrl;
   return { params, checks: { state, nonce, code_verifier: codeVerifier } };
 }
 
@@ -324,6 +324,7 @@ async function full(issuer) {
   await introspect('introspect_access', client, t1.access_token, 'access_token');
   await introspect('introspect_refresh', client, t1.refresh_token, 'refresh_token');
 
+  // Rotation: a new refresh token, and the spent one is refused when shown again.
   const second = await refresh('refresh', client, t1.refresh_token);
   if (!second) throw new Halt('refresh');
   const t2 = second.tokenSet;
@@ -332,28 +333,38 @@ async function full(issuer) {
   out.steps.refresh.same_sub = second.id_token_sub === first.id_token_claims.sub;
   out.steps.refresh.same_sid = second.id_token_sid === sid1;
   await userinfo('userinfo_after_refresh', client, t2.access_token);
-
-  // Revocation of the access token (RFC 7009), seen by introspection and userinfo.
-  await attempt('revoke_access', async () => {
-    await client.revoke(t2.access_token, 'access_token');
-  });
-  await introspect('introspect_access_after_revoke', client, t2.access_token, 'access_token');
-  await userinfo('userinfo_after_revoke', client, t2.access_token);
-
-  // Rotation: the refresh token that was already used is refused.
   await refresh('refresh_reuse', client, t1.refresh_token);
   if (out.steps.refresh_reuse.tokenSet) hideTokenSet('refresh_reuse');
+  // Reuse means someone holds a copy: the newer refresh token of the grant dies too.
+  await introspect('introspect_rotated_after_reuse', client, t2.refresh_token, 'refresh_token');
 
-  // Revocation of the current refresh token.
-  await attempt('revoke_refresh', async () => {
-    await client.revoke(t2.refresh_token, 'refresh_token');
+  // A second authorization in the same browser: single sign-on and remembered consent.
+  const again = await authorizeAndCallback(issuer, client, rp, 'authorize_again');
+  const third = await callbackStep('callback_again', client, rp, again.params, again.checks);
+  const t3 = third.tokenSet;
+  hideTokenSet('callback_again');
+  out.steps.callback_again.same_sid = t3.claims().sid === sid1;
+
+  // Revocation (RFC 7009) of the access token, seen by introspection and userinfo.
+  await attempt('revoke_access', async () => {
+    await client.revoke(t3.access_token, 'access_token');
   });
-  await introspect('introspect_refresh_after_revoke', client, t2.refresh_token, 'refresh_token');
-  await refresh('refresh_after_revoke', client, t2.refresh_token);
+  await introspect('introspect_access_after_revoke', client, t3.access_token, 'access_token');
+  await userinfo('userinfo_after_revoke', client, t3.access_token);
+  await introspect('introspect_refresh_before_revoke', client, t3.refresh_token,
+    'refresh_token');
+  // Revocation of the refresh token.
+  await attempt('revoke_refresh', async () => {
+    await client.revoke(t3.refresh_token, 'refresh_token');
+  });
+  await introspect('introspect_refresh_after_revoke', client, t3.refresh_token, 'refresh_token');
+  await refresh('refresh_after_revoke', client, t3.refresh_token);
   if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
 async function privateKeyJwt(issuer) {
+  // private_key_jwt at every endpoint that authenticates the client: token (code and
+  // refresh), introspection and revocation.
   const rp = config.client;
   const client = makeClient(issuer, rp);
   const { params, checks } = await authorizeAndCallback(issuer, client, rp);
@@ -362,18 +373,17 @@ async function privateKeyJwt(issuer) {
   hideTokenSet('callback');
   await userinfo('userinfo', client, t1);
   await introspect('introspect_access', client, t1.access_token, 'access_token');
-
   const second = await refresh('refresh', client, t1.refresh_token);
   if (!second) throw new Halt('refresh');
   const t2 = second.tokenSet;
   hideTokenSet('refresh');
-
-  // Reuse of a rotated refresh token: refused, and the whole grant is revoked.
-  await refresh('refresh_reuse', client, t1.refresh_token);
-  if (out.steps.refresh_reuse.tokenSet) hideTokenSet('refresh_reuse');
-  await introspect('introspect_new_refresh_after_reuse', client, t2.refresh_token,
-    'refresh_token');
-  await introspect('introspect_new_access_after_reuse', client, t2.access_token, 'access_token');
+  await attempt('revoke_refresh', async () => {
+    await client.revoke(t2.refresh_token, 'refresh_token');
+  });
+  // Revoking a refresh token ends its grant, access tokens included (RFC 7009 §2.1).
+  await introspect('introspect_access_after_revoke', client, t2.access_token, 'access_token');
+  await refresh('refresh_after_revoke', client, t2.refresh_token);
+  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
 async function wrongSecret(issuer) {

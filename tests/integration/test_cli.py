@@ -1,0 +1,97 @@
+"""The ``idp`` command: --json output, one-line errors, non-zero exits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from idp.cli import main
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("IDP_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("IDP_ARGON2_MEMORY_COST", "8192")
+    for var in ("DATABASE_URL", "REDIS_URL", "IDP_DATABASE_URL", "IDP_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+
+    def _run(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    assert _run("init", "--json").exit_code == 0
+    return _run
+
+
+def test_init_is_idempotent_and_reports_keys(run):
+    out = json.loads(run("init", "--json").stdout)
+    assert out["new_keys"] == []  # made by the first init
+    keys = json.loads(run("keys", "list", "--json").stdout)
+    assert {k["alg"] for k in keys} >= {"ES256", "RS256"}
+
+
+def test_user_add(run):
+    res = run("user", "add", "--id-number", "110105 19491231 002x", "--name", "王五",
+              "--password", "long-enough-1", "--phone", "139 1234 5678", "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["id_number"] == "110105********002X"  # masked even for the operator
+    dup = run("user", "add", "--id-number", "11010519491231002X", "--name", "王五",
+              "--password", "long-enough-1")
+    assert dup.exit_code == 1 and "already exists" in dup.stderr
+    assert len(dup.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--id-number", "110105194912310021"], "check character should be 'X'"),
+    (["--id-number", "12345"], "invalid ID number"),
+    (["--id-number", "11010519491231002X", "--phone", "12345"], "invalid phone"),
+])
+def test_user_add_errors(run, args, message):
+    base = {"--name": "王五", "--password": "long-enough-1"}
+    full = ["user", "add", *args]
+    for k, v in base.items():
+        full += [k, v]
+    res = run(*full)
+    assert res.exit_code == 1 and message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_client_add_and_errors(run):
+    res = run("client", "add", "--client-id", "web1", "--redirect-uri", "https://a.example/cb",
+              "--post-logout-redirect-uri", "https://a.example/", "--allow-scope", "idcard",
+              "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["token_endpoint_auth_method"] == "client_secret_basic" and out["client_secret"]
+    pub = json.loads(run("client", "add", "--client-id", "app1", "--public", "--redirect-uri",
+                         "cn.gov.app:/cb", "--json").stdout)
+    assert pub["token_endpoint_auth_method"] == "none" and pub["client_secret"] is None
+    for bad, message in [
+        (["--client-id", "web1", "--redirect-uri", "https://a.example/cb"], "already exists"),
+        (["--client-id", "x", "--redirect-uri", "http://evil.example/cb"], "https"),
+        (["--client-id", "y", "--redirect-uri", "https://a.example/cb#f"], "fragment"),
+        (["--client-id", "z", "--redirect-uri", "https://a.example/cb", "--allow-scope", "all"],
+         "unknown sensitive scope"),
+        (["--client-id", "p", "--public", "--grant-type", "client_credentials"],
+         "public clients"),
+        (["--client-id", "k", "--auth-method", "private_key_jwt", "--redirect-uri",
+          "https://a.example/cb"], "--jwks"),
+    ]:
+        res = run("client", "add", *bad)
+        assert res.exit_code != 0 and message in res.stderr, (bad, res.stderr)
+
+
+def test_keys_rotate(run):
+    before = json.loads(run("keys", "list", "--json").stdout)
+    out = json.loads(run("keys", "rotate", "--alg", "RS256", "--json").stdout)
+    after = json.loads(run("keys", "list", "--json").stdout)
+    assert len(after) == len(before) + 1
+    status = {k["kid"]: k["status"] for k in after}
+    assert status[out["kid"]] == "active"
+    assert list(status.values()).count("active") == 2  # one per algorithm
+    bad = run("keys", "rotate", "--alg", "HS256")
+    assert bad.exit_code == 1 and "unsupported algorithm" in bad.stderr
