@@ -19,6 +19,12 @@ REDIS_PREFIX = "idp:"
 # Flask's secret for signed cookies (CSRF). None: generated once into instance/.
 SECRET_KEY = None
 
+# Key-encryption key (32 bytes, hex): protects personal data and private keys at rest
+# (SM4-GCM) and keys the blind indexes and pairwise subjects (HMAC-SM3). None: made
+# once into instance/kek in the embedded default; REQUIRED with an external database,
+# because every worker must hold the same key.
+KEK = None
+
 # Cookies. SESSION_COOKIE_SECURE is forced on unless the issuer is plain http
 # (the embedded demo on localhost).
 SSO_COOKIE_NAME = "idp_sso"
@@ -51,6 +57,11 @@ BACKCHANNEL_LOGOUT_TIMEOUT = 5.0
 
 # Languages offered; the first is the default.
 LANGUAGES = ["zh_CN", "en"]
+
+# Password hashing policy: "argon2id" (default) or "pbkdf2-sm3" where national
+# algorithms are mandated. Hashes made under another policy are upgraded at sign-in.
+PASSWORD_HASH = "argon2id"
+PBKDF2_SM3_ITERATIONS = 200_000
 
 # Argon2id parameters (argon2-cffi's RFC 9106 "low memory" profile).
 ARGON2_TIME_COST = 3

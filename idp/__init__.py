@@ -56,11 +56,13 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
         if cfg["DATABASE_URL"].startswith("sqlite"):
             _tune_sqlite(db.engine)
 
+    from .crypto.fieldcrypt import FieldCrypto, parse_kek
     from .crypto.keys import KeyRing
     from .store import make_store
 
     app.extensions["idp.store"] = make_store(cfg, lambda: db.engine)
     app.extensions["idp.keys"] = KeyRing()
+    app.extensions["idp.fieldcrypto"] = FieldCrypto(parse_kek(cfg["KEK"]))
 
     from .oidc.server import build_server
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -32,11 +33,39 @@ def _check_uri(uri: str, what: str) -> None:
     raise ClientError(f"{what} must be https (or http on loopback): {uri}")
 
 
+def _sector(client_id: str, subject_type: str, redirect_uris: list[str],
+            sector_uri: str | None) -> str:
+    """OIDC Core §8.1: the sector is the sector identifier URI's host, which must list
+    every redirect URI; without one, all redirect URIs must share one host."""
+    if subject_type not in ("public", "pairwise"):
+        raise ClientError("subject type must be 'public' or 'pairwise'")
+    if sector_uri:
+        _check_uri(sector_uri, "sector identifier URI")
+        try:
+            resp = requests.get(sector_uri, timeout=5)
+            listed = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            listed = None
+        if not isinstance(listed, list):
+            raise ClientError(f"sector identifier URI did not return a JSON array: {sector_uri}")
+        missing = [u for u in redirect_uris if u not in listed]
+        if missing:
+            raise ClientError(f"sector identifier URI does not list: {', '.join(missing)}")
+        return urlsplit(sector_uri).hostname or client_id
+    hosts = {urlsplit(u).hostname or u for u in redirect_uris}
+    if subject_type == "pairwise" and len(hosts) > 1:
+        raise ClientError("pairwise clients with redirect URIs on several hosts need "
+                          "--sector-identifier-uri")
+    return hosts.pop() if len(hosts) == 1 else client_id
+
+
 def register_client(*, client_id: str, name: str, secret: str | None, auth_method: str,
                     redirect_uris: list[str], grant_types: list[str],
                     post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
                     first_party: bool, sensitive_scopes: list[str], channel: str,
-                    jwks: dict | None, id_token_alg: str | None) -> Client:
+                    jwks: dict | None, id_token_alg: str | None,
+                    subject_type: str = "public",
+                    sector_identifier_uri: str | None = None) -> Client:
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
     if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
@@ -81,6 +110,10 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         meta["backchannel_logout_session_required"] = True
     if jwks:
         meta["jwks"] = jwks
+    meta["subject_type"] = subject_type
+    meta["sector"] = _sector(client_id, subject_type, redirect_uris, sector_identifier_uri)
+    if sector_identifier_uri:
+        meta["sector_identifier_uri"] = sector_identifier_uri
     if id_token_alg:
         meta["id_token_signed_response_alg"] = id_token_alg
     row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,

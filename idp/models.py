@@ -99,6 +99,16 @@ class Client(db.Model, ClientMixin):
     def jwks(self) -> dict | None:
         return self.meta("jwks")
 
+    @property
+    def subject_type(self) -> str:
+        return self.meta("subject_type", "public")
+
+    @property
+    def sector(self) -> str:
+        """The host that pairwise subjects are computed for (OIDC Core §8.1), fixed at
+        registration: the sector identifier URI's host, else the redirect URIs' host."""
+        return self.meta("sector", self.client_id)
+
     # -- authlib ClientMixin -------------------------------------------------
     def get_client_id(self) -> str:
         return self.client_id

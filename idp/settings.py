@@ -47,6 +47,10 @@ def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[st
     cfg["DATABASE_URL"] = _sqlalchemy_url(cfg["DATABASE_URL"])
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = _instance_secret(Path(instance_path) / "secret_key")
+    if not cfg.get("KEK"):
+        # Embedded default only: several workers on a shared database must share one
+        # KEK, so production sets IDP_KEK (see config/production.example.env).
+        cfg["KEK"] = _instance_secret(Path(instance_path) / "kek")
     cfg["ISSUER"] = cfg["ISSUER"].rstrip("/")
     return cfg
 

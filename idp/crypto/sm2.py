@@ -162,6 +162,7 @@ _LIB_NAMES = ("libcrypto.so.3", "libcrypto.3.dylib", "libcrypto-3-x64.dll", "cry
 _binding: tuple[Any, Any] | None = None  # published once the self-test has passed
 _loading: tuple[Any, Any] | None = None  # under test; only the thread holding the lock sees it
 _binding_lock = threading.RLock()
+_library_name = ""  # what dlopen() was given, for tools (bench/sm2_bench.py)
 
 
 def _load() -> tuple[Any, Any]:
@@ -186,6 +187,8 @@ def _load() -> tuple[Any, Any]:
         if version < 0x30000000:
             errors.append(f"{name}: OpenSSL {version:#x} is older than 3.0")
             continue
+        global _library_name
+        _library_name = name
         return ffi, lib
     raise SM2Error("no usable OpenSSL 3 libcrypto: " + "; ".join(errors))
 
@@ -301,57 +304,48 @@ def _der_tlv(tag: int, value: bytes) -> bytes:
     return bytes([tag]) + _der_len(len(value)) + value
 
 
-def _der_uint(v: int) -> bytes:
-    return _der_tlv(0x02, v.to_bytes(v.bit_length() // 8 + 1, "big"))
+def _der_uint_raw(value: bytes) -> bytes:
+    """DER INTEGER of a big-endian unsigned value."""
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes([len(value)]) + value
 
 
 def signature_to_der(signature: bytes) -> bytes:
     """``r || s`` (64 bytes) → DER ``SEQUENCE { INTEGER r, INTEGER s }`` (OpenSSL's form)."""
     if len(signature) != SIGNATURE_SIZE:
         raise ValueError("SM2 signature must be 64 bytes")
-    r = int.from_bytes(signature[:_COORD], "big")
-    s = int.from_bytes(signature[_COORD:], "big")
-    return _der_tlv(0x30, _der_uint(r) + _der_uint(s))
+    body = _der_uint_raw(signature[:_COORD]) + _der_uint_raw(signature[_COORD:])
+    return b"\x30" + bytes([len(body)]) + body
 
 
-def _read_tlv(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
-    """One strict-DER TLV of ``tag`` at ``pos``: (value, next position)."""
-    if pos + 2 > len(data) or data[pos] != tag:
+def _der_integer(der: bytes, pos: int) -> tuple[int, int]:
+    """A minimal, non-negative DER INTEGER at ``pos``: (value, next position)."""
+    if pos + 2 > len(der) or der[pos] != 0x02:
         raise ValueError("malformed DER signature")
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 2 or pos + count > len(data):
-            raise ValueError("malformed DER signature")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        if length < 0x80 or data[pos] == 0:  # not minimal
-            raise ValueError("malformed DER signature")
-        pos += count
-    if pos + length > len(data):
+    length = der[pos + 1]
+    start, end = pos + 2, pos + 2 + length
+    if length == 0 or length > _COORD + 1 or end > len(der):
         raise ValueError("malformed DER signature")
-    return data[pos : pos + length], pos + length
-
-
-def _parse_der_uint(value: bytes) -> int:
-    padded = len(value) > 1 and value[0] == 0 and not value[1] & 0x80
-    if not value or value[0] & 0x80 or padded:
-        raise ValueError("malformed DER integer")
-    return int.from_bytes(value, "big")
+    if der[start] & 0x80 or (length > 1 and der[start] == 0 and not der[start + 1] & 0x80):
+        raise ValueError("malformed DER integer")  # negative, or not minimal
+    return int.from_bytes(der[start:end], "big"), end
 
 
 def signature_from_der(der: bytes) -> bytes:
     """Strict DER ``SEQUENCE { r, s }`` → ``r || s`` (64 bytes). Values outside
-    [1, n-1] are rejected, as OpenSSL's verifier would."""
+    [1, n-1] are rejected, as OpenSSL's verifier would.
+
+    An SM2 signature is at most 72 bytes, so DER allows only short-form lengths here.
+    """
     der = bytes(der)
-    body, end = _read_tlv(der, 0, 0x30)
-    if end != len(der):
-        raise ValueError("trailing data after DER signature")
-    r_raw, pos = _read_tlv(body, 0, 0x02)
-    s_raw, pos = _read_tlv(body, pos, 0x02)
-    if pos != len(body):
+    if len(der) < 8 or der[0] != 0x30 or der[1] != len(der) - 2:
         raise ValueError("malformed DER signature")
-    r, s = _parse_der_uint(r_raw), _parse_der_uint(s_raw)
+    r, pos = _der_integer(der, 2)
+    s, pos = _der_integer(der, pos)
+    if pos != len(der):
+        raise ValueError("malformed DER signature")
     if not (0 < r < N and 0 < s < N):
         raise ValueError("SM2 signature value out of range")
     return r.to_bytes(_COORD, "big") + s.to_bytes(_COORD, "big")
@@ -445,12 +439,13 @@ class SM2PublicKey:
         """
         if len(signature) != SIGNATURE_SIZE or len(digest) != _COORD:
             return False
+        signature = bytes(signature)
         r = int.from_bytes(signature[:_COORD], "big")
         s = int.from_bytes(signature[_COORD:], "big")
         if not (0 < r < N and 0 < s < N) or (r + s) % N == 0:
             return False
-        der = _der_tlv(0x30, _der_uint(r) + _der_uint(s))
-        ffi, lib = _openssl()
+        der = signature_to_der(signature)
+        ffi, lib = _binding or _openssl()
         ctx = getattr(self._tls, "ctx", None)
         if ctx is None:
             ctx = lib.EVP_PKEY_CTX_new(self._pkey, ffi.NULL)
@@ -462,7 +457,7 @@ class SM2PublicKey:
                 lib.ERR_clear_error()
                 return False
             self._tls.ctx = ctx
-        rc = lib.EVP_PKEY_verify(ctx, der, len(der), bytes(digest), len(digest))
+        rc = lib.EVP_PKEY_verify(ctx, der, len(der), bytes(digest), _COORD)
         if rc == 1:
             return True
         lib.ERR_clear_error()
@@ -580,28 +575,32 @@ class SM2PrivateKey:
     def sign(self, data: bytes, uid: bytes = DEFAULT_UID) -> bytes:
         """SM2-sign ``data`` (with ``Z`` of ``uid``): 64 bytes ``r || s``. The nonce is
         drawn inside OpenSSL from its DRBG; Python's ``random`` is never involved."""
-        return self.sign_digest(self._public.digest(data, uid))
+        return self._sign(self._public.digest(data, uid))
 
     def sign_digest(self, digest: bytes) -> bytes:
         """Sign a precomputed ``e = SM3(Z || M)`` (32 bytes): 64 bytes ``r || s``."""
         if len(digest) != _COORD:
             raise ValueError("SM2 digest must be 32 bytes")
-        ffi, lib = _openssl()
-        ctx = getattr(self._tls, "ctx", None)
-        if ctx is None:
+        return self._sign(bytes(digest))
+
+    def _sign(self, digest: bytes) -> bytes:
+        ffi, lib = _binding or _openssl()
+        state = getattr(self._tls, "state", None)
+        if state is None:
             ctx = lib.EVP_PKEY_CTX_new(self._pkey, ffi.NULL)
             if ctx == ffi.NULL:
                 raise _error(lib, ffi, "SM2 signing failed")
             ctx = ffi.gc(ctx, lib.EVP_PKEY_CTX_free)
             if lib.EVP_PKEY_sign_init(ctx) != 1:
                 raise _error(lib, ffi, "SM2 signing failed")
-            self._tls.ctx = ctx
-        sig = ffi.new("unsigned char[]", 80)
-        sig_len = ffi.new("size_t *", 80)
-        if lib.EVP_PKEY_sign(ctx, sig, sig_len, bytes(digest), len(digest)) != 1:
-            self._tls.ctx = None
+            # per thread: the context and the output buffer are reused, never shared
+            state = self._tls.state = (ctx, ffi.new("unsigned char[]", 80), ffi.new("size_t *"))
+        ctx, out, out_len = state
+        out_len[0] = 80
+        if lib.EVP_PKEY_sign(ctx, out, out_len, digest, _COORD) != 1:
+            self._tls.state = None
             raise _error(lib, ffi, "SM2 signing failed")
-        return signature_from_der(ffi.buffer(sig, sig_len[0])[:])
+        return signature_from_der(ffi.buffer(out, out_len[0])[:])
 
     def __repr__(self) -> str:
         return f"<SM2PrivateKey public x={self._public.x:064x}>"

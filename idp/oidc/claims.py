@@ -29,10 +29,11 @@ CLAIMS_SUPPORTED = [
 ]
 
 
-def user_claims(person: Person, scope: str) -> UserInfo:
-    """Claims about ``person`` released under ``scope`` (ID token and userinfo alike)."""
+def user_claims(person: Person, scope: str, sub: str) -> UserInfo:
+    """Claims about ``person`` released under ``scope`` (ID token and userinfo alike);
+    ``sub`` is what this client knows the person as (public or pairwise)."""
     scopes = set(scope_to_list(scope) or [])
-    info = UserInfo(sub=person.id)
+    info = UserInfo(sub=sub)
     if "profile" in scopes:
         info["name"] = person.name
         info["id_number_masked"] = mask_id_number(person.id_number)

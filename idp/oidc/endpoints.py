@@ -6,8 +6,9 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
 from ..extensions import db
-from ..models import RefreshToken
+from ..models import Client, RefreshToken
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
+from .subject import subject_for
 from .tokens import (
     AccessToken,
     InvalidAccessToken,
@@ -82,10 +83,11 @@ class IntrospectionEndpoint(_Introspection):
                                      "jti", "auth_time", "acr") if k in c}
             out["token_type"] = "Bearer"
             return out
+        client = db.session.scalar(db.select(Client).where(Client.client_id == token.client_id))
         return {
             "scope": token.scope,
             "client_id": token.client_id,
-            "sub": token.person_id,
+            "sub": subject_for(client, token.person_id) if client else token.person_id,
             "exp": int(token.expires_at),
             "iat": int(token.issued_at),
             "token_type": "refresh_token",

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import Person, RefreshToken
 from ..store import store
 from .claims import user_claims
-from .subject import Subject
+from .subject import Subject, subject_for
 from .tokens import issuer, keyring, revoke_grant
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if person is None:
             return None
         return Subject(person=person, auth_time=d["auth_time"], gid=d["gid"],
+                       sub=subject_for(self.request.client, person.id),
                        acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"))
 
 
@@ -150,7 +151,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if person is None:
             return None
         return Subject(person=person, auth_time=refresh_token.auth_time,
-                       gid=refresh_token.family_id, acr=refresh_token.acr,
+                       gid=refresh_token.family_id, sub=subject_for(self.request.client, person.id),
+                       acr=refresh_token.acr,
                        amr=refresh_token.amr or [], sid=refresh_token.sid)
 
     def revoke_old_credential(self, refresh_token: RefreshToken):
@@ -208,7 +210,7 @@ class _IDTokenMixin:
         return claims
 
     def generate_user_info(self, user: Subject, scope):
-        return user_claims(user.person, scope)
+        return user_claims(user.person, scope, user.sub)
 
 
 class OpenIDCode(_IDTokenMixin, _OpenIDCode):

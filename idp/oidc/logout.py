@@ -17,6 +17,7 @@ from flask import current_app
 
 from ..extensions import db
 from ..models import Client
+from .subject import subject_for
 from .tokens import issuer, sign
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def logout_token(client: Client, sub: str, sid: str) -> str:
     return sign(claims, alg, typ="logout+jwt")
 
 
-def notify(client_ids: list[str], sub: str, sid: str) -> list:
+def notify(client_ids: list[str], person_id: str, sid: str) -> list:
     """Send logout tokens to every client of the session that registered a back-channel
     URI. Returns the futures (tests wait on them; the request does not)."""
     if not client_ids:
@@ -48,7 +49,7 @@ def notify(client_ids: list[str], sub: str, sid: str) -> list:
         uri = client.backchannel_logout_uri
         if not uri:
             continue
-        token = logout_token(client, sub, sid)
+        token = logout_token(client, subject_for(client, person_id), sid)
         futures.append(_pool.submit(
             _deliver, client.client_id, uri, token, cfg["BACKCHANNEL_LOGOUT_ATTEMPTS"],
             cfg["BACKCHANNEL_LOGOUT_BACKOFF"], cfg["BACKCHANNEL_LOGOUT_TIMEOUT"]))

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..models import Person
+from flask import current_app
+
+from ..models import Client, Person
+
+
+def subject_for(client: Client, person_id: str) -> str:
+    """The ``sub`` a client sees: the internal id, or a pairwise value per sector."""
+    if client.subject_type == "pairwise":
+        return current_app.extensions["idp.fieldcrypto"].pairwise_subject(client.sector, person_id)
+    return person_id
 
 
 @dataclass
@@ -19,6 +28,7 @@ class Subject:
     person: Person
     auth_time: int
     gid: str
+    sub: str
     acr: str | None = None
     amr: list[str] = field(default_factory=list)
     sid: str | None = None

@@ -19,8 +19,26 @@ from .subject import Subject
 ACCESS_TOKEN_TYP = "at+jwt"
 
 
+PID_CONTEXT = "access-token.person"
+
+
 def keyring():
     return current_app.extensions["idp.keys"]
+
+
+def fieldcrypto():
+    return current_app.extensions["idp.fieldcrypto"]
+
+
+def person_id_of(claims: dict[str, Any]) -> str | None:
+    """The internal person id behind a verified access token's subject."""
+    sealed = claims.get("idp_pid")
+    if sealed is None:
+        return claims.get("sub")
+    try:
+        return fieldcrypto().decrypt(sealed, PID_CONTEXT)
+    except ValueError:
+        return None
 
 
 def issuer() -> str:
@@ -53,7 +71,12 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
         "scope": scope or "",
     }
     if user is not None:
-        claims["sub"] = user.person.id
+        claims["sub"] = user.sub
+        if user.sub != user.person.id:
+            # Pairwise: the resource server (userinfo) must find the person without
+            # the token revealing a join key; an SM4-GCM sealed id is opaque and
+            # different in every token.
+            claims["idp_pid"] = fieldcrypto().encrypt(user.person.id, PID_CONTEXT)
         claims["auth_time"] = user.auth_time
         if user.acr:
             claims["acr"] = user.acr

@@ -21,7 +21,14 @@ from . import logout as bc_logout
 from . import pending
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
-from .tokens import InvalidAccessToken, decode_access_token, issuer, keyring, resource_audience
+from .tokens import (
+    InvalidAccessToken,
+    decode_access_token,
+    issuer,
+    keyring,
+    person_id_of,
+    resource_audience,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oidc", __name__)
@@ -48,7 +55,7 @@ def discovery():
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,
         "access_token_signing_alg_values_supported": [current_app.config["ACCESS_TOKEN_ALG"]],
@@ -208,10 +215,11 @@ def userinfo():
     scope = at.get_scope()
     if "openid" not in scope.split():
         return _bearer_error("insufficient_scope", "The 'openid' scope is required.", 403)
-    person = db.session.get(Person, at.claims["sub"])
+    pid = person_id_of(at.claims)
+    person = db.session.get(Person, pid) if pid else None
     if person is None or person.status != "active":
         return _bearer_error("invalid_token", "The subject is no longer active.")
-    resp = jsonify(dict(user_claims(person, scope)))
+    resp = jsonify(dict(user_claims(person, scope, at.claims["sub"])))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -117,3 +117,48 @@ def test_argon2id_hash_is_stored_and_upgraded(ctx, client, person, rp):
     finally:
         ctx.config["ARGON2_TIME_COST"] = 1
         ctx.extensions.pop("idp.argon2", None)
+
+
+def test_pbkdf2_sm3_policy_and_upgrade_both_ways(ctx, client, person, rp):
+    from idp.crypto.passwords import verify_password
+    from idp.extensions import db
+
+    ctx.config.update(PASSWORD_HASH="pbkdf2-sm3", PBKDF2_SM3_ITERATIONS=2_000)
+    try:
+        assert _login(client, rp, "11010519491231002X").status_code == 302
+        db.session.refresh(person)
+        assert person.password_hash.startswith("$pbkdf2-sm3$i=2000$")
+        assert verify_password(person.password_hash, CITIZEN_PASSWORD)
+        assert not verify_password(person.password_hash, CITIZEN_PASSWORD + "x")
+        # Stronger parameters later: upgraded at the next sign-in.
+        ctx.config["PBKDF2_SM3_ITERATIONS"] = 3_000
+        client.post("/logout", data={})
+        assert _login(client, rp, "11010519491231002X").status_code == 302
+        db.session.refresh(person)
+        assert person.password_hash.startswith("$pbkdf2-sm3$i=3000$")
+    finally:
+        ctx.config.update(PASSWORD_HASH="argon2id", PBKDF2_SM3_ITERATIONS=200_000)
+    # And back to Argon2id.
+    assert _login(client, rp, "11010519491231002X").status_code == 302
+    db.session.refresh(person)
+    assert person.password_hash.startswith("$argon2id$")
+
+
+def test_pbkdf2_sm3_matches_rfc8018_definition():
+    """Our stored hashes follow RFC 8018 §5.2 with HMAC-SM3 as the PRF: checked
+    against the definition written out (one 32-byte block: T1 = U1 xor ... xor Uc)."""
+    import hmac
+
+    from idp.crypto.passwords import _pbkdf2_sm3
+
+    def reference(password: bytes, salt: bytes, rounds: int) -> bytes:
+        u = hmac.new(password, salt + b"\x00\x00\x00\x01", "sm3").digest()
+        t = bytearray(u)
+        for _ in range(rounds - 1):
+            u = hmac.new(password, u, "sm3").digest()
+            t = bytearray(a ^ b for a, b in zip(t, u, strict=True))
+        return bytes(t)
+
+    for rounds in (1, 2, 1000):
+        assert _pbkdf2_sm3("密码password", b"NaCl-salt", rounds) == reference(
+            "密码password".encode(), b"NaCl-salt", rounds)
