@@ -78,8 +78,9 @@ def keys() -> None:
 @click.option("--alg", default="ES256", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def keys_rotate(alg: str, as_json: bool) -> None:
-    """Make a new active key; the previous one stays published for verification."""
-    from ..crypto.keys import generate
+    """Make a new active key. The previous one stays published until every token it
+    signed has expired; keys past that point are retired (removed from the JWKS)."""
+    from ..crypto.keys import generate, retire_expired
     from ..extensions import db
 
     with app_context():
@@ -88,7 +89,9 @@ def keys_rotate(alg: str, as_json: bool) -> None:
         except ValueError as exc:
             fail(str(exc), as_json)
         db.session.commit()
-        emit({"kid": row.kid, "alg": row.alg}, as_json, f"new active {row.alg} key {row.kid}")
+        retired = retire_expired()
+        emit({"kid": row.kid, "alg": row.alg, "retired": retired}, as_json,
+             f"new active {row.alg} key {row.kid}; retired: {', '.join(retired) or 'none'}")
 
 
 @keys.command("list")
@@ -97,7 +100,10 @@ def keys_list(as_json: bool) -> None:
     from ..extensions import db
     from ..models import SigningKey
 
+    from ..crypto.keys import retire_expired
+
     with app_context():
+        retire_expired()
         rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at)).all()
         data = [{"kid": r.kid, "alg": r.alg, "status": r.status, "created_at": r.created_at,
                  "retired_at": r.retired_at} for r in rows]

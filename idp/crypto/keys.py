@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from flask import current_app
 from joserfc.jwk import ECKey, Key, KeySet, RSAKey, import_key
 
 from ..extensions import db
@@ -47,6 +48,8 @@ class KeyRing:
                 .where(SigningKey.status.in_(("active", "published")))
                 .order_by(SigningKey.created_at)
             ).all()
+            cutoff = time.time() - verification_window()
+            rows = [r for r in rows if r.status == "active" or (r.retired_at or 0) > cutoff]
             signing: dict[str, tuple[str, Key]] = {}
             public = []
             for row in rows:
@@ -85,6 +88,24 @@ class KeyRing:
     def algorithms(self) -> list[str]:
         self._refresh()
         return sorted(self._signing)
+
+
+def verification_window() -> float:
+    """How long a key must stay published after it stops signing: the longest a token
+    it signed can live, plus clock skew."""
+    cfg = current_app.config
+    return max(cfg["ACCESS_TOKEN_TTL"], cfg["ID_TOKEN_TTL"], 120) + 300
+
+
+def retire_expired() -> list[str]:
+    """Retire published keys whose every token has expired; they leave the JWKS."""
+    cutoff = time.time() - verification_window()
+    rows = db.session.scalars(db.select(SigningKey).where(
+        SigningKey.status == "published", SigningKey.retired_at < cutoff)).all()
+    for row in rows:
+        row.status = "retired"
+    db.session.commit()
+    return [r.kid for r in rows]
 
 
 def generate(alg: str) -> SigningKey:

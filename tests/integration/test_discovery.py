@@ -37,3 +37,26 @@ def test_rotation_keeps_the_old_key_published(ctx, client):
     ctx.extensions["idp.keys"].invalidate()
     after = {k["kid"] for k in client.get("/jwks").get_json()["keys"]}
     assert before < after and row.kid in after
+
+
+def test_old_key_leaves_the_jwks_once_its_tokens_expired(ctx, client):
+    import time
+
+    from idp.crypto.keys import generate, retire_expired, verification_window
+    from idp.extensions import db
+    from idp.models import SigningKey
+
+    old_kid = ctx.extensions["idp.keys"].signing_key("RS256")[0]
+    generate("RS256")
+    db.session.commit()
+    ring = ctx.extensions["idp.keys"]
+    ring.invalidate()
+    assert old_kid in {k["kid"] for k in client.get("/jwks").get_json()["keys"]}
+    assert retire_expired() == []  # its tokens may still be alive
+    row = db.session.get(SigningKey, old_kid)
+    row.retired_at = time.time() - verification_window() - 1
+    db.session.commit()
+    ring.invalidate()
+    assert old_kid not in {k["kid"] for k in client.get("/jwks").get_json()["keys"]}
+    assert retire_expired() == [old_kid]
+    assert db.session.get(SigningKey, old_kid).status == "retired"
