@@ -7,7 +7,8 @@ import time
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
+                                     RequestNotSupportedError, RequestURINotSupportedError)
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from joserfc import jwt
@@ -123,6 +124,12 @@ def authorize():
     if rec is None:
         rid = None
     try:
+        # Request objects are not supported (discovery says so); refuse rather than
+        # silently ignore parameters the client may think are signed (OIDC Core §6).
+        if "request" in params:
+            raise RequestNotSupportedError(redirect_uri=grant.redirect_uri)
+        if "request_uri" in params:
+            raise RequestURINotSupportedError(redirect_uri=grant.redirect_uri)
         if rec and rec.get("denied"):
             pending.finish(rid)
             return server().create_authorization_response(grant=grant, grant_user=None)

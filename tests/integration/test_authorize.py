@@ -167,3 +167,10 @@ def test_tokens_after_resumed_request_carry_the_nonce(client, person, rp):
     claims = jwt.decode(body["id_token"], KeySet.import_key_set(client.get("/jwks").get_json()),
                         algorithms=["ES256"]).claims
     assert claims["nonce"] == "resumed-nonce"
+
+
+def test_request_objects_are_refused_not_ignored(client, rp):
+    for param, error in (("request", "request_not_supported"),
+                         ("request_uri", "request_uri_not_supported")):
+        resp = client.get(authorize_url(rp, **{param: "eyJhbGciOiJub25lIn0.e30."}))
+        assert query(resp.headers["Location"])["error"] == error
