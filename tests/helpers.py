@@ -38,7 +38,7 @@ class RP:
 def make_client(client_id="rp1", *, public=False, first_party=False, secret=None,
                 auth_method=None, sensitive=(), backchannel=None, jwks=None,
                 grant_types=None, redirect_uris=(REDIRECT,), post_logout=("https://rp.example/bye",),
-                id_token_alg=None) -> RP:
+                id_token_alg=None, subject_type="public", sector_uri=None) -> RP:
     method = auth_method or ("none" if public else "client_secret_basic")
     if method.startswith("client_secret"):
         secret = secret or secrets.token_urlsafe(24)
@@ -48,7 +48,8 @@ def make_client(client_id="rp1", *, public=False, first_party=False, secret=None
                     post_logout_redirect_uris=list(post_logout),
                     backchannel_logout_uri=backchannel, first_party=first_party,
                     sensitive_scopes=list(sensitive), channel="web", jwks=jwks,
-                    id_token_alg=id_token_alg)
+                    id_token_alg=id_token_alg, subject_type=subject_type,
+                    sector_identifier_uri=sector_uri)
     return RP(client_id, secret, redirect_uris[0] if redirect_uris else REDIRECT)
 
 
