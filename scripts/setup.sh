@@ -46,6 +46,8 @@ if [ $want_test -eq 1 ]; then
   command -v chromium >/dev/null || apt_install chromium
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
   command -v openssl >/dev/null || apt_install openssl
+  # A CJK font, so screenshots of the Chinese pages show characters, not boxes.
+  fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || apt_install fonts-wqy-microhei
   if [ -f tests/e2e/package.json ]; then
     if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules ]; then
       if [ -f tests/e2e/package-lock.json ]; then npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null

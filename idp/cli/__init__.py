@@ -32,7 +32,21 @@ def app_context():
     return app.app_context()
 
 
-@click.group()
+class _Main(click.Group):
+    """Turns failures no command anticipated into one readable line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            hint = "is the database initialised? run 'idp init'"
+            fail(f"database error ({type(exc.orig or exc).__name__}); {hint}",
+                 "--json" in sys.argv)
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """统一身份认证平台 / unified identity authentication server."""
 

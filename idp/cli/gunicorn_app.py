@@ -32,4 +32,7 @@ def run(host: str, port: int, workers: int, threads: int) -> None:
         "errorlog": "-",
         "graceful_timeout": 10,
         "timeout": 60,
+        # gunicorn's control socket defaults to one path per user, which several
+        # instances on one host would share (and delete on each other's exit).
+        "control_socket_disable": True,
     }).run()

@@ -74,15 +74,16 @@ _SM2_OID_DER = bytes.fromhex("06082a811ccf5501822d")
 
 
 def _b64_coord(value: object, name: str) -> bytes:
-    """A JWK coordinate: base64url without padding, exactly 32 bytes (RFC 7518 §6.2.1)."""
+    """A JWK member ``x`` / ``y`` / ``d``: canonical base64url without padding, exactly
+    32 bytes (RFC 7518 §6.2.1-2). Canonical, so a key has one JWK and one thumbprint."""
     if not isinstance(value, str):
         raise KeyParameterError(f"'{name}' must be a string")
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KeyParameterError(f"'{name}' is not base64url") from exc
-    if len(raw) != 32:
-        raise KeyParameterError(f"'{name}' must encode exactly 32 bytes for crv SM2")
+    if len(raw) != 32 or _b64(raw) != value:
+        raise KeyParameterError(f"'{name}' must be 32 bytes in unpadded base64url for crv SM2")
     return raw
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
-                                     RequestNotSupportedError, RequestURINotSupportedError)
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from joserfc import jwt
@@ -93,7 +98,11 @@ def error_page(title: str, detail: str, status: int = 400):
 
 def _authorize_error(err: OAuth2Error):
     if err.redirect_uri:
-        return server().handle_error_response(request, err)
+        resp = server().handle_error_response(request, err)
+        # RFC 9207 §2: error responses carry ``iss`` too. Authlib adds it only on the
+        # responses it creates itself, not on errors raised while we validate.
+        resp.location = add_params_to_uri(resp.location, {"iss": issuer()})
+        return resp
     # Without a trustworthy redirect URI the error must not go anywhere but the
     # person's screen (RFC 6749 §4.1.2.1), or we would be an open redirector.
     return error_page(_("无法完成登录请求"), f"{err.error}: {err.get_error_description() or ''}")
@@ -284,8 +293,6 @@ def end_session():
     if sess is not None:
         end_session_everywhere(sess)
     if target:
-        from authlib.common.urls import add_params_to_uri
-
         return redirect(add_params_to_uri(target, [("state", state)] if state else []))
     return render_template("logged_out.html")
 

@@ -12,6 +12,7 @@ or several ``LiveIdP`` instances run against.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -71,6 +72,17 @@ def free_port(span: int = 1) -> int:
         if port + span - 1 <= 65535 and all(_bindable(port + i) for i in range(span)):
             return port
     raise RuntimeError(f"no run of {span} free ports found")
+
+
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Should the test runner itself be killed (CI time-out, SIGKILL), the kernel sends
+    the server SIGTERM, so not even then is a provider left running."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _clean_environ() -> dict[str, str]:
@@ -148,12 +160,12 @@ class LiveIdP:
     def start(self, *serve_args: str, timeout: float = 45) -> LiveIdP:
         argv = [*idp_command(), "serve", "--host", self.host, "--port", str(self.port),
                 *serve_args]
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_fh = open(self.log_path, "ab")  # closed in wait_stopped()
         # A session of its own: stop() signals the whole process group (gunicorn
         # master and workers), so nothing outlives the test run.
         self.proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL,
                                      stdout=self._log_fh, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -181,10 +193,18 @@ class LiveIdP:
                            f"{self.log_tail()}")
 
     def stop(self, timeout: float = 15) -> None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """Ask the process group (gunicorn master and workers) to shut down."""
+        if self.proc is not None and self.proc.returncode is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
             pgid = proc.pid  # start_new_session: the group id is the leader's pid
-            _signal_group(pgid, signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -256,8 +276,10 @@ def running(*idps: LiveIdP, serve_args: tuple[str, ...] = ()) -> Iterator[tuple[
             started.append(idp)
         yield idps
     finally:
-        for idp in reversed(started):
-            idp.stop()
+        for idp in started:  # all at once: each takes a few seconds to wind down
+            idp.terminate()
+        for idp in started:
+            idp.wait_stopped()
 
 
 @pytest.fixture(scope="session")

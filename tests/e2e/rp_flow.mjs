@@ -7,7 +7,7 @@
 //
 // Input: a JSON object in the RP_CONFIG environment variable (or a file named by the
 // first argument):
-//   { "scenario": "full" | "private_key_jwt" | "wrong_secret" | "public_revoke",
+//   { "scenario": "full" | "private_key_jwt" | "wrong_secret" | "public_revoke" | "silent",
 //     "issuer": "http://127.0.0.1:PORT",
 //     "username": "...", "password": "...", "scope": "openid profile",
 //     "client": { "client_id", "client_secret"?, "redirect_uri",
@@ -220,7 +220,7 @@ function makeClient(issuer, c, secretOverride) {
 
 const isJwt = (s) => typeof s === 'string' && s.split('.').length === 3;
 
-async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize') {
+async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', extra = {}) {
   const codeVerifier = generators.codeVerifier();
   const state = generators.state();
   const nonce = generators.nonce();
@@ -230,6 +230,7 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize') 
     code_challenge_method: 'S256',
     state,
     nonce,
+    ...extra,
   });
   const flow = await must(stepName, async () => {
     const r = await signIn(authUrl, rp.redirect_uri);
@@ -240,6 +241,7 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize') 
       consent_shown: r.consentShown,
       login_form: r.loginForm,
       has_code: q.has('code'),
+      error_param: q.get('error'),
       iss_param: q.get('iss'),
       state_echoed: q.get('state') === state,
       callbackUrl: r.callbackUrl,
@@ -417,7 +419,21 @@ async function publicRevoke(issuer) {
   if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
+// prompt=none without a session: the provider must answer login_required, and
+// openid-client must be able to read that answer (RFC 9207: iss on errors too).
+async function silentWithoutSession(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp, 'authorize',
+    { prompt: 'none' });
+  out.steps.authorize.iss_present = 'iss' in params;
+  await attempt('callback', async () => {
+    await client.callback(rp.redirect_uri, params, checks);
+  });
+}
+
 const SCENARIOS = {
+  silent: silentWithoutSession,
   full,
   private_key_jwt: privateKeyJwt,
   wrong_secret: wrongSecret,

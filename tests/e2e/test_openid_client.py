@@ -222,3 +222,25 @@ def test_public_client_pkce_and_revocation_without_secret(node, live_idp, citize
     # Discovery lists "none" for revocation: a public client can revoke its own token.
     ok(r, "revoke_refresh")
     refused(r, "refresh_after_revoke", "invalid_grant", 400)
+
+
+def _silent(node, live_idp, basic_client) -> dict:
+    return run_rp(node, live_idp, "silent", {
+        "client_id": basic_client["client_id"], "client_secret": basic_client["client_secret"],
+        "token_endpoint_auth_method": "client_secret_basic"})
+
+
+def test_silent_authentication_without_session_is_login_required(node, live_idp, basic_client):
+    r = _silent(node, live_idp, basic_client)
+    assert r["completed"] is True, _explain(r, "flow did not complete")
+    a = ok(r, "authorize")
+    assert a["trail"] == ["GET /authorize 302"]  # straight back: never a login page
+    assert a["error_param"] == "login_required" and a["state_echoed"] and not a["has_code"]
+
+
+def test_silent_authentication_error_is_readable_by_openid_client(node, live_idp,
+                                                                 basic_client):
+    r = _silent(node, live_idp, basic_client)
+    a = ok(r, "authorize")
+    assert a["iss_param"] == live_idp.issuer, _explain(r, "RFC 9207 §2: iss on error responses")
+    refused(r, "callback", "login_required")

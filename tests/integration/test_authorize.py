@@ -47,6 +47,7 @@ def test_prompt_none_without_session_is_login_required(client, person, rp):
     q = query(resp.headers["Location"])
     assert resp.headers["Location"].startswith(rp.redirect_uri)
     assert q["error"] == "login_required" and q["state"] == "abc"
+    assert q["iss"] == "http://localhost"  # RFC 9207 on error responses too
 
 
 def test_signed_in_browser_gets_a_code_without_login(client, person, rp):

@@ -151,9 +151,16 @@ def test_invalid_jwks_refused(key):
     good = key.as_dict(private=True)
     other = SM2Key.generate_key().as_dict(private=True)
     y_plus_one = (int.from_bytes(b64url_decode(good["y"]), "big") ^ 1).to_bytes(32, "big")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    non_canonical_last = alphabet[alphabet.index(good["x"][-1]) | 1]
     cases = [
         {k: v for k, v in good.items() if k != "d"} | {"y": b64url(y_plus_one)},  # off curve
         dict(good, x=good["x"][:-2]),  # short coordinate
+        dict(good, x=good["x"] + "="),  # padded
+        dict(good, x="!" + good["x"][1:]),  # not base64url
+        dict(good, x="+" + good["x"][1:]),  # plain base64 alphabet
+        dict(good, x=good["x"][:-1] + non_canonical_last),  # non-zero unused bits
+        dict(good, x=12345),
         dict(good, d=b64url((N - 1).to_bytes(32, "big"))),  # d out of range
         dict(good, d=other["d"]),  # d does not match x, y
         {k: v for k, v in good.items() if k != "y"},  # missing y

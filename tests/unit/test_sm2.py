@@ -3,6 +3,7 @@ interoperability with the ``openssl`` command line (OpenSSL 3)."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -194,6 +195,29 @@ def test_signing_never_uses_python_random(monkeypatch):
     sigs = [fresh.sign(b"m%d" % i) for i in range(50)]
     assert all(pub.verify(s, b"m%d" % i) for i, s in enumerate(sigs))
     assert len(set(sigs)) == 50
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_workers_do_not_repeat_nonces(key):
+    # A pre-forking server (gunicorn --preload) copies OpenSSL's DRBG state into every
+    # worker; OpenSSL must reseed after fork or two workers would reuse a nonce (which
+    # reveals the private key). Same key, same message: the signatures must differ.
+    key.sign(b"warm up the DRBG before forking")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.write(write_end, key.sign(b"same message after fork"))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ours = key.sign(b"same message after fork")
+    theirs = os.read(read_end, 64)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(theirs) == 64
+    assert key.public_key().verify(theirs, b"same message after fork")
+    assert theirs[:32] != ours[:32]  # r = (e + x(kG)) mod n differs iff k differs
 
 
 def test_tampered_message_refused(key):
