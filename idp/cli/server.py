@@ -97,10 +97,9 @@ def keys_rotate(alg: str, as_json: bool) -> None:
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def keys_list(as_json: bool) -> None:
+    from ..crypto.keys import retire_expired
     from ..extensions import db
     from ..models import SigningKey
-
-    from ..crypto.keys import retire_expired
 
     with app_context():
         retire_expired()
