@@ -8,6 +8,7 @@ import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .crypto.keys import SIGNING_ALGS
 from .extensions import db
 from .models import Client, hash_client_secret
 from .oidc.claims import SENSITIVE_SCOPES
@@ -64,7 +65,7 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
                     post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
                     first_party: bool, sensitive_scopes: list[str], channel: str,
                     jwks: dict | None, id_token_alg: str | None,
-                    subject_type: str = "public",
+                    subject_type: str = "public", userinfo_alg: str | None = None,
                     sector_identifier_uri: str | None = None) -> Client:
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
@@ -85,6 +86,9 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         _check_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
         _check_uri(backchannel_logout_uri, "back-channel logout URI")
+    for what, alg in (("ID token", id_token_alg), ("userinfo", userinfo_alg)):
+        if alg and alg not in SIGNING_ALGS:
+            raise ClientError(f"{what} signing algorithm must be one of {', '.join(SIGNING_ALGS)}")
     bad = set(sensitive_scopes) - SENSITIVE_SCOPES
     if bad:
         raise ClientError(f"unknown sensitive scope(s): {', '.join(sorted(bad))}")
@@ -116,6 +120,8 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         meta["sector_identifier_uri"] = sector_identifier_uri
     if id_token_alg:
         meta["id_token_signed_response_alg"] = id_token_alg
+    if userinfo_alg:
+        meta["userinfo_signed_response_alg"] = userinfo_alg
     row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,
                  first_party=first_party, allowed_sensitive_scopes=sensitive_scopes,
                  client_secret_hash=hash_client_secret(secret) if secret else None)

@@ -33,13 +33,15 @@ def client() -> None:
               type=click.Choice(["web", "app", "kiosk", "hall", "hotline"]))
 @click.option("--jwks", "jwks_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="JSON Web Key Set file with the client's public keys (private_key_jwt).")
-@click.option("--id-token-alg", default=None)
+@click.option("--id-token-alg", default=None, help="ES256 (default), RS256 or SM2SM3")
+@click.option("--userinfo-alg", default=None, help="Sign userinfo responses (JWT) with this alg")
 @click.option("--subject-type", default="public", type=click.Choice(["public", "pairwise"]))
 @click.option("--sector-identifier-uri", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
-               jwks_file, id_token_alg, subject_type, sector_identifier_uri, as_json) -> None:
+               jwks_file, id_token_alg, userinfo_alg, subject_type, sector_identifier_uri,
+               as_json) -> None:
     from ..clients import ClientError, register_client
 
     jwks = None
@@ -63,7 +65,7 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 grant_types=list(grant_types), post_logout_redirect_uris=list(post_logout),
                 backchannel_logout_uri=backchannel_logout_uri, first_party=first_party,
                 sensitive_scopes=list(allow_scopes), channel=channel, jwks=jwks,
-                id_token_alg=id_token_alg, subject_type=subject_type,
+                id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri)
         except ClientError as exc:
             fail(str(exc), as_json)

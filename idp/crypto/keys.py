@@ -16,12 +16,15 @@ from joserfc.jwk import ECKey, Key, KeySet, RSAKey, import_key
 
 from ..extensions import db
 from ..models import SigningKey
+from .jose_sm2 import SM2Key  # importing registers SM2SM3 and SM2 JWKs with joserfc
 
-# One generator per JWS algorithm we sign with. Other modules (SM2) add theirs.
+# One generator per JWS algorithm we sign with.
 GENERATORS: dict[str, Callable[[], Key]] = {
     "ES256": lambda: ECKey.generate_key("P-256", private=True),
     "RS256": lambda: RSAKey.generate_key(2048, private=True),
+    "SM2SM3": lambda: SM2Key.generate_key(private=True),
 }
+SIGNING_ALGS = tuple(GENERATORS)
 
 _CACHE_SECONDS = 10.0
 

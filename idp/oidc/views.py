@@ -34,6 +34,7 @@ from .tokens import (
     keyring,
     person_id_of,
     resource_audience,
+    sign,
 )
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,15 @@ def userinfo():
     person = db.session.get(Person, pid) if pid else None
     if person is None or person.status != "active":
         return _bearer_error("invalid_token", "The subject is no longer active.")
-    resp = jsonify(dict(user_claims(person, scope, at.claims["sub"])))
+    claims = dict(user_claims(person, scope, at.claims["sub"]))
+    client = db.session.scalar(db.select(Client).where(Client.client_id == at.claims["client_id"]))
+    alg = client.meta("userinfo_signed_response_alg") if client else None
+    if alg:
+        # OIDC Core §5.3.2: a signed response carries iss and aud.
+        claims.update(iss=issuer(), aud=client.client_id)
+        resp = current_app.response_class(sign(claims, alg), mimetype="application/jwt")
+    else:
+        resp = jsonify(claims)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -30,7 +30,7 @@ def test_init_is_idempotent_and_reports_keys(run):
     out = json.loads(run("init", "--json").stdout)
     assert out["new_keys"] == []  # made by the first init
     keys = json.loads(run("keys", "list", "--json").stdout)
-    assert {k["alg"] for k in keys} >= {"ES256", "RS256"}
+    assert {k["alg"] for k in keys} >= {"ES256", "RS256", "SM2SM3"}
 
 
 def test_user_add(run):
@@ -92,6 +92,6 @@ def test_keys_rotate(run):
     assert len(after) == len(before) + 1
     status = {k["kid"]: k["status"] for k in after}
     assert status[out["kid"]] == "active"
-    assert list(status.values()).count("active") == 2  # one per algorithm
+    assert list(status.values()).count("active") == 3  # one per algorithm: ES256, RS256, SM2SM3
     bad = run("keys", "rotate", "--alg", "HS256")
     assert bad.exit_code == 1 and "unsupported algorithm" in bad.stderr
