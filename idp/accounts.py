@@ -5,7 +5,7 @@ from __future__ import annotations
 from .crypto.passwords import hash_password
 from .extensions import db
 from .identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
-from .models import Person
+from .models import Person, id_number_index, phone_index
 
 
 class AccountError(ValueError):
@@ -32,9 +32,11 @@ def create_person(id_number: str, name: str, password: str | None, phone: str | 
             norm_phone = normalize_phone(phone)
         except InvalidPhone as exc:
             raise AccountError(f"invalid phone number: {exc.message_en}") from None
-    if db.session.scalar(db.select(Person.id).where(Person.id_number == parsed.number)):
+    if db.session.scalar(db.select(Person.id).where(
+            Person.id_number_idx == id_number_index(parsed.number))):
         raise AccountError("a person with this ID number already exists")
-    if norm_phone and db.session.scalar(db.select(Person.id).where(Person.phone == norm_phone)):
+    if norm_phone and db.session.scalar(db.select(Person.id).where(
+            Person.phone_idx == phone_index(norm_phone))):
         raise AccountError("this phone number is already registered to another person")
     person = Person(id_number=parsed.number, id_kind=parsed.kind, name=name, phone=norm_phone,
                     password_hash=hash_password(password) if password else None,

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from flask import current_app
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,16 +24,38 @@ def _now() -> float:
     return time.time()
 
 
+def _fieldcrypto():
+    return current_app.extensions["idp.fieldcrypto"]
+
+
+ID_NUMBER = "person.id_number"
+PHONE = "person.phone"
+
+
+def id_number_index(normalised: str) -> str:
+    """Blind index for exact look-up by normalised ID number."""
+    return _fieldcrypto().blind_index(normalised, ID_NUMBER)
+
+
+def phone_index(normalised: str) -> str:
+    return _fieldcrypto().blind_index(normalised, PHONE)
+
+
 class Person(db.Model):
-    """A citizen. ``id`` is the internal subject; the ID number is never used as ``sub``."""
+    """A citizen. ``id`` is the internal subject; the ID number is never used as ``sub``.
+
+    The ID number and phone are stored SM4-GCM encrypted and found through keyed blind
+    indexes (``id_number_index``); read and write them through the plain properties."""
 
     __tablename__ = "person"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
-    id_number: Mapped[str] = mapped_column(String(18), unique=True, index=True)
+    id_number_enc: Mapped[str] = mapped_column(Text)
+    id_number_idx: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     id_kind: Mapped[str] = mapped_column(String(24), default="resident")
     name: Mapped[str] = mapped_column(String(128))
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone_enc: Mapped[str | None] = mapped_column(Text)
+    phone_idx: Mapped[str | None] = mapped_column(String(64), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="active")
     assurance_level: Mapped[str] = mapped_column(String(4), default="L2")
@@ -41,6 +64,24 @@ class Person(db.Model):
 
     def get_user_id(self) -> str:
         return self.id
+
+    @property
+    def id_number(self) -> str:
+        return _fieldcrypto().decrypt(self.id_number_enc, ID_NUMBER)
+
+    @id_number.setter
+    def id_number(self, normalised: str) -> None:
+        self.id_number_enc = _fieldcrypto().encrypt(normalised, ID_NUMBER)
+        self.id_number_idx = id_number_index(normalised)
+
+    @property
+    def phone(self) -> str | None:
+        return _fieldcrypto().decrypt(self.phone_enc, PHONE) if self.phone_enc else None
+
+    @phone.setter
+    def phone(self, normalised: str | None) -> None:
+        self.phone_enc = _fieldcrypto().encrypt(normalised, PHONE) if normalised else None
+        self.phone_idx = phone_index(normalised) if normalised else None
 
 
 def hash_client_secret(secret: str) -> str:

@@ -12,7 +12,7 @@ from flask import current_app
 from ..crypto.passwords import hash_password, needs_rehash, verify_password
 from ..extensions import db
 from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
-from ..models import Person
+from ..models import Person, id_number_index, phone_index
 from ..store import store
 
 
@@ -46,13 +46,14 @@ def find_person(username: str) -> tuple[Person | None, Exception | None, str]:
             phone = normalize_phone(text)
         except InvalidPhone as exc:
             return None, exc, _lock_key("phone:" + text)
-        person = db.session.scalar(db.select(Person).where(Person.phone == phone))
+        person = db.session.scalar(db.select(Person).where(Person.phone_idx == phone_index(phone)))
         return person, None, _lock_key("phone:" + phone)
     try:
         parsed = parse_person_id(text)
     except InvalidIdNumber as exc:
         return None, exc, _lock_key("id:" + text)
-    person = db.session.scalar(db.select(Person).where(Person.id_number == parsed.number))
+    person = db.session.scalar(
+        db.select(Person).where(Person.id_number_idx == id_number_index(parsed.number)))
     return person, None, _lock_key("id:" + parsed.number)
 
 

@@ -29,6 +29,10 @@ SIGNING_ALGS = tuple(GENERATORS)
 _CACHE_SECONDS = 10.0
 
 
+def fieldcrypto():
+    return current_app.extensions["idp.fieldcrypto"]
+
+
 class KeyRing:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -56,7 +60,7 @@ class KeyRing:
             signing: dict[str, tuple[str, Key]] = {}
             public = []
             for row in rows:
-                key = import_key(json.loads(row.private_jwk))
+                key = import_key(json.loads(fieldcrypto().unwrap_key(row.private_jwk, row.kid)))
                 if row.status == "active":
                     signing[row.alg] = (row.kid, key)  # newest active key of each alg wins
                 public.append(self._public_jwk(row, key))
@@ -122,7 +126,9 @@ def generate(alg: str) -> SigningKey:
     ):
         old.status = "published"
         old.retired_at = time.time()
-    row = SigningKey(kid=kid, alg=alg, private_jwk=json.dumps(key.as_dict(private=True)))
+    # Private keys are never in clear at rest: SM4-GCM under the KEK, bound to the kid.
+    wrapped = fieldcrypto().wrap_key(json.dumps(key.as_dict(private=True)), kid)
+    row = SigningKey(kid=kid, alg=alg, private_jwk=wrapped)
     db.session.add(row)
     return row
 

@@ -11,7 +11,7 @@ from flask import current_app
 from ..accounts import create_person
 from ..clients import register_client
 from ..extensions import db
-from ..models import Client, Person
+from ..models import Client, Person, id_number_index
 
 DEMO_CITIZEN = {"id_number": "110105199003071239", "name": "张三", "phone": "13800138000",
                 "password": "Demo@2026"}
@@ -39,7 +39,7 @@ def seed() -> dict:
     issuer = current_app.config["ISSUER"]
     out = {"citizen": {k: DEMO_CITIZEN[k] for k in ("id_number", "password")}, "sites": []}
     if not db.session.scalar(db.select(Person.id).where(
-            Person.id_number == DEMO_CITIZEN["id_number"])):
+            Person.id_number_idx == id_number_index(DEMO_CITIZEN["id_number"]))):
         create_person(DEMO_CITIZEN["id_number"], DEMO_CITIZEN["name"], DEMO_CITIZEN["password"],
                       DEMO_CITIZEN["phone"], level="L3")
     try:

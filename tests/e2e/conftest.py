@@ -106,7 +106,8 @@ def backend_env() -> Iterator[dict[str, str]]:
     prefix = backends.redis_prefix()
     try:
         yield {"DATABASE_URL": url, "REDIS_URL": backends.REDIS_URL,
-               "IDP_REDIS_PREFIX": prefix, "IDP_SECRET_KEY": secrets.token_hex(32)}
+               "IDP_REDIS_PREFIX": prefix, "IDP_SECRET_KEY": secrets.token_hex(32),
+               "IDP_KEK": secrets.token_hex(32)}
     finally:
         backends.flush_redis_prefix(prefix)
         backends.drop_pg_database(name)
