@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -34,7 +34,11 @@ class AuditEvent(db.Model):
     """
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_ts", "ts"),)
+    __table_args__ = (
+        UniqueConstraint("prev_hash", name="uq_audit_event_prev_hash"),
+        UniqueConstraint("hash", name="uq_audit_event_hash"),
+        Index("ix_audit_event_ts", "ts"),
+    )
 
     seq: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=False)
     ts: Mapped[float] = mapped_column(Float)
@@ -44,5 +48,5 @@ class AuditEvent(db.Model):
     client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LEN))
     ip: Mapped[str | None] = mapped_column(String(IP_LEN))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
