@@ -48,6 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     compile_catalogs(os.path.join(HERE, "translations"))
 
     db.init_app(app)
+    from .audit import models as _audit_models  # noqa: F401  (registers the table)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)

@@ -49,7 +49,7 @@ def app(backend_config):
         db.engine.dispose()
 
 
-_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry"]
+_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "audit_event"]
 
 
 @pytest.fixture

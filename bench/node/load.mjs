@@ -266,9 +266,16 @@ async function main() {
   const measureTo = measureFrom + cfg.seconds * 1000;
   let cpuAtStart;
   let cpuAtEnd;
-  const startTimer = setTimeout(() => { cpuAtStart = process.cpuUsage(); }, cfg.warmup * 1000);
-  const endTimer = setTimeout(() => { cpuAtEnd = process.cpuUsage(); },
-    (cfg.warmup + cfg.seconds) * 1000);
+  // MARK lines tell the orchestrator when the measured window opens and closes, so
+  // it can read the server's CPU counters at the same moments.
+  const startTimer = setTimeout(() => {
+    cpuAtStart = process.cpuUsage();
+    process.stderr.write('MARK start\n');
+  }, cfg.warmup * 1000);
+  const endTimer = setTimeout(() => {
+    cpuAtEnd = process.cpuUsage();
+    process.stderr.write('MARK end\n');
+  }, (cfg.warmup + cfg.seconds) * 1000);
 
   async function virtualClient(i) {
     while (performance.now() < measureTo) {
@@ -298,7 +305,10 @@ async function main() {
   await Promise.all(Array.from({ length: cfg.concurrency }, (_, i) => virtualClient(i)));
   clearTimeout(startTimer);
   clearTimeout(endTimer);
-  cpuAtEnd ||= process.cpuUsage();
+  if (!cpuAtEnd) {
+    cpuAtEnd = process.cpuUsage();
+    process.stderr.write('MARK end\n');
+  }
   cpuAtStart ||= { user: 0, system: 0 };
   const cpuUs = (cpuAtEnd.user - cpuAtStart.user) + (cpuAtEnd.system - cpuAtStart.system);
 

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from .. import audit
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
 from ..models import Client, Consent
@@ -38,11 +39,14 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "")
         result = password.authenticate(username, request.form.get("password", ""))
+        cid = client.client_id if client else None
         if result.person is not None:
-            sso.start(result.person, amr=["pwd"], acr="L2")
-            log.info("sign-in ok person=%s", result.person.id)
+            sess = sso.start(result.person, amr=["pwd"], acr="L2")
+            audit.record("login.success", actor=result.person.id, subject=result.person.id,
+                         client_id=cid, details={"amr": ["pwd"], "acr": "L2", "sid": sess.sid})
             return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
-        log.info("sign-in refused: %s", result.error)
+        audit.record("login.failure", actor="anonymous", client_id=cid,
+                     details={"reason": result.error, "username": username})
         if result.error == "invalid_number":
             error = result.detail_en if str(get_locale()) == "en" else result.detail
         elif result.error == "locked":
@@ -76,8 +80,12 @@ def consent():
             row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
             db.session.commit()
             rec["consented"] = True
+            audit.record("consent.granted", actor=sess.person_id, subject=sess.person_id,
+                         client_id=client.client_id, details={"scope": scope})
         else:
             rec["denied"] = True
+            audit.record("consent.denied", actor=sess.person_id, subject=sess.person_id,
+                         client_id=client.client_id, details={"scope": scope})
         pending.update(rid, rec)
         return redirect(pending.resume_url(rid, rec))
     person = sess.person

@@ -32,6 +32,16 @@ def app_context():
     return app.app_context()
 
 
+def operator() -> str:
+    """Who ran a command, for the audit log."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
 class _Main(click.Group):
     """Turns failures no command anticipated into one readable line, not a traceback."""
 
@@ -53,7 +63,7 @@ def main() -> None:
 
 def _register() -> None:
     from ..identity.cli import id_group
-    from . import clients, server, users
+    from . import audit, clients, server, users
 
     main.add_command(server.init)
     main.add_command(server.serve)
@@ -61,6 +71,7 @@ def _register() -> None:
     main.add_command(clients.client)
     main.add_command(server.keys)
     main.add_command(id_group)
+    main.add_command(audit.audit)
 
 
 _register()

@@ -7,7 +7,8 @@ import secrets
 
 import click
 
-from . import app_context, emit, fail
+from .. import audit
+from . import app_context, emit, fail, operator
 
 
 @click.group()
@@ -69,6 +70,10 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 sector_identifier_uri=sector_identifier_uri)
         except ClientError as exc:
             fail(str(exc), as_json)
+        audit.record("admin.client.add", actor=operator(), client_id=row.client_id,
+                     details={"auth_method": method, "grant_types": row.grant_types,
+                              "redirect_uris": row.redirect_uris,
+                              "sensitive_scopes": list(allow_scopes)})
         out = {"client_id": row.client_id, "token_endpoint_auth_method": method,
                "client_secret": secret if method.startswith("client_secret") else None,
                "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}

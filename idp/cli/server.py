@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import app_context, emit, fail
+from . import app_context, emit, fail, operator
 
 
 @click.command()
@@ -90,6 +90,10 @@ def keys_rotate(alg: str, as_json: bool) -> None:
             fail(str(exc), as_json)
         db.session.commit()
         retired = retire_expired()
+        from .. import audit
+
+        audit.record("keys.rotate", actor=operator(),
+                     details={"kid": row.kid, "alg": row.alg, "retired": retired})
         emit({"kid": row.kid, "alg": row.alg, "retired": retired}, as_json,
              f"new active {row.alg} key {row.kid}; retired: {', '.join(retired) or 'none'}")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import app_context, emit, fail
+from .. import audit
+from . import app_context, emit, fail, operator
 
 
 @click.group()
@@ -27,6 +28,8 @@ def user_add(id_number: str, name: str, password: str, phone: str | None, as_jso
             person = create_person(id_number, name, password, phone)
         except AccountError as exc:
             fail(str(exc), as_json)
+        audit.record("admin.user.add", actor=operator(), subject=person.id,
+                     details={"id_kind": person.id_kind})
         out = {"id": person.id, "id_number": mask_id_number(person.id_number),
                "id_kind": person.id_kind, "phone": bool(person.phone)}
     emit(out, as_json, f"created person {out['id']} ({out['id_number']})")

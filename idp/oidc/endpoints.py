@@ -61,7 +61,7 @@ class RevocationEndpoint(_Revocation):
             revoke_access_token(token.claims)
         else:
             # Revoking a refresh token ends the grant: its access tokens too (§2.1).
-            revoke_grant(token.family_id)
+            revoke_grant(token.family_id, reason="refresh token revoked by client")
 
 
 class IntrospectionEndpoint(_Introspection):

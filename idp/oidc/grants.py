@@ -103,7 +103,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             used = store().get(f"code_used:{code}")
             if used is not None:
                 # RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                n = revoke_grant(used["gid"])
+                n = revoke_grant(used["gid"], reason="authorization code replayed")
                 log.warning("authorization code replayed by client %s; revoked %d tokens",
                             client.get_client_id(), n)
             return None
@@ -141,7 +141,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.rotated_at is not None:
             # Reuse of a rotated token: someone holds a copy. Revoke the family.
-            n = revoke_grant(row.family_id)
+            n = revoke_grant(row.family_id, reason="refresh token reused")
             log.warning("refresh token reuse detected for client %s; revoked %d tokens",
                         row.client_id, n)
             return None

@@ -11,6 +11,7 @@ from flask import current_app, g
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from .. import audit
 from ..extensions import db
 from ..models import RefreshToken
 from ..store import store
@@ -101,9 +102,13 @@ def save_token(token: dict, request) -> None:
     its grant so that revoking the grant reaches the access token too."""
     user: Subject | None = request.user
     cfg = current_app.config
-    if user is None:
-        return
     jti = g.pop("idp_issued_jti", None)
+    client_id = request.client.get_client_id()
+    if user is None:
+        audit.record("token.issued", actor=client_id, client_id=client_id,
+                     details={"grant_type": request.payload.grant_type, "jti": jti,
+                              "scope": token.get("scope", "")})
+        return
     if jti:
         store().append(f"gjti:{user.gid}", jti, cfg["ACCESS_TOKEN_TTL"] + 60)
     if token.get("refresh_token"):
@@ -124,6 +129,10 @@ def save_token(token: dict, request) -> None:
             )
         )
         db.session.commit()
+    audit.record("token.issued", actor=client_id, subject=user.person.id, client_id=client_id,
+                 details={"grant_type": request.payload.grant_type, "jti": jti, "gid": user.gid,
+                          "scope": token.get("scope", ""),
+                          "refresh_token": bool(token.get("refresh_token"))})
 
 
 class InvalidAccessToken(Exception):
@@ -176,9 +185,11 @@ def decode_access_token(token: str, *, audience: str | None = None) -> AccessTok
 def revoke_access_token(claims: dict[str, Any]) -> None:
     ttl = max(1, claims["exp"] - int(time.time()) + 1)
     store().set(f"revoked:{claims['jti']}", 1, ttl)
+    audit.record("token.revoked", actor=claims.get("client_id", "system"),
+                 client_id=claims.get("client_id"), details={"jti": claims["jti"]})
 
 
-def revoke_grant(gid: str) -> int:
+def revoke_grant(gid: str, reason: str = "revoked") -> int:
     """Revoke every refresh token of a grant and every access token issued from it."""
     now = time.time()
     rows = db.session.scalars(
@@ -193,4 +204,9 @@ def revoke_grant(gid: str) -> int:
     jtis = store().members(f"gjti:{gid}")
     for jti in jtis:
         store().set(f"revoked:{jti}", 1, ttl)
+    client_id = rows[0].client_id if rows else None
+    audit.record("grant.revoked", actor=client_id or "system", client_id=client_id,
+                 subject=rows[0].person_id if rows else None,
+                 details={"gid": gid, "reason": reason, "refresh_tokens": len(rows),
+                          "access_tokens": len(jtis)})
     return len(rows) + len(jtis)

@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from .. import audit
 from ..authn import session as sso
 from ..extensions import csrf, db
 from ..models import Client, Consent, Person
@@ -310,4 +311,6 @@ def end_session_everywhere(sess) -> list:
     clients = sso.session_clients(sess)
     person_id = sess.person_id
     sso.end(sess)
+    audit.record("logout", actor=person_id, subject=person_id,
+                 details={"sid": sess.sid, "notified_clients": clients})
     return bc_logout.notify(clients, person_id, sess.sid)

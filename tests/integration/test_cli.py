@@ -95,3 +95,17 @@ def test_keys_rotate(run):
     assert list(status.values()).count("active") == 3  # one per algorithm: ES256, RS256, SM2SM3
     bad = run("keys", "rotate", "--alg", "HS256")
     assert bad.exit_code == 1 and "unsupported algorithm" in bad.stderr
+
+
+def test_admin_commands_are_audited_and_the_chain_verifies(run):
+    run("user", "add", "--id-number", "11010519491231002X", "--name", "王五",
+        "--password", "long-enough-1")
+    run("client", "add", "--client-id", "web1", "--redirect-uri", "https://a.example/cb")
+    run("keys", "rotate", "--alg", "SM2SM3")
+    lines = [json.loads(x) for x in run("audit", "export", "--since", "0").stdout.splitlines()]
+    events = [x["event"] for x in lines]
+    assert events == ["admin.user.add", "admin.client.add", "keys.rotate"]
+    assert all(x["actor"].startswith("cli:") for x in lines)
+    assert "11010519491231002X" not in json.dumps(lines, ensure_ascii=False)
+    res = run("audit", "verify", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["count"] == 3
