@@ -149,6 +149,7 @@ class Ours(Server):
             "REDIS_URL": REDIS_URL,
             "IDP_REDIS_PREFIX": self.redis_prefix,
             "IDP_SECRET_KEY": secrets.token_hex(32),
+            "IDP_KEK": secrets.token_hex(32),
             "IDP_INSTANCE_PATH": str(self.instance),
         }
         self._db_created = False

@@ -62,6 +62,9 @@ LANGUAGES = ["zh_CN", "en"]
 # algorithms are mandated. Hashes made under another policy are upgraded at sign-in.
 PASSWORD_HASH = "argon2id"
 PBKDF2_SM3_ITERATIONS = 200_000
+# Password hashes computed at once per worker process (each Argon2id hash: one core,
+# ARGON2_MEMORY_COST of memory). About cores / workers.
+PASSWORD_HASH_CONCURRENCY = 2
 
 # Argon2id parameters (argon2-cffi's RFC 9106 "low memory" profile).
 ARGON2_TIME_COST = 3

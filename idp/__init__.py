@@ -87,7 +87,10 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Several threads (and the store's own connections) share one file.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pre-ping: it costs a round trip on every checkout (a fifth of the token
+    # endpoint's time). Connections are recycled instead, and after a database restart
+    # the pool discards each dead connection on its first failed use.
+    return {"pool_recycle": 1800, "pool_size": 10, "max_overflow": 20}
 
 
 def _tune_sqlite(engine) -> None:

@@ -10,6 +10,10 @@ from typing import Any
 
 from config import default
 
+class ConfigError(RuntimeError):
+    """A configuration that cannot run safely; the message says what to set."""
+
+
 # Names read from the environment without the IDP_ prefix, because operators and
 # platforms (Heroku-style PaaS, docker-compose files) already spell them this way.
 _UNPREFIXED = ("DATABASE_URL", "REDIS_URL")
@@ -48,8 +52,11 @@ def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[st
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = _instance_secret(Path(instance_path) / "secret_key")
     if not cfg.get("KEK"):
-        # Embedded default only: several workers on a shared database must share one
-        # KEK, so production sets IDP_KEK (see config/production.example.env).
+        if not cfg["EMBEDDED"]:
+            # Workers sharing a database must share one KEK; a key made up per
+            # instance would encrypt data the other instances cannot read.
+            raise ConfigError("IDP_KEK must be set (64 hex characters) when DATABASE_URL "
+                              "points at a shared database; see config/production.example.env")
         cfg["KEK"] = _instance_secret(Path(instance_path) / "kek")
     cfg["ISSUER"] = cfg["ISSUER"].rstrip("/")
     return cfg

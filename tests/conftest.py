@@ -3,6 +3,8 @@ with Redis (the production shape). Neither is mocked."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tests import backends
@@ -25,7 +27,7 @@ def backend_config(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("pg")
     yield {"instance_path": str(path),
            "overrides": {"DATABASE_URL": url, "REDIS_URL": backends.REDIS_URL,
-                         "REDIS_PREFIX": prefix}}
+                         "REDIS_PREFIX": prefix, "KEK": secrets.token_hex(32)}}
     backends.flush_redis_prefix(prefix)
     backends.drop_pg_database(name)
 

@@ -9,6 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import audit
+from ..clients import find_client
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
 from ..models import Client, Consent
@@ -23,7 +24,7 @@ bp = Blueprint("authn", __name__)
 
 def _client_of(rec) -> Client | None:
     cid = rec["params"].get("client_id") if rec else None
-    return db.session.scalar(db.select(Client).where(Client.client_id == cid)) if cid else None
+    return find_client(cid) if cid else None
 
 
 @bp.route("/login", methods=["GET", "POST"])

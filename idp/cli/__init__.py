@@ -28,7 +28,12 @@ def fail(message: str, as_json: bool = False, code: int = 1):
 
 
 def app_context():
-    app = create_app()
+    from ..settings import ConfigError
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        fail(str(exc), "--json" in sys.argv)
     return app.app_context()
 
 

@@ -38,6 +38,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._loaded_at = 0.0
         self._signing: dict[str, tuple[str, Key]] = {}
+        self._imported: dict[str, Key] = {}  # kid -> key; a kid's key never changes
         self._public: KeySet = KeySet([])
         self._jwks: dict = {"keys": []}
 
@@ -50,17 +51,27 @@ class KeyRing:
         with self._lock:
             if time.monotonic() - self._loaded_at < _CACHE_SECONDS:
                 return
-            rows = db.session.scalars(
-                db.select(SigningKey)
+            rows = db.session.execute(
+                db.select(SigningKey.kid, SigningKey.alg, SigningKey.status,
+                          SigningKey.retired_at)
                 .where(SigningKey.status.in_(("active", "published")))
                 .order_by(SigningKey.created_at)
             ).all()
             cutoff = time.time() - verification_window()
             rows = [r for r in rows if r.status == "active" or (r.retired_at or 0) > cutoff]
+            # Unwrapping and importing a key (RSA: ~45 ms) happens once per kid and
+            # worker, not at every refresh.
+            missing = [r.kid for r in rows if r.kid not in self._imported]
+            if missing:
+                for kid, wrapped in db.session.execute(
+                        db.select(SigningKey.kid, SigningKey.private_jwk)
+                        .where(SigningKey.kid.in_(missing))):
+                    self._imported[kid] = import_key(
+                        json.loads(fieldcrypto().unwrap_key(wrapped, kid)))
             signing: dict[str, tuple[str, Key]] = {}
             public = []
             for row in rows:
-                key = import_key(json.loads(fieldcrypto().unwrap_key(row.private_jwk, row.kid)))
+                key = self._imported[row.kid]
                 if row.status == "active":
                     signing[row.alg] = (row.kid, key)  # newest active key of each alg wins
                 public.append(self._public_jwk(row, key))
@@ -70,7 +81,7 @@ class KeyRing:
             self._loaded_at = time.monotonic()
 
     @staticmethod
-    def _public_jwk(row: SigningKey, key: Key) -> dict:
+    def _public_jwk(row, key: Key) -> dict:
         data = key.as_dict(private=False)
         data.update({"kid": row.kid, "alg": row.alg, "use": "sig"})
         return data

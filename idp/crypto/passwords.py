@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -77,17 +78,30 @@ def _verify_pbkdf2(stored: str, password: str) -> bool:
     return hmac.compare_digest(_pbkdf2_sm3(password, salt_raw, iterations), expected)
 
 
+def _slots() -> threading.BoundedSemaphore:
+    """Hashes allowed at once in this worker. Each Argon2id hash takes 64 MiB and a
+    core; unbounded, a burst of sign-ins takes gigabytes and starves every other
+    request of CPU, for no gain in sign-ins per second."""
+    app = current_app
+    sem = app.extensions.get("idp.hash_slots")
+    if sem is None:
+        sem = threading.BoundedSemaphore(app.config["PASSWORD_HASH_CONCURRENCY"])
+        app.extensions["idp.hash_slots"] = sem
+    return sem
+
+
 def verify_password(stored: str | None, password: str) -> bool:
     """True when ``password`` matches. With no stored hash a dummy hash of the current
     policy is checked, so an unknown account costs the same time as a known one."""
     target = stored or _dummy_hash()
-    if target.startswith(PBKDF2_PREFIX):
-        ok = _verify_pbkdf2(target, password)
-    else:
-        try:
-            ok = _argon2().verify(target, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+    with _slots():
+        if target.startswith(PBKDF2_PREFIX):
+            ok = _verify_pbkdf2(target, password)
+        else:
+            try:
+                ok = _argon2().verify(target, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                ok = False
     return ok and stored is not None
 
 

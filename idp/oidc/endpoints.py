@@ -5,8 +5,9 @@ from __future__ import annotations
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
+from ..clients import find_client
 from ..extensions import db
-from ..models import Client, RefreshToken
+from ..models import RefreshToken
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .subject import subject_for
 from .tokens import (
@@ -83,7 +84,7 @@ class IntrospectionEndpoint(_Introspection):
                                      "jti", "auth_time", "acr") if k in c}
             out["token_type"] = "Bearer"
             return out
-        client = db.session.scalar(db.select(Client).where(Client.client_id == token.client_id))
+        client = find_client(token.client_id)
         return {
             "scope": token.scope,
             "client_id": token.client_id,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from flask import current_app
 
-from ..extensions import db
+from ..clients import find_client
 from ..models import Client
 from .subject import subject_for
 from .tokens import issuer, sign
@@ -43,7 +43,7 @@ def notify(client_ids: list[str], person_id: str, sid: str) -> list:
     if not client_ids:
         return []
     cfg = current_app.config
-    clients = db.session.scalars(db.select(Client).where(Client.client_id.in_(client_ids))).all()
+    clients = [c for c in map(find_client, client_ids) if c is not None]
     futures = []
     for client in clients:
         uri = client.backchannel_logout_uri

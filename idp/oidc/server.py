@@ -6,17 +6,14 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 
-from ..extensions import db
-from ..models import Client
+from ..clients import find_client
 from . import grants, tokens
 from .claims import SCOPES_SUPPORTED
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 
 
 def _query_client(client_id: str):
-    if not client_id or len(client_id) > 128:
-        return None
-    return db.session.scalar(db.select(Client).where(Client.client_id == client_id))
+    return find_client(client_id)
 
 
 class _Issuer(IssuerParameter):

@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 
 from .. import audit
 from ..authn import session as sso
+from ..clients import find_client
 from ..extensions import csrf, db
 from ..models import Client, Consent, Person
 from ..ui import pick_locale_from
@@ -238,7 +239,7 @@ def userinfo():
     if person is None or person.status != "active":
         return _bearer_error("invalid_token", "The subject is no longer active.")
     claims = dict(user_claims(person, scope, at.claims["sub"]))
-    client = db.session.scalar(db.select(Client).where(Client.client_id == at.claims["client_id"]))
+    client = find_client(at.claims["client_id"])
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:
         # OIDC Core §5.3.2: a signed response carries iss and aud.
@@ -264,7 +265,7 @@ def _client_from_hint(hint: str | None) -> tuple[Client | None, dict | None, str
     client_id = aud[0] if isinstance(aud, list) and aud else aud
     if claims.get("iss") != issuer() or not isinstance(client_id, str):
         return None, None, _("id_token_hint 无效：不是本平台签发的身份令牌")
-    client = db.session.scalar(db.select(Client).where(Client.client_id == client_id))
+    client = find_client(client_id)
     if client is None:
         return None, None, _("id_token_hint 无效：未知的应用")
     return client, claims, None
@@ -284,7 +285,7 @@ def end_session():
     if client_id and client is not None and client_id != client.client_id:
         return error_page(_("退出登录失败"), _("client_id 与 id_token_hint 不一致"))
     if client is None and client_id:
-        client = db.session.scalar(db.select(Client).where(Client.client_id == client_id))
+        client = find_client(client_id)
         if client is None:
             return error_page(_("退出登录失败"), _("未知的应用"))
     target = args.get("post_logout_redirect_uri")

@@ -7,8 +7,15 @@ import json
 from idp import audit
 from idp.audit import AuditEvent
 from idp.extensions import db
-from tests.helpers import (CITIZEN_ID, authorize_url, exchange, form_fields, get_code, make_client,
-                           tokens_for)
+from tests.helpers import (
+    CITIZEN_ID,
+    authorize_url,
+    exchange,
+    form_fields,
+    get_code,
+    make_client,
+    tokens_for,
+)
 
 
 def _events():

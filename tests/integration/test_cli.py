@@ -109,3 +109,12 @@ def test_admin_commands_are_audited_and_the_chain_verifies(run):
     assert "11010519491231002X" not in json.dumps(lines, ensure_ascii=False)
     res = run("audit", "verify", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["count"] == 3
+
+
+def test_shared_database_without_kek_is_refused_with_a_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    monkeypatch.delenv("IDP_KEK", raising=False)
+    res = CliRunner().invoke(main, ["keys", "list"])
+    assert res.exit_code == 1 and "IDP_KEK must be set" in res.stderr
+    assert "Traceback" not in res.stderr
