@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+PORT=${PORT:-5000}
+# The demo sites live on the two ports after the provider's, on the issuer's host.
+export IDP_ISSUER=${IDP_ISSUER:-http://localhost:$PORT}
 .venv/bin/idp init --demo
-exec .venv/bin/idp serve --demo --host "${HOST:-127.0.0.1}" --port "${PORT:-5000}"
+exec .venv/bin/idp serve --demo --host "${HOST:-127.0.0.1}" --port "$PORT"
