@@ -10,6 +10,7 @@ from typing import Any
 
 from config import default
 
+
 class ConfigError(RuntimeError):
     """A configuration that cannot run safely; the message says what to set."""
 
