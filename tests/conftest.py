@@ -51,7 +51,8 @@ def app(backend_config):
         db.engine.dispose()
 
 
-_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "audit_event"]
+_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "audit_pending",
+           "audit_event"]
 
 
 @pytest.fixture

@@ -100,7 +100,9 @@ class VerifyResult:
     them when ``ok``); ``first_bad_seq`` is the first entry that cannot be trusted (for
     a deletion, the first missing ``seq``); ``reason`` says what is wrong with it.
     ``head_seq``/``head_hash`` are the last entry that verified (0 and 64 zeros when
-    none did) — record them elsewhere to detect truncation later.
+    none did) — record them elsewhere to detect truncation later. ``pending`` is the
+    number of entries recorded before the check that could not be chained in time, so
+    were not checked (0 normally; :func:`idp.audit.verify` logs why).
     """
 
     ok: bool
@@ -109,10 +111,12 @@ class VerifyResult:
     reason: str | None = None
     head_seq: int = 0
     head_hash: str = ZERO_HASH
+    pending: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "first_bad_seq": self.first_bad_seq,
-                "reason": self.reason, "head": {"seq": self.head_seq, "hash": self.head_hash}}
+                "reason": self.reason, "head": {"seq": self.head_seq, "hash": self.head_hash},
+                "pending": self.pending}
 
 
 def _span(first: int, last: int) -> str:

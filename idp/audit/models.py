@@ -1,6 +1,8 @@
-"""The ``audit_event`` table: one row per audit entry, chained by SM3.
+"""The ``audit_event`` table: one row per audit entry, chained by SM3; and
+``audit_pending``: entries recorded but not chained yet.
 
-See :mod:`idp.audit.chain` for how ``hash`` is computed from the other columns.
+See :mod:`idp.audit.chain` for how ``hash`` is computed from the other columns, and
+:mod:`idp.audit.log` for how an entry goes from one table to the other.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ IP_LEN = 64
 
 
 class AuditEvent(db.Model):
-    """An append-only audit entry. Written only by :func:`idp.audit.record`.
+    """An append-only audit entry. Written only by the chainer (:mod:`idp.audit.log`).
 
     ``seq`` is assigned by the writer (head + 1) under the chain lock, never by the
     database, so it has no gaps; ``prev_hash`` is the previous entry's ``hash`` (64
@@ -50,3 +52,26 @@ class AuditEvent(db.Model):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPending(db.Model):
+    """An audit entry recorded but not chained yet. Written only by
+    :func:`idp.audit.record` (one insert, no lock); moved into ``audit_event`` in ``id``
+    order, and deleted in the same transaction, by :func:`idp.audit.log.chain_pending`.
+
+    ``details`` and the identifiers are already masked; ``ts`` is when it was recorded
+    (the chain may move it forward a little so that ``ts`` follows ``seq``). On SQLite
+    ``id`` is the rowid: an id can come back only once every row above it is gone, so
+    pending rows are still taken in the order they were written.
+    """
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(EVENT_LEN))
+    actor: Mapped[str] = mapped_column(String(ACTOR_LEN))
+    subject: Mapped[str | None] = mapped_column(String(SUBJECT_LEN))
+    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LEN))
+    ip: Mapped[str | None] = mapped_column(String(IP_LEN))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

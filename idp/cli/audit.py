@@ -1,4 +1,7 @@
-"""``idp audit verify``, ``idp audit head`` and ``idp audit export``."""
+"""``idp audit verify``, ``idp audit head``, ``idp audit export`` and ``idp audit flush``.
+
+Each of them first chains every entry recorded before it (entries are recorded into
+``audit_pending`` and chained moments later; see :mod:`idp.audit.log`)."""
 
 from __future__ import annotations
 
@@ -31,8 +34,9 @@ def _parse_head(value: str | None, as_json: bool) -> tuple[int, str] | None:
               help="A head recorded earlier (idp audit head); detects deleted newest entries.")
 @click.option("--json", "as_json", is_flag=True)
 def verify_cmd(expected_head: str | None, as_json: bool) -> None:
-    """Walk the whole chain; exit 1 naming the first altered, missing, inserted or
-    reordered entry."""
+    """Chain what is pending, then walk the whole chain; exit 1 naming the first
+    altered, missing, inserted or reordered entry; exit 3 if the chain is intact but
+    entries recorded before the check could not be chained (so are not protected yet)."""
     from ..audit import verify
 
     anchor = _parse_head(expected_head, as_json)
@@ -46,6 +50,22 @@ def verify_cmd(expected_head: str | None, as_json: bool) -> None:
     if not as_json:
         click.echo(f"ok: {result.count} entries verified; head {result.head_seq}:"
                    f"{result.head_hash}")
+    if result.pending:
+        fail(f"{result.pending} recorded entries could not be chained yet, so were not "
+             f"verified (see the log)", as_json, code=3)
+
+
+@audit.command("flush")
+@click.option("--json", "as_json", is_flag=True)
+def flush_cmd(as_json: bool) -> None:
+    """Chain every entry recorded so far (the servers do this within seconds anyway)."""
+    from ..audit import flush, pending_count
+
+    with app_context():
+        chained = flush()
+        left = pending_count()
+    emit({"chained": chained, "pending": left}, as_json,
+         f"chained {chained} entries; {left} pending")
 
 
 @audit.command("head")

@@ -1,4 +1,5 @@
-"""The SM3-chained audit log: appends, tamper detection, masking, concurrency, CLI.
+"""The SM3-chained audit log: recording, chaining, tamper detection, masking,
+concurrency, crashes, migration, CLI.
 
 Runs on both backends (SQLite and PostgreSQL) through the ``ctx`` fixture."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
 import subprocess
 import threading
@@ -18,26 +20,46 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
-from idp.audit import ZERO_HASH, AuditEvent, compute_hash, walk
+from idp.audit import ZERO_HASH, AuditEvent, AuditPending, compute_hash, walk
+from idp.audit import background as audit_background
+from idp.audit import log as audit_log
 from idp.extensions import db
+from tests import backends
 from tests.helpers import CITIZEN_ID, CITIZEN_PHONE
 
 T = AuditEvent.__table__
+P = AuditPending.__table__
 
 
 @pytest.fixture
 def actx(ctx):
-    """``ctx`` with an empty audit log (until ``audit_event`` is in conftest's list)."""
+    """``ctx`` with an empty audit log: nothing chained, nothing pending (entries other
+    tests recorded are chained first, so no background pass can bring them back)."""
+    audit.flush()
+    db.session.execute(text("DELETE FROM audit_pending"))
     db.session.execute(text("DELETE FROM audit_event"))
     db.session.commit()
     return ctx
 
 
+@pytest.fixture
+def paused(actx, monkeypatch):
+    """No opportunistic or background chaining: entries stay pending until flushed."""
+    monkeypatch.setattr(audit_background, "ENABLED", False)
+    return actx
+
+
+def _chained() -> list[audit.Entry]:
+    return [audit.Entry(**e) for e in audit.export(0)]
+
+
 def _fill(n: int) -> list[audit.Entry]:
+    """Record ``n`` entries; return the whole chain, which by then holds them."""
     kinds = ["login.success", "consent.granted", "token.issued", "token.revoked", "logout"]
-    return [audit.record(kinds[i % len(kinds)], actor=f"person{i % 3}", subject=f"person{i % 3}",
-                         client_id="rp1", ip="203.0.113.7", details={"i": i, "scope": "openid"})
-            for i in range(n)]
+    for i in range(n):
+        audit.record(kinds[i % len(kinds)], actor=f"person{i % 3}", subject=f"person{i % 3}",
+                     client_id="rp1", ip="203.0.113.7", details={"i": i, "scope": "openid"})
+    return _chained()
 
 
 def _exec(stmt) -> None:
@@ -53,6 +75,17 @@ def _count() -> int:
     return db.session.execute(select(func.count()).select_from(T)).scalar_one()
 
 
+def _pending() -> int:
+    db.session.commit()  # a fresh snapshot on PostgreSQL
+    return db.session.execute(select(func.count()).select_from(P)).scalar_one()
+
+
+def _overrides(app) -> dict:
+    """What another process (or app) needs to reach the same database."""
+    keys = ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "KEK")
+    return {"ISSUER": "http://localhost", **{k: app.config[k] for k in keys if app.config.get(k)}}
+
+
 # -- a good chain ---------------------------------------------------------------------
 
 
@@ -60,6 +93,8 @@ def test_chain_of_events_verifies(actx):
     entries = _fill(30)
     result = audit.verify()
     assert result.ok and result.count == 30 and result.first_bad_seq is None
+    assert result.pending == 0 and result.as_dict()["pending"] == 0
+    assert [e.details["i"] for e in entries] == list(range(30))  # in the order recorded
     assert (result.head_seq, result.head_hash) == audit.head() == (30, entries[-1].hash)
     assert entries[0].prev_hash == ZERO_HASH
     for before, after in zip(entries, entries[1:], strict=False):
@@ -71,8 +106,9 @@ def test_chain_of_events_verifies(actx):
 def test_canonical_form_is_as_documented(actx):
     """Rebuild the hashed bytes by hand, as an operator's own tool would, with SM3 from
     hashlib (OpenSSL) rather than the project's helper."""
-    e = audit.record("admin.user.add", actor="cli:root", subject="p1",
-                     details={"角色": "管理员", "b": [1, 2.5, None, True], "a": {"z": 1, "y": ""}})
+    audit.record("admin.user.add", actor="cli:root", subject="p1",
+                 details={"角色": "管理员", "b": [1, 2.5, None, True], "a": {"z": 1, "y": ""}})
+    (e,) = _chained()
     obj = {"actor": "cli:root", "client_id": None, "details": e.details, "event": "admin.user.add",
            "ip": None, "prev_hash": "0" * 64, "seq": 1, "subject": "p1", "ts": e.ts}
     raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -92,6 +128,7 @@ def test_awkward_values_survive_the_database_round_trip(actx):
         "when": datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC), "id": uuid.UUID(int=1),
         3: "int key", "deep": {"b": {"a": [{"x": None}]}},
     })
+    audit.flush()
     stored = _row(1)["details"]
     assert stored["nan"] == "nan" and stored["nul"] == "a\ufffdb" and stored["3"] == "int key"
     assert stored["set"] == ["a", "b"] and stored["t"] == [1, 2]
@@ -106,7 +143,7 @@ def test_invalid_calls(actx):
         audit.record("logout", actor="")
     with pytest.raises(TypeError):
         audit.record("logout", actor="system", details=["not", "a", "mapping"])
-    assert _count() == 0
+    assert _count() == 0 and _pending() == 0
 
 
 # -- tampering ------------------------------------------------------------------------
@@ -229,7 +266,7 @@ def test_swapped_rows(actx, a, b):
 # -- masking --------------------------------------------------------------------------
 
 
-def test_personal_data_is_masked_before_it_is_stored(actx):
+def test_personal_data_is_masked_before_it_is_stored(paused):
     e = audit.record(
         "login.failure", actor="system", subject=CITIZEN_ID, client_id="rp1",
         details={"username": CITIZEN_ID, "phone": CITIZEN_PHONE, "name": "李四",
@@ -237,13 +274,22 @@ def test_personal_data_is_masked_before_it_is_stored(actx):
                  "nested": [{"mobile": "139 1234 5678"}, {"姓名": "欧阳娜娜"}],
                  "typo": {"id_number": CITIZEN_ID[:17]}, "password": "Correct-Horse-9",
                  CITIZEN_PHONE: "a phone as a key"})
+    secrets = [CITIZEN_ID, CITIZEN_ID[:17], "19491231", CITIZEN_PHONE, "1234 5678", "李四",
+               "欧阳娜娜", "Correct-Horse-9"]
+    # Masked before it is written at all: the pending row holds no personal data either.
+    waiting = db.session.execute(
+        text("SELECT CAST(details AS TEXT), subject, actor FROM audit_pending")).one()
+    assert not [x for x in secrets if x in " ".join(waiting)]
+    assert e.details == json.loads(waiting[0]) and e.subject == waiting[1]
+    db.session.commit()
+    audit.flush()
     raw = db.session.execute(
         text("SELECT CAST(details AS TEXT), subject, actor FROM audit_event")).one()
     stored = _row(1)["details"]
     everything = " ".join([json.dumps(stored, ensure_ascii=False), *raw[0:1], raw[1], raw[2]])
-    for secret in [CITIZEN_ID, CITIZEN_ID[:17], "19491231", CITIZEN_PHONE, "1234 5678",
-                   "李四", "欧阳娜娜", "Correct-Horse-9"]:
+    for secret in secrets:
         assert secret not in everything, secret
+    assert stored == e.details
     assert e.subject == "110105********002X" == raw[1]
     assert stored["username"] == "110105********002X" and stored["phone"] == "139****5678"
     assert stored["name"] == "李*" and stored["nested"][1]["姓名"] == "欧***"
@@ -271,10 +317,10 @@ def test_audit_entry_survives_the_request_rollback(actx):
     from idp.models import Consent
 
     db.session.add(Consent(person_id="p1", client_id="rp1", scopes="openid"))  # not flushed
-    entry = audit.record("consent.granted", actor="p1", subject="p1", client_id="rp1")
+    audit.record("consent.granted", actor="p1", subject="p1", client_id="rp1")
     db.session.rollback()
     assert db.session.execute(text("SELECT count(*) FROM consent")).scalar_one() == 0
-    assert audit.head() == (entry.seq, entry.hash)
+    assert audit.head()[0] == 1 and _chained()[0].actor == "p1"
 
     db.session.add(Consent(person_id="p2", client_id="rp1", scopes="openid"))
     db.session.flush()  # the request now holds a write
@@ -284,12 +330,79 @@ def test_audit_entry_survives_the_request_rollback(actx):
             audit.record("consent.granted", actor="p2")
         assert time.monotonic() - started < 5  # refused at once, not after busy_timeout
         db.session.rollback()
+        assert audit.head()[0] == 1 and _pending() == 0
     else:
-        second = audit.record("consent.granted", actor="p2")
+        audit.record("consent.granted", actor="p2")
+        assert audit.flush() in (0, 1)  # chains beside the open request transaction
         db.session.rollback()
-        assert audit.head() == (second.seq, second.hash)
+        assert audit.head()[0] == 2 and _chained()[1].actor == "p2"
     assert db.session.execute(text("SELECT count(*) FROM consent")).scalar_one() == 0
     assert audit.verify().ok
+
+
+def test_record_is_durable_at_once_and_chained_later(paused):
+    p = audit.record("login.failure", actor="anonymous", client_id="rp1", ip="198.51.100.4",
+                     details={"username": CITIZEN_ID, "reason": "bad_credentials"})
+    assert isinstance(p, audit.Pending) and p.id >= 1 and p.ts == round(p.ts, 6)
+    assert p.details == {"username": "110105********002X", "reason": "bad_credentials"}
+    assert _pending() == 1 and _count() == 0 and audit.pending_count() == 1
+    assert audit.chain_pending() == 1
+    assert _pending() == 0 and audit.chain_pending() == 0
+    (e,) = _chained()
+    assert (e.seq, e.prev_hash, e.ts, e.details, e.ip) == (1, ZERO_HASH, p.ts, p.details,
+                                                            "198.51.100.4")
+
+
+def test_verify_export_and_head_include_what_was_just_recorded(paused):
+    for i in range(4):
+        audit.record("logout", actor=f"p{i}")
+    assert _count() == 0  # nothing chains them in the background while paused
+    r = audit.verify()
+    assert r.ok and r.count == 4 and r.pending == 0 and _pending() == 0
+    audit.record("logout", actor="p4")
+    assert [x["actor"] for x in audit.export(0)] == [f"p{i}" for i in range(5)]
+    audit.record("logout", actor="p5")
+    seq, digest = audit.head()
+    assert seq == 6 and digest == _row(6)["hash"] and _row(6)["actor"] == "p5"
+    assert audit.flush() == 0
+
+
+def test_chain_ts_never_goes_back(paused):
+    first = audit.record("logout", actor="a")
+    second = audit.record("logout", actor="b")
+    # A worker with a slow clock (or an insert that committed late) recorded an older ts.
+    _exec(update(P).where(P.c.id == second.id).values(ts=first.ts - 5))
+    a, b = _chained()
+    assert b.ts == a.ts == first.ts and audit.verify().ok
+
+
+def test_verify_reports_pending_entries_it_could_not_chain(paused, monkeypatch):
+    _fill(2)
+    audit.record("logout", actor="late1")
+    audit.record("logout", actor="late2")
+
+    def broken(**_kw):
+        raise audit.AuditError("simulated")
+
+    real = audit_log.flush
+    monkeypatch.setattr(audit_log, "flush", broken)
+    r = audit.verify()
+    assert r.ok and r.count == 2 and r.pending == 2 and r.as_dict()["pending"] == 2
+    monkeypatch.setattr(audit_log, "flush", real)
+    if db.engine.dialect.name == "sqlite":
+        # The real case: this thread holds SQLite's write lock, chaining would deadlock.
+        from idp.models import Consent
+
+        db.session.add(Consent(person_id="p1", client_id="rp1", scopes="openid"))
+        db.session.flush()
+        started = time.monotonic()
+        r = audit.verify()
+        assert r.ok and r.count == 2 and r.pending == 2 and time.monotonic() - started < 5
+        with pytest.raises(audit.AuditError, match="commit first"):
+            audit.flush()
+        db.session.rollback()
+    r = audit.verify()
+    assert r.ok and r.count == 4 and r.pending == 0
 
 
 # -- concurrency ----------------------------------------------------------------------
@@ -298,17 +411,29 @@ def test_audit_entry_survives_the_request_rollback(actx):
 def _assert_no_fork(n: int) -> None:
     result = audit.verify()
     assert result.ok, result.reason
-    assert result.count == n
+    assert result.count == n and result.pending == 0
+    db.session.commit()
     seqs = db.session.execute(select(T.c.seq).order_by(T.c.seq)).scalars().all()
     assert seqs == list(range(1, n + 1))
     links = db.session.execute(select(func.count(func.distinct(T.c.prev_hash)))).scalar_one()
     assert links == n
+    ts = db.session.execute(select(T.c.ts).order_by(T.c.seq)).scalars().all()
+    assert ts == sorted(ts)
+    assert _pending() == 0
+
+
+def _each_once(rows, expected: dict[str, int]) -> None:
+    """Every (actor, i) recorded appears exactly once in the chain."""
+    seen = [(r.actor, r.details["i"]) for r in rows]
+    assert len(seen) == len(set(seen))
+    assert sorted(seen) == sorted((a, i) for a, n in expected.items() for i in range(n))
 
 
 def test_concurrent_threads_make_one_chain(actx):
-    threads, per_thread = 8, 25
-    barrier = threading.Barrier(threads)
+    threads, per_thread = 8, 60
+    barrier = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
+    done = threading.Event()
 
     def work(tag: int) -> None:
         try:
@@ -320,37 +445,56 @@ def test_concurrent_threads_make_one_chain(actx):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
+    def flusher() -> None:  # a blocking chainer racing the opportunistic ones
+        try:
+            with actx.app_context():
+                barrier.wait()
+                while not done.is_set():
+                    audit.flush()
+                    time.sleep(0.01)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
     pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for t in pool:
+    watcher = threading.Thread(target=flusher)
+    for t in [*pool, watcher]:
         t.start()
     for t in pool:
         t.join(120)
+    done.set()
+    watcher.join(60)
     assert not errors, errors
     _assert_no_fork(threads * per_thread)
-    by_actor = dict(db.session.execute(select(T.c.actor, func.count()).group_by(T.c.actor)).all())
-    assert by_actor == {f"thread{t}": per_thread for t in range(threads)}
+    _each_once(_chained(), {f"thread{t}": per_thread for t in range(threads)})
 
 
-def _append_in_process(config: dict, barrier, tag: int, n: int) -> None:
+def _append_in_process(config: dict, barrier, tag: int, n: int, threads: int) -> None:
     from idp import create_app
 
     app = create_app(config["overrides"], instance_path=config["instance_path"])
+
+    def work(k: int) -> None:
+        with app.app_context():
+            for i in range(k, n, threads):
+                audit.record("login.success", actor=f"proc{tag}", details={"i": i})
+
     with app.app_context():
         barrier.wait(60)
-        for i in range(n):
-            audit.record("login.success", actor=f"proc{tag}", details={"i": i})
-        db.engine.dispose()
+        pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    # Exits with entries possibly pending: the exit drain, another process's pass or the
+    # parent's flush chains them.
 
 
 def test_concurrent_processes_make_one_chain(actx):
-    procs, per_proc = 4, 40
-    overrides = {k: actx.config[k] for k in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")
-                 if actx.config.get(k)}
-    config = {"overrides": {"ISSUER": "http://localhost", **overrides},
-              "instance_path": actx.instance_path}
+    procs, per_proc = 4, 60
+    config = {"overrides": _overrides(actx), "instance_path": actx.instance_path}
     mp = multiprocessing.get_context("spawn")
     barrier = mp.Barrier(procs)
-    pool = [mp.Process(target=_append_in_process, args=(config, barrier, p, per_proc))
+    pool = [mp.Process(target=_append_in_process, args=(config, barrier, p, per_proc, 3))
             for p in range(procs)]
     for p in pool:
         p.start()
@@ -358,6 +502,140 @@ def test_concurrent_processes_make_one_chain(actx):
         p.join(180)
     assert [p.exitcode for p in pool] == [0] * procs
     _assert_no_fork(procs * per_proc)
+    _each_once(_chained(), {f"proc{p}": per_proc for p in range(procs)})
+
+
+def test_background_thread_chains_without_being_asked(actx):
+    for i in range(5):
+        audit.record("logout", actor="bg", details={"i": i})
+    deadline = time.monotonic() + 10
+    while (_count() < 5 or _pending()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _count() == 5 and _pending() == 0  # no flush, verify, head or export called
+    thread = audit_background.chainer().thread
+    assert thread is not None and thread.daemon and thread.is_alive()
+    _assert_no_fork(5)
+
+
+def test_a_forked_worker_gets_its_own_chainer(actx):
+    """gunicorn forks its workers: state (thread, locks) made before the fork is not the
+    child's; the child starts its own chainer lazily at its first record."""
+    audit.record("logout", actor="parent")
+    parent = audit_background.chainer()
+    assert parent.thread is not None and parent.thread.is_alive()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        status = 1
+        try:
+            db.engine.dispose(close=False)  # the parent's pooled connections are not ours
+            for i in range(5):
+                audit.record("logout", actor="child", details={"i": i})
+            mine = audit_background.chainer()
+            deadline = time.monotonic() + 10
+            while audit.pending_count() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ok = (mine is not parent and mine.pid == os.getpid() and mine.thread is not None
+                  and mine.thread.is_alive() and audit.pending_count() == 0)
+            status = 0 if ok else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert audit_background.chainer() is parent
+    _assert_no_fork(6)
+
+
+def test_chainer_never_waits_for_a_held_chain_lock(paused, monkeypatch):
+    if db.engine.dialect.name == "sqlite":
+        # SQLite's chain lock is its one write lock, so inserts must wait for it; what
+        # must not wait is the opportunistic chaining pass in the request thread.
+        audit.record("token.issued", actor="rp1")
+        assert _pending() == 1
+        with db.engine.connect() as holder:
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            assert audit.chain_pending() == 0
+            assert time.monotonic() - started < 1
+            holder.rollback()
+        assert audit.flush() == 1
+        return
+    with db.engine.connect() as holder:
+        assert audit_log.lock_chain(holder, wait=True)  # another chainer, mid-pass (or hung)
+        started = time.monotonic()
+        for i in range(20):
+            audit.record("token.issued", actor="rp1", details={"i": i})
+        assert audit.chain_pending() == 0  # the try-lock skips, it does not wait
+        assert time.monotonic() - started < 2
+        assert _count() == 0 and _pending() == 20
+        # verify() waits for the lock, but not for ever: then it says what it left out.
+        monkeypatch.setattr(audit_log, "FLUSH_LOCK_TIMEOUT", "300ms")
+        r = audit.verify()
+        assert r.ok and r.count == 0 and r.pending == 20
+        holder.rollback()
+    assert audit.flush() == 20
+    _assert_no_fork(20)
+
+
+# -- crashes --------------------------------------------------------------------------
+
+
+def test_failure_while_chaining_leaves_every_entry_pending(paused, monkeypatch):
+    _fill(3)
+    for i in range(5):
+        audit.record("token.issued", actor="rp1", details={"i": i})
+    real = audit_log._store
+
+    def store_then_fail(conn, entries):
+        real(conn, entries)  # inserted into audit_event, deleted from pending …
+        raise RuntimeError("power cut")  # … and never committed
+
+    monkeypatch.setattr(audit_log, "_store", store_then_fail)
+    with pytest.raises(RuntimeError):
+        audit.flush()
+    assert _count() == 3 and _pending() == 5
+    monkeypatch.setattr(audit_log, "_store", real)
+    assert audit.flush() == 5
+    _assert_no_fork(8)
+
+
+def _crash_while_chaining(config: dict, n: int) -> None:
+    from idp import create_app
+
+    audit_background.ENABLED = False
+    app = create_app(config["overrides"], instance_path=config["instance_path"])
+    with app.app_context():
+        for i in range(n):
+            audit.record("token.issued", actor="crasher", details={"i": i})
+        real = audit_log._store
+
+        def store_then_die(conn, entries):
+            real(conn, entries)
+            os._exit(17)  # no rollback, no commit, no atexit: the process just dies
+
+        audit_log._store = store_then_die
+        audit.flush()
+
+
+def test_crash_between_pending_and_chain_then_a_new_app_chains_each_once(actx):
+    from idp import create_app
+
+    _fill(2)
+    config = {"overrides": _overrides(actx), "instance_path": actx.instance_path}
+    proc = multiprocessing.get_context("spawn").Process(target=_crash_while_chaining,
+                                                        args=(config, 7))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 17
+    assert _count() == 2 and _pending() == 7  # the half-done chaining left no trace
+
+    restarted = create_app(config["overrides"], instance_path=config["instance_path"])
+    with restarted.app_context():
+        r = audit.verify()  # drains what the dead process left
+        assert r.ok and r.count == 9 and r.pending == 0
+        db.session.remove()
+        db.engine.dispose()
+    _assert_no_fork(9)
+    _each_once(_chained()[2:], {"crasher": 7})
 
 
 # -- export and offline verification --------------------------------------------------
@@ -383,7 +661,8 @@ def test_an_export_verifies_on_its_own(actx):
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 def test_shell_recipe_from_the_docs(actx):
-    e = audit.record("login.success", actor="p1", details={"event": "x", "hash": "0" * 64})
+    audit.record("login.success", actor="p1", details={"event": "x", "hash": "0" * 64})
+    (e,) = _chained()
     line = e.export_line()
     canonical = subprocess.run(
         ["sed", "-E", r's/^(.*"event":"[^"]*"),"hash":"[0-9a-f]{64}"/\1/'],
@@ -399,7 +678,52 @@ def test_migration_matches_the_model(actx):
 
     with db.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), db.metadata)
-    assert [d for d in diffs if "audit_event" in repr(d)] == []
+    assert [d for d in diffs if "audit_" in repr(d)] == []
+
+
+@pytest.fixture
+def fresh_db(actx, tmp_path):
+    """A new, empty database of the current backend, and an app on it."""
+    from idp import create_app
+
+    overrides = {"ISSUER": "http://localhost", "KEK": "11" * 32}
+    name = None
+    if actx.config["DATABASE_URL"].startswith("postgresql"):
+        name, overrides["DATABASE_URL"] = backends.create_pg_database()
+    app = create_app(overrides, instance_path=str(tmp_path / "fresh"))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    if name:
+        backends.drop_pg_database(name)
+
+
+def test_migration_downgrade_chains_pending_entries_first(fresh_db, monkeypatch):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect
+
+    monkeypatch.setattr(audit_background, "ENABLED", False)
+    with fresh_db.app_context():
+        directory = fresh_db.extensions["migrate"].directory
+        upgrade(directory=directory)
+        assert "audit_pending" in inspect(db.engine).get_table_names()
+        audit.record("logout", actor="a")
+        audit.flush()
+        for actor in ("b", "c"):
+            audit.record("logout", actor=actor)
+        assert audit.pending_count() == 2
+        db.session.commit()
+
+        downgrade(directory=directory, revision="0003_pii")
+        assert "audit_pending" not in inspect(db.engine).get_table_names()
+        rows = db.session.execute(select(T.c.seq, T.c.actor).order_by(T.c.seq)).all()
+        assert [tuple(r) for r in rows] == [(1, "a"), (2, "b"), (3, "c")]
+        db.session.commit()
+
+        upgrade(directory=directory)
+        r = audit.verify()
+        assert r.ok and r.count == 3 and audit.pending_count() == 0
 
 
 # -- CLI ------------------------------------------------------------------------------
@@ -421,6 +745,7 @@ def cli(actx, tmp_path, monkeypatch):
         monkeypatch.setenv("DATABASE_URL", actx.config["DATABASE_URL"])
         monkeypatch.setenv("REDIS_URL", actx.config["REDIS_URL"])
         monkeypatch.setenv("IDP_REDIS_PREFIX", actx.config["REDIS_PREFIX"])
+        monkeypatch.setenv("IDP_KEK", actx.config["KEK"])
     runner = CliRunner()
     assert runner.invoke(main, ["init", "--json"], catch_exceptions=False).exit_code == 0
 
@@ -493,3 +818,33 @@ def test_cli_export(cli):
         assert out.exit_code == 1 and out.stderr.count("\n") == 1, out.stderr
         assert "Traceback" not in out.stderr
     assert json.loads(run("export", "--since", "x", "--json").stderr)["error"]
+
+
+def test_cli_flush(cli, monkeypatch):
+    run, app_context = cli
+    monkeypatch.setattr(audit_background, "ENABLED", False)
+    with app_context():
+        for i in range(3):
+            audit.record("logout", actor="p", details={"i": i})
+        assert audit.pending_count() == 3
+    out = run("flush", "--json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout) == {"chained": 3, "pending": 0}
+    assert run("flush").stdout.strip() == "chained 0 entries; 0 pending"
+    assert run("verify").stdout.startswith("ok: 3 entries verified")
+
+    with app_context():
+        audit.record("logout", actor="q")
+
+    def stuck(**_kw):
+        raise audit.AuditError("simulated: the chain lock is held by a hung process")
+
+    real = audit_log.flush
+    monkeypatch.setattr(audit_log, "flush", stuck)
+    res = run("verify")  # intact, but one entry is not protected yet: exit 3
+    assert res.exit_code == 3 and res.stdout.startswith("ok: 3 entries verified")
+    assert "1 recorded entries could not be chained" in res.stderr
+    res = run("verify", "--json")
+    assert res.exit_code == 3 and json.loads(res.stdout)["pending"] == 1
+    monkeypatch.setattr(audit_log, "flush", real)
+    assert run("verify").stdout.startswith("ok: 4 entries verified")

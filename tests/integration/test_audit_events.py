@@ -35,6 +35,7 @@ def test_protocol_events_are_audited_masked_and_chained(client, person, rp):
     svc = make_client("svc", grant_types=["client_credentials"], redirect_uris=())
     client.post("/token", headers=svc.basic, data={"grant_type": "client_credentials"})
 
+    audit.flush()  # chain what is still pending (normally within a second)
     db.session.expire_all()
     rows = _events()
     names = [r.event for r in rows]
@@ -59,6 +60,7 @@ def test_protocol_events_are_audited_masked_and_chained(client, person, rp):
 
 def test_tampering_with_a_recorded_event_is_detected(client, person, rp):
     tokens_for(client, rp)
+    audit.flush()
     db.session.expire_all()
     rows = _events()
     assert audit.verify().ok
