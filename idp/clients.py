@@ -97,6 +97,7 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
                     first_party: bool, sensitive_scopes: list[str], channel: str,
                     jwks: dict | None, id_token_alg: str | None,
                     subject_type: str = "public", userinfo_alg: str | None = None,
+                    org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
                     sector_identifier_uri: str | None = None) -> Client:
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
@@ -120,6 +121,12 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
     for what, alg in (("ID token", id_token_alg), ("userinfo", userinfo_alg)):
         if alg and alg not in SIGNING_ALGS:
             raise ClientError(f"{what} signing algorithm must be one of {', '.join(SIGNING_ALGS)}")
+    from .orgs import BUSINESS_SCOPES, ROLE_NAMES
+
+    if set(org_roles or []) - set(ROLE_NAMES):
+        raise ClientError(f"organisation roles must be some of: {', '.join(ROLE_NAMES)}")
+    if set(org_scopes or []) - set(BUSINESS_SCOPES):
+        raise ClientError(f"organisation scopes must be some of: {', '.join(BUSINESS_SCOPES)}")
     bad = set(sensitive_scopes) - SENSITIVE_SCOPES
     if bad:
         raise ClientError(f"unknown sensitive scope(s): {', '.join(sorted(bad))}")
@@ -138,13 +145,17 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         "response_types": ["code"] if "authorization_code" in grants else [],
         "token_endpoint_auth_method": auth_method,
         "post_logout_redirect_uris": post_logout_redirect_uris,
-        "scope": "openid profile phone offline_access",
+        "scope": "openid profile phone offline_access org",
     }
     if backchannel_logout_uri:
         meta["backchannel_logout_uri"] = backchannel_logout_uri
         meta["backchannel_logout_session_required"] = True
     if jwks:
         meta["jwks"] = jwks
+    if org_roles:
+        meta["org_roles"] = org_roles
+    if org_scopes:
+        meta["org_scopes"] = org_scopes
     meta["subject_type"] = subject_type
     meta["sector"] = _sector(client_id, subject_type, redirect_uris, sector_identifier_uri)
     if sector_identifier_uri:

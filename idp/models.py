@@ -220,6 +220,7 @@ class RefreshToken(db.Model):
     acr: Mapped[str | None] = mapped_column(String(16))
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     sid: Mapped[str | None] = mapped_column(String(64))
+    membership_id: Mapped[str | None] = mapped_column(String(32), index=True)
     issued_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
     rotated_at: Mapped[float | None] = mapped_column(Float)
@@ -267,3 +268,49 @@ class KVEntry(db.Model):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+ORG_ROLES = ("legal_rep", "admin", "agent")
+
+
+class Organisation(db.Model):
+    """An enterprise or organisation, keyed by its unified social credit code. It has
+    no password of its own: people act for it through memberships."""
+
+    __tablename__ = "organisation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    org_type: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class Membership(db.Model):
+    """A person's standing to act for an organisation: role, business scopes, validity.
+
+    Revocation sets ``revoked_at``; tokens minted under the membership check it on
+    every use (introspection, userinfo, refresh), so it takes effect at once."""
+
+    __tablename__ = "membership"
+    __table_args__ = (Index("ix_membership_person_org", "person_id", "org_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    org_id: Mapped[str] = mapped_column(String(32), index=True)
+    person_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    valid_from: Mapped[float] = mapped_column(Float, default=_now)
+    valid_until: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    appointed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+    def is_valid(self, at: float | None = None) -> bool:
+        now = time.time() if at is None else at
+        return (self.revoked_at is None and self.valid_from <= now
+                and (self.valid_until is None or now < self.valid_until))
+
+    def covers(self, scopes: list[str]) -> bool:
+        return "all" in self.scopes or set(scopes) <= set(self.scopes)

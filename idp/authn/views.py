@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, orgs
 from ..clients import find_client
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
@@ -36,6 +36,8 @@ def login():
                                detail=_("请回到原网站重新点击登录。")), 400
     client = _client_of(rec)
     hint = rec["params"].get("login_hint", "") if rec else ""
+    if orgs.org_hint(hint):
+        hint = ""  # names the organisation to act for, not the person signing in
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")
@@ -92,6 +94,32 @@ def consent():
     person = sess.person
     return render_template("consent.html", rid=rid, client=client, items=describe_scopes(scope),
                            who=mask_name(person.name), number=mask_id_number(person.id_number))
+
+
+@bp.route("/org/select", methods=["GET", "POST"])
+def select_org():
+    """Choose which organisation to act for in this authorization (no new password:
+    the SSO session stands; every new request with scope ``org`` asks again)."""
+    rid = request.values.get("rid")
+    rec = pending.load(rid)
+    sess = sso.current()
+    client = _client_of(rec)
+    if rec is None or sess is None or client is None:
+        return render_template("error.html", title=_("授权请求已过期"),
+                               detail=_("请回到原网站重新点击登录。")), 400
+    options = orgs.eligible(orgs.memberships_of(sess.person_id), client)
+    if request.method == "POST":
+        chosen = request.form.get("membership_id")
+        if chosen not in {m.id for m, _o in options}:
+            return render_template("error.html", title=_("无法代表该企业"),
+                                   detail=_("您选择的企业不在可代表的范围内。")), 400
+        rec["membership_id"] = chosen
+        pending.update(rid, rec)
+        return redirect(pending.resume_url(rid, rec))
+    en = str(get_locale()) == "en"
+    names = orgs.ROLE_NAMES_EN if en else orgs.ROLE_NAMES
+    return render_template("org_select.html", rid=rid, client=client,
+                           options=[(m, o, names[m.role]) for m, o in options])
 
 
 @bp.get("/")

@@ -68,7 +68,7 @@ def main() -> None:
 
 def _register() -> None:
     from ..identity.cli import id_group
-    from . import audit, clients, server, users
+    from . import audit, clients, orgs, server, users
 
     main.add_command(server.init)
     main.add_command(server.serve)
@@ -77,6 +77,7 @@ def _register() -> None:
     main.add_command(server.keys)
     main.add_command(id_group)
     main.add_command(audit.audit)
+    main.add_command(orgs.org)
 
 
 _register()

@@ -36,13 +36,18 @@ def client() -> None:
               help="JSON Web Key Set file with the client's public keys (private_key_jwt).")
 @click.option("--id-token-alg", default=None, help="ES256 (default), RS256 or SM2SM3")
 @click.option("--userinfo-alg", default=None, help="Sign userinfo responses (JWT) with this alg")
+@click.option("--org-role", "org_roles", multiple=True,
+              type=click.Choice(["legal_rep", "admin", "agent"]),
+              help="Enterprise tokens for this client need one of these roles (repeatable).")
+@click.option("--org-scope", "org_scopes", multiple=True,
+              help="Enterprise tokens for this client need these business scopes (repeatable).")
 @click.option("--subject-type", default="public", type=click.Choice(["public", "pairwise"]))
 @click.option("--sector-identifier-uri", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
-               jwks_file, id_token_alg, userinfo_alg, subject_type, sector_identifier_uri,
-               as_json) -> None:
+               jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, subject_type,
+               sector_identifier_uri, as_json) -> None:
     from ..clients import ClientError, register_client
 
     jwks = None
@@ -66,7 +71,8 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 grant_types=list(grant_types), post_logout_redirect_uris=list(post_logout),
                 backchannel_logout_uri=backchannel_logout_uri, first_party=first_party,
                 sensitive_scopes=list(allow_scopes), channel=channel, jwks=jwks,
-                id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, subject_type=subject_type,
+                id_token_alg=id_token_alg, userinfo_alg=userinfo_alg,
+                org_roles=list(org_roles), org_scopes=list(org_scopes), subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri)
         except ClientError as exc:
             fail(str(exc), as_json)

@@ -12,7 +12,7 @@ from ..models import Person
 # Scopes that release data a client must be registered for (Client.allowed_sensitive_scopes).
 SENSITIVE_SCOPES = frozenset({"idcard"})
 
-SCOPES_SUPPORTED = ["openid", "profile", "phone", "idcard", "offline_access"]
+SCOPES_SUPPORTED = ["openid", "profile", "phone", "idcard", "offline_access", "org"]
 
 # What the consent page says each scope gives away, in the person's words.
 SCOPE_DESCRIPTIONS = {
@@ -21,11 +21,13 @@ SCOPE_DESCRIPTIONS = {
     "phone": _l("您的手机号码"),
     "idcard": _l("您的完整身份证号码"),
     "offline_access": _l("在您离开后继续访问上述信息（长期有效的授权）"),
+    "org": _l("您选择代表的企业或组织（名称、统一社会信用代码、您的角色和业务范围）"),
 }
 
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
     "name", "id_number_masked", "id_type", "phone_number", "phone_number_verified", "id_number",
+    "org",
 ]
 
 

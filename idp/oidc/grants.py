@@ -19,6 +19,7 @@ from joserfc.jwk import KeySet
 from ..crypto.sm3 import half_hash_sm3
 from ..extensions import db
 from ..models import Person, RefreshToken
+from ..orgs import org_claim, valid_membership
 from ..store import store
 from .claims import user_claims
 from .subject import Subject, subject_for
@@ -93,6 +94,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "amr": ctx.get("amr", []),
             "sid": ctx.get("sid"),
             "acr_values": data.get("acr_values"),
+            "membership_id": ctx.get("membership_id"),
             "gid": secrets.token_hex(16),
         }
         store().set(f"code:{code}", record, current_app.config["AUTHORIZATION_CODE_TTL"])
@@ -122,9 +124,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         person = _active_person(d["person_id"])
         if person is None:
             return None
+        if d.get("membership_id") and valid_membership(d["membership_id"]) is None:
+            return None  # the appointment ended between sign-in and code exchange
         return Subject(person=person, auth_time=d["auth_time"], gid=d["gid"],
                        sub=subject_for(self.request.client, person.id),
-                       acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"))
+                       acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"),
+                       membership_id=d.get("membership_id"))
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -139,6 +144,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         )
         if row is None or row.revoked_at is not None or row.is_expired():
             return None
+        if row.membership_id and valid_membership(row.membership_id) is None:
+            return None  # acting for an organisation ends with the appointment
         if row.rotated_at is not None:
             # Reuse of a rotated token: someone holds a copy. Revoke the family.
             n = revoke_grant(row.family_id, reason="refresh token reused")
@@ -154,7 +161,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return Subject(person=person, auth_time=refresh_token.auth_time,
                        gid=refresh_token.family_id, sub=subject_for(self.request.client, person.id),
                        acr=refresh_token.acr,
-                       amr=refresh_token.amr or [], sid=refresh_token.sid)
+                       amr=refresh_token.amr or [], sid=refresh_token.sid,
+                       membership_id=refresh_token.membership_id)
 
     def revoke_old_credential(self, refresh_token: RefreshToken):
         refresh_token.rotated_at = time.time()
@@ -218,6 +226,8 @@ class _IDTokenMixin:
             claims["amr"] = user.amr
         if user.sid:
             claims["sid"] = user.sid
+        if user.membership_id:
+            claims["org"] = org_claim(valid_membership(user.membership_id))
         return claims
 
     def generate_user_info(self, user: Subject, scope):

@@ -32,6 +32,7 @@ class Subject:
     acr: str | None = None
     amr: list[str] = field(default_factory=list)
     sid: str | None = None
+    membership_id: str | None = None  # acting for an organisation
 
     def get_user_id(self) -> str:
         return self.person.id

@@ -83,6 +83,11 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
             claims["acr"] = user.acr
         if user.amr:
             claims["amr"] = user.amr
+        if user.membership_id:
+            from ..orgs import org_claim, valid_membership
+
+            claims["org"] = org_claim(valid_membership(user.membership_id))
+            claims["idp_mid"] = user.membership_id
     else:
         claims["sub"] = client.get_client_id()
     g.idp_issued_jti = jti
@@ -124,6 +129,7 @@ def save_token(token: dict, request) -> None:
                 acr=user.acr,
                 amr=user.amr,
                 sid=user.sid,
+                membership_id=user.membership_id,
                 issued_at=now,
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )
@@ -158,7 +164,15 @@ class AccessToken:
         return time.time() >= self.claims["exp"]
 
     def is_revoked(self) -> bool:
-        return store().get(f"revoked:{self.claims['jti']}") is not None
+        if store().get(f"revoked:{self.claims['jti']}") is not None:
+            return True
+        mid = self.claims.get("idp_mid")
+        if mid:
+            # Acting for an organisation: valid only while the appointment is.
+            from ..orgs import valid_membership
+
+            return valid_membership(mid) is None
+        return False
 
 
 def decode_access_token(token: str, *, audience: str | None = None) -> AccessToken:

@@ -9,6 +9,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import (
+    AccountSelectionRequiredError,
     ConsentRequiredError,
     LoginRequiredError,
     RequestNotSupportedError,
@@ -19,7 +20,7 @@ from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .. import audit
+from .. import audit, orgs
 from ..authn import session as sso
 from ..clients import find_client
 from ..extensions import csrf, db
@@ -111,6 +112,17 @@ def _authorize_error(err: OAuth2Error):
     return error_page(_("无法完成登录请求"), f"{err.error}: {err.get_error_description() or ''}")
 
 
+def _org_refusal(grant, uscc: str | None):
+    """The person cannot act for the organisation asked for (or for any): say so plainly,
+    and let them take the refusal back to the application as access_denied."""
+    back = add_params_to_uri(grant.redirect_uri, [
+        ("error", "access_denied"),
+        ("error_description", "The person cannot act for the requested organisation."),
+        *([("state", grant.request.payload.state)] if grant.request.payload.state else []),
+        ("iss", issuer())])
+    return render_template("org_refused.html", uscc=uscc, client=grant.client, back=back), 403
+
+
 def _has_consent(person: Person, client: Client, scope: str) -> bool:
     if client.first_party:
         return True
@@ -174,6 +186,26 @@ def authorize():
                 raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
             rid = rid or pending.create(params)
             return redirect(url_for("authn.consent", rid=rid))
+
+        membership = None
+        hint_org = orgs.org_hint(params.get("login_hint"))
+        if "org" in scope.split() or hint_org:
+            options = orgs.eligible(orgs.memberships_of(person.id), client)
+            if hint_org:
+                options = [(m, o) for m, o in options if o.uscc == hint_org]
+            chosen = rec.get("membership_id") if rec else None
+            membership = next((m for m, _o in options if m.id == chosen), None)
+            if membership is None and hint_org and len(options) == 1:
+                membership = options[0][0]
+            if membership is None:
+                if not options:
+                    if rid:
+                        pending.finish(rid)
+                    return _org_refusal(grant, hint_org)
+                if "none" in prompts:
+                    raise AccountSelectionRequiredError(redirect_uri=grant.redirect_uri)
+                rid = rid or pending.create(params)
+                return redirect(url_for("authn.select_org", rid=rid))
     except OAuth2Error as err:
         err.state = grant.request.payload.state
         return _authorize_error(err)
@@ -181,8 +213,13 @@ def authorize():
     if rid:
         pending.finish(rid)
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
-                          "sid": sess.sid}
+                          "sid": sess.sid, "membership_id": membership.id if membership else None}
     sso.add_client(sess, client.client_id)
+    if membership is not None:
+        claim = orgs.org_claim(membership)
+        audit.record("org.act", actor=person.id, subject=f"org:{claim['uscc']}",
+                     client_id=client.client_id,
+                     details={"role": membership.role, "membership": membership.id})
     return server().create_authorization_response(grant=grant, grant_user=person)
 
 
@@ -239,6 +276,8 @@ def userinfo():
     if person is None or person.status != "active":
         return _bearer_error("invalid_token", "The subject is no longer active.")
     claims = dict(user_claims(person, scope, at.claims["sub"]))
+    if "org" in scope.split() and at.claims.get("idp_mid"):
+        claims["org"] = orgs.org_claim(orgs.valid_membership(at.claims["idp_mid"]))
     client = find_client(at.claims["client_id"])
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:
