@@ -107,10 +107,11 @@ def _fresh_request_state() -> None:
     # ``g`` lives as long as the app context, and an app context that is already
     # pushed (CLI commands, tests, background jobs) is reused by requests; per-request
     # values must not leak from one request into the next.
-    from flask import g
+    from flask import current_app, g
 
     for name in [n for n in g if n.startswith("idp_")]:
         g.pop(name)
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's
 
 
 def _security_headers(response):

@@ -51,7 +51,8 @@ def app(backend_config):
         db.engine.dispose()
 
 
-_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "audit_pending",
+_TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "membership",
+           "organisation", "audit_pending",
            "audit_event"]
 
 

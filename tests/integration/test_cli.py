@@ -118,3 +118,32 @@ def test_shared_database_without_kek_is_refused_with_a_clear_line(tmp_path, monk
     res = CliRunner().invoke(main, ["keys", "list"])
     assert res.exit_code == 1 and "IDP_KEK must be set" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_org_commands(run):
+    for number, name in (("11010519491231002X", "法人"), ("110101199003070011", "经办人")):
+        assert run("user", "add", "--id-number", number, "--name", name,
+                   "--password", "long-enough-1").exit_code == 0
+    res = run("org", "add", "--uscc", "91350100m000100y43", "--name", "福州某某科技有限公司",
+              "--legal-rep", "11010519491231002X", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["uscc"] == "91350100M000100Y43"
+    bad = run("org", "add", "--uscc", "91350100M000100Y44", "--name", "x", "--legal-rep",
+              "11010519491231002X")
+    assert bad.exit_code == 1 and "check" in bad.stderr
+    res = run("org", "grant", "--uscc", "91350100M000100Y43", "--id-number", "110101199003070011",
+              "--role", "agent", "--scope", "tax", "--until", "2099-12-31", "--json")
+    assert res.exit_code == 0, res.stderr
+    past = run("org", "grant", "--uscc", "91350100M000100Y43", "--id-number",
+               "110101199003070011", "--scope", "tax", "--until", "2001-01-01")
+    assert past.exit_code == 1 and "future" in past.stderr
+    listed = json.loads(run("org", "list", "--json").stdout)
+    members = listed[0]["members"]
+    assert {m["role"] for m in members} == {"legal_rep", "agent"}
+    assert all("*" in m["id_number"] for m in members)  # masked for the operator too
+    res = run("org", "revoke", "--uscc", "91350100M000100Y43", "--id-number",
+              "110101199003070011", "--json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["revoked"]) == 1
+    again = run("org", "revoke", "--uscc", "91350100M000100Y43", "--id-number",
+                "110101199003070011")
+    assert again.exit_code == 1 and "no revocable appointment" in again.stderr
