@@ -62,6 +62,10 @@ LANGUAGES = ["zh_CN", "en"]
 # algorithms are mandated. Hashes made under another policy are upgraded at sign-in.
 PASSWORD_HASH = "argon2id"
 PBKDF2_SM3_ITERATIONS = 200_000
+# Where organisations' registered names come from: "package.module:ClassName" with a
+# ``lookup(uscc)`` method (see idp.orgs.OrgRegistry); None: names are given by the operator.
+ORG_REGISTRY = None
+
 # Password hashes computed at once per worker process (each Argon2id hash: one core,
 # ARGON2_MEMORY_COST of memory). About cores / workers.
 PASSWORD_HASH_CONCURRENCY = 2

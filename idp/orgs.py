@@ -49,7 +49,23 @@ class NoRegistry:
         return None
 
 
-registry: OrgRegistry = NoRegistry()
+def registry() -> OrgRegistry:
+    """The configured registry (``IDP_ORG_REGISTRY=package.module:ClassName``), made once
+    per app; ``NoRegistry`` when none is configured."""
+    from flask import current_app
+
+    reg = current_app.extensions.get("idp.org_registry")
+    if reg is None:
+        path = current_app.config.get("ORG_REGISTRY")
+        if path:
+            import importlib
+
+            module, _, name = path.partition(":")
+            reg = getattr(importlib.import_module(module), name)()
+        else:
+            reg = NoRegistry()
+        current_app.extensions["idp.org_registry"] = reg
+    return reg
 
 
 def _person_by_number(id_number: str) -> Person:
@@ -80,7 +96,7 @@ def register_org(uscc: str, name: str | None, legal_rep_id_number: str, *,
         raise OrgError(f"invalid credit code: {exc.message_en}") from None
     if find_org(parsed.code) is not None:
         raise OrgError("an organisation with this credit code already exists")
-    record = registry.lookup(parsed.code)
+    record = registry().lookup(parsed.code)
     name = (name or (record.name if record else "")).strip()
     if not name:
         raise OrgError("the organisation's name is needed (no registry record found)")

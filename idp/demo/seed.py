@@ -16,6 +16,9 @@ from ..models import Client, Person, id_number_index
 DEMO_CITIZEN = {"id_number": "110105199003071239", "name": "张三", "phone": "13800138000",
                 "password": "Demo@2026"}
 
+# The demo citizen is this company's legal representative (see /account/).
+DEMO_ORG = {"uscc": "91350100M000100Y43", "name": "福州演示科技有限公司"}
+
 DEMO_SITES = [
     {"key": "province", "client_id": "province-portal", "name": "省政务服务网", "port_offset": 1},
     {"key": "city", "client_id": "city-social-security", "name": "市社会保障局网站",
@@ -42,6 +45,12 @@ def seed() -> dict:
             Person.id_number_idx == id_number_index(DEMO_CITIZEN["id_number"]))):
         create_person(DEMO_CITIZEN["id_number"], DEMO_CITIZEN["name"], DEMO_CITIZEN["password"],
                       DEMO_CITIZEN["phone"], level="L3")
+    from ..orgs import find_org, register_org
+
+    if find_org(DEMO_ORG["uscc"]) is None:
+        register_org(DEMO_ORG["uscc"], DEMO_ORG["name"], DEMO_CITIZEN["id_number"],
+                     actor="demo")
+    out["organisation"] = DEMO_ORG
     try:
         with open(secrets_path(), encoding="utf-8") as fh:
             known = json.load(fh)

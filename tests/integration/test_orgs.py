@@ -191,3 +191,29 @@ def test_acting_for_the_enterprise_is_audited(client, world):
     assert {r.event for r in rows} >= {"org.add", "org.grant", "org.act"}
     act = next(r for r in rows if r.event == "org.act")
     assert act.actor == world["agent"].id and act.client_id == "etax"
+
+
+class RegisterOfLegalEntities:
+    """A registry plugged in through configuration, as a deployment would plug in the
+    market-regulation register (here answering from a fixed table)."""
+
+    TABLE = {OTHER_USCC: ("北京登记名称有限公司", "有限责任公司")}
+
+    def lookup(self, uscc):
+        if uscc not in self.TABLE:
+            return None
+        name, kind = self.TABLE[uscc]
+        return orgs.RegistryRecord(uscc=uscc, name=name, org_type=kind)
+
+
+def test_registry_lookup_supplies_the_registered_name(ctx, world):
+    ctx.config["ORG_REGISTRY"] = "tests.integration.test_orgs:RegisterOfLegalEntities"
+    ctx.extensions.pop("idp.org_registry", None)
+    try:
+        org = orgs.register_org(OTHER_USCC, None, CITIZEN_ID, actor="t")
+        assert (org.name, org.org_type) == ("北京登记名称有限公司", "有限责任公司")
+        with pytest.raises(orgs.OrgError, match="name is needed"):
+            orgs.register_org("91110000600037341L", None, CITIZEN_ID, actor="t")
+    finally:
+        ctx.config["ORG_REGISTRY"] = None
+        ctx.extensions.pop("idp.org_registry", None)
