@@ -19,7 +19,7 @@ from joserfc.jwk import KeySet
 from ..crypto.sm3 import half_hash_sm3
 from ..extensions import db
 from ..models import Person, RefreshToken
-from ..orgs import org_claim, valid_membership
+from ..orgs import valid_membership
 from ..store import store
 from .claims import user_claims
 from .subject import Subject, subject_for
@@ -219,15 +219,7 @@ class _IDTokenMixin:
             # SM2SM3 it is the left half of the access token's SM3 hash.
             claims["at_hash"] = half_hash_sm3(token["access_token"])
         user: Subject = request.user
-        claims["auth_time"] = user.auth_time
-        if user.acr:
-            claims["acr"] = user.acr
-        if user.amr:
-            claims["amr"] = user.amr
-        if user.sid:
-            claims["sid"] = user.sid
-        if user.membership_id:
-            claims["org"] = org_claim(valid_membership(user.membership_id))
+        claims.update(user.authentication_claims(with_sid=True))
         return claims
 
     def generate_user_info(self, user: Subject, scope):

@@ -36,3 +36,19 @@ class Subject:
 
     def get_user_id(self) -> str:
         return self.person.id
+
+    def authentication_claims(self, *, with_sid: bool) -> dict:
+        """How and when the person authenticated, and for whom they act: the claims
+        ID tokens and access tokens share."""
+        claims: dict = {"auth_time": self.auth_time}
+        if self.acr:
+            claims["acr"] = self.acr
+        if self.amr:
+            claims["amr"] = self.amr
+        if with_sid and self.sid:
+            claims["sid"] = self.sid
+        if self.membership_id:
+            from ..orgs import org_claim, valid_membership
+
+            claims["org"] = org_claim(valid_membership(self.membership_id))
+        return claims

@@ -78,15 +78,8 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
             # the token revealing a join key; an SM4-GCM sealed id is opaque and
             # different in every token.
             claims["idp_pid"] = fieldcrypto().encrypt(user.person.id, PID_CONTEXT)
-        claims["auth_time"] = user.auth_time
-        if user.acr:
-            claims["acr"] = user.acr
-        if user.amr:
-            claims["amr"] = user.amr
+        claims.update(user.authentication_claims(with_sid=False))
         if user.membership_id:
-            from ..orgs import org_claim, valid_membership
-
-            claims["org"] = org_claim(valid_membership(user.membership_id))
             claims["idp_mid"] = user.membership_id
     else:
         claims["sub"] = client.get_client_id()
