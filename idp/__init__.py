@@ -69,12 +69,14 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     app.extensions["idp.oauth"] = build_server(app)
 
+    from .account import bp as account_bp
     from .authn import session as sso
     from .authn.views import bp as authn_bp
     from .oidc.views import bp as oidc_bp
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(account_bp)
     app.before_request(_fresh_request_state)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)

@@ -155,6 +155,12 @@ def grant(org: Organisation, id_number: str, role: str, scopes: list[str],
     if until is not None and until <= time.time():
         raise OrgError("the appointment must end in the future")
     person = _person_by_number(id_number)
+    # Appointing someone again in the same role replaces the earlier appointment (new
+    # scopes or end date); tokens minted under the old one end with it.
+    for old in db.session.scalars(db.select(Membership).where(
+            Membership.org_id == org.id, Membership.person_id == person.id,
+            Membership.role == role, Membership.revoked_at.is_(None))).all():
+        revoke(old, by=by)
     membership = Membership(org_id=org.id, person_id=person.id, role=role,
                             scopes=sorted(set(scopes)), valid_until=until, appointed_by=by)
     db.session.add(membership)

@@ -40,6 +40,8 @@ class AuditEvent(db.Model):
         UniqueConstraint("prev_hash", name="uq_audit_event_prev_hash"),
         UniqueConstraint("hash", name="uq_audit_event_hash"),
         Index("ix_audit_event_ts", "ts"),
+        # The enterprise pages read one organisation's history: event + subject.
+        Index("ix_audit_event_event_subject", "event", "subject"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=False)

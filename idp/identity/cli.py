@@ -89,7 +89,12 @@ def check(number: str, as_json: bool) -> None:
     try:
         info = describe(number)
     except InvalidIdentifier as error:
-        click.echo(_error_line(error), err=True)
+        if as_json:
+            click.echo(json.dumps({"error": error.message_en, "message": error.message,
+                                   "code": error.code, "expected": error.expected},
+                                  ensure_ascii=False), err=True)
+        else:
+            click.echo(_error_line(error), err=True)
         raise SystemExit(1) from None
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False, sort_keys=True))

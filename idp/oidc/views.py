@@ -277,7 +277,10 @@ def userinfo():
         return _bearer_error("invalid_token", "The subject is no longer active.")
     claims = dict(user_claims(person, scope, at.claims["sub"]))
     if "org" in scope.split() and at.claims.get("idp_mid"):
-        claims["org"] = orgs.org_claim(orgs.valid_membership(at.claims["idp_mid"]))
+        membership = orgs.valid_membership(at.claims["idp_mid"])
+        if membership is None:  # ended since the revocation check above
+            return _bearer_error("invalid_token", "The organisation appointment has ended.")
+        claims["org"] = orgs.org_claim(membership)
     client = find_client(at.claims["client_id"])
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:

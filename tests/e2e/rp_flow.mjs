@@ -12,12 +12,20 @@
 //     "username": "...", "password": "...", "scope": "openid profile",
 //     "client": { "client_id", "client_secret"?, "redirect_uri",
 //                 "token_endpoint_auth_method", "jwk"? (private, for private_key_jwt) },
-//     "wrong_secret"?: "..." }
+//     "wrong_secret"?: "...",
+//     "login_hint"?: "...",          sent with the authorization request
+//     "org_choice"?: "<credit code>", the enterprise to pick on the selection page
+//     "follow_refusal"?: true,        on the org refusal page (403), record it and follow
+//                                     its link back to the application
+//     "pause"?: true }                scenario "org": stop before the after-revocation
+//                                     steps (see pause())
+// Scenarios for acting for an enterprise (scope "org"): "org" and "org_refused".
 // Output: one JSON object on stdout: { scenario, completed, steps: { name: {...} } }.
 // Each step records outcome "ok" or "error" (with the OAuth error code); the caller
 // decides which outcome each step should have had.
 
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 import { custom, errors, generators, Issuer } from 'openid-client';
 
@@ -144,6 +152,18 @@ function parseForm(html, pageUrl) {
   return { action, hidden };
 }
 
+const textOf = (s) => unescapeHtml(s.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+
+// The refusal page of /authorize: title, message and the link back to the application.
+function refusalPage(html, pageUrl) {
+  const h1 = html.match(/<h1[^>]*>([\s\S]*?)<\/h1>/i);
+  const err = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
+  const link = html.match(/<a\b[^>]*class="button"[^>]*>/i);
+  if (!link) throw new Error(`no link back on the refusal page: ${pageSummary(html)}`);
+  return { title: h1 ? textOf(h1[1]) : null, text: err ? textOf(err[1]) : null,
+    back: new URL(attributes(link[0]).href, pageUrl).href };
+}
+
 function pageSummary(html) {
   const h1 = html.match(/<h1[^>]*>([\s\S]*?)<\/h1>/i);
   const err = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
@@ -156,6 +176,7 @@ async function signIn(authorizationUrl, redirectUri) {
   let loginForm = null;
   let loginShown = false;
   let consentShown = false;
+  let orgSelect = null;
   let url = authorizationUrl;
   let method = 'GET';
   let form;
@@ -166,7 +187,7 @@ async function signIn(authorizationUrl, redirectUri) {
     if (res.status >= 300 && res.status < 400) {
       const next = new URL(res.headers.get('location'), url).href;
       if (next.startsWith(redirectUri)) {
-        return { callbackUrl: next, trail, loginShown, consentShown, loginForm };
+        return { callbackUrl: next, trail, loginShown, consentShown, loginForm, orgSelect };
       }
       url = next;
       method = 'GET';
@@ -174,6 +195,14 @@ async function signIn(authorizationUrl, redirectUri) {
       continue;
     }
     const html = await res.text();
+    if (res.status === 403 && path === '/authorize' && config.follow_refusal) {
+      // The person cannot act for the organisation: the page says so and links back.
+      const refusal = refusalPage(html, url);
+      trail.push(`GET ${new URL(refusal.back).pathname} (back link)`);
+      return { callbackUrl: refusal.back, trail, loginShown, consentShown, loginForm, orgSelect,
+        refusal: { status: res.status, title: refusal.title, text: refusal.text,
+          back_to_redirect_uri: refusal.back.startsWith(redirectUri) } };
+    }
     if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${pageSummary(html)}`);
     if (/name="password"/.test(html) && path === '/login') {
       if (loginShown) throw new Error(`login refused: ${pageSummary(html)}`);
@@ -190,6 +219,19 @@ async function signIn(authorizationUrl, redirectUri) {
       url = f.action;
       method = 'POST';
       form = { ...f.hidden, consent: 'allow' };
+    } else if (/name="membership_id"/.test(html) && path === '/org/select') {
+      if (orgSelect) throw new Error('organisation selection shown twice');
+      const f = parseForm(html, url);
+      const options = [...html.matchAll(/<button\b[^>]*name="membership_id"[^>]*>/gi)]
+        .map((m) => attributes(m[0]));
+      orgSelect = { options: options.map((o) => o['data-uscc']) };
+      const pick = options.find((o) => o['data-uscc'] === config.org_choice);
+      if (!pick) {
+        throw new Error(`no option ${config.org_choice} on the selection page: ${orgSelect.options}`);
+      }
+      url = f.action;
+      method = 'POST';
+      form = { ...f.hidden, membership_id: pick.value };
     } else {
       throw new Error(`unexpected page at ${path}: ${pageSummary(html)}`);
     }
@@ -230,6 +272,7 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', 
     code_challenge_method: 'S256',
     state,
     nonce,
+    ...(config.login_hint ? { login_hint: config.login_hint } : {}),
     ...extra,
   });
   const flow = await must(stepName, async () => {
@@ -244,6 +287,8 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', 
       error_param: q.get('error'),
       iss_param: q.get('iss'),
       state_echoed: q.get('state') === state,
+      org_select: r.orgSelect || undefined,
+      refusal: r.refusal,
       callbackUrl: r.callbackUrl,
     };
   });
@@ -274,6 +319,7 @@ async function callbackStep(name, client, rp, params, checks) {
         name: claims.name,
         id_number_masked: claims.id_number_masked,
         at_hash: Boolean(claims.at_hash),
+        org: claims.org,
       },
     };
   });
@@ -294,7 +340,7 @@ async function userinfo(name, client, tokenSetOrToken) {
   return attempt(name, async () => {
     const u = await client.userinfo(tokenSetOrToken);
     return { sub: u.sub, name: u.name, id_number_masked: u.id_number_masked,
-      phone_number: u.phone_number };
+      phone_number: u.phone_number, org: u.org };
   });
 }
 
@@ -432,7 +478,54 @@ async function silentWithoutSession(issuer) {
   });
 }
 
+// The caller acts (e.g. revokes an appointment) while the relying party waits: a line
+// {"paused": name} on stdout, then the caller writes "continue" on stdin.
+async function pause(name) {
+  process.stdout.write(`${JSON.stringify({ paused: name })}\n`);
+  const rl = createInterface({ input: process.stdin });
+  try {
+    const { value, done } = await rl[Symbol.asyncIterator]().next();
+    if (done || value.trim() !== 'continue') throw new Error(`not resumed after ${name}`);
+  } finally {
+    rl.close();
+  }
+}
+
+// Acting for an enterprise: selection (or login_hint), the org claim in the ID token and
+// userinfo; then, with "pause", what the tokens are worth once the appointment has ended.
+async function org(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  const first = await callbackStep('callback', client, rp, params, checks);
+  const t1 = first.tokenSet;
+  hideTokenSet('callback');
+  await userinfo('userinfo', client, t1);
+  await introspect('introspect_access', client, t1.access_token, 'access_token');
+  await introspect('introspect_refresh', client, t1.refresh_token, 'refresh_token');
+  if (!config.pause) return;
+  await pause('revoke');
+  await refresh('refresh_after_revoke', client, t1.refresh_token);
+  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
+  await introspect('introspect_access_after_revoke', client, t1.access_token, 'access_token');
+  await introspect('introspect_refresh_after_revoke', client, t1.refresh_token, 'refresh_token');
+  await userinfo('userinfo_after_revoke', client, t1.access_token);
+}
+
+// Refused at the provider (cannot act for the organisation): the person follows the
+// page's link back, and openid-client reads the error the application receives.
+async function orgRefused(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  await attempt('callback', async () => {
+    await client.callback(rp.redirect_uri, params, checks);
+  });
+}
+
 const SCENARIOS = {
+  org,
+  org_refused: orgRefused,
   silent: silentWithoutSession,
   full,
   private_key_jwt: privateKeyJwt,

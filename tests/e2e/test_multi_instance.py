@@ -23,6 +23,8 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+import idp.crypto.jose_sm2 as _sm2_jose  # noqa: F401  # joserfc learns the JWKS's SM2 keys
+
 from .conftest import LiveIdP, backend_env, free_port, running
 
 CITIZEN_ID = "11010519491231002X"

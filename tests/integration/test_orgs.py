@@ -217,3 +217,15 @@ def test_registry_lookup_supplies_the_registered_name(ctx, world):
     finally:
         ctx.config["ORG_REGISTRY"] = None
         ctx.extensions.pop("idp.org_registry", None)
+
+
+def test_appointing_again_replaces_the_earlier_appointment(client, world):
+    rp = make_client("etax", first_party=True)
+    body, _ = _tokens(client, rp, _sign_in_and_pick(client, rp, AGENT_ID, pick=USCC))
+    orgs.grant(world["org"], AGENT_ID, "agent", ["tax", "social-security"], None, by="rep")
+    mine = [m for m, o in orgs.memberships_of(world["agent"].id) if o.id == world["org"].id]
+    assert [m.scopes for m in mine] == [["social-security", "tax"]]
+    # Tokens from the replaced appointment ended with it.
+    resp = client.post("/token", headers=rp.basic, data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+    assert resp.get_json()["error"] == "invalid_grant"
