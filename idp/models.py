@@ -10,7 +10,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 from flask import current_app
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -314,3 +314,45 @@ class Membership(db.Model):
 
     def covers(self, scopes: list[str]) -> bool:
         return "all" in self.scopes or set(scopes) <= set(self.scopes)
+
+
+class LegacyAccount(db.Model):
+    """An account of an older government system, keyed by (source, legacy id).
+
+    The row as last read is kept SM4-GCM encrypted (it holds ID numbers and phones) with
+    its fingerprint, so a re-run skips unchanged rows, updates changed ones and flags
+    rows gone from the source; nothing is deleted."""
+
+    __tablename__ = "legacy_account"
+    __table_args__ = (UniqueConstraint("source", "legacy_id", name="uq_legacy_source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    legacy_id: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    row_enc: Mapped[str] = mapped_column(Text)
+    person_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # merged|created|queued|invalid|gone
+    rule: Mapped[str] = mapped_column(String(64))  # the rule that decided, for the record
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[float] = mapped_column(Float, default=_now)
+    last_seen: Mapped[float] = mapped_column(Float, default=_now)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class ReviewItem(db.Model):
+    """A decision the importer would not make alone: an administrator approves, rejects
+    or merges into a chosen person, and may undo."""
+
+    __tablename__ = "review_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    legacy_account_id: Mapped[int] = mapped_column(Integer, index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    candidates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # What a decision changed, so that undo can put it back.
+    outcome: Mapped[dict] = mapped_column(JSON, default=dict)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)

@@ -52,6 +52,7 @@ def app(backend_config):
 
 
 _TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "membership",
+           "legacy_account", "review_item",
            "organisation", "audit_pending",
            "audit_event"]
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ..crypto.passwords import hash_password, needs_rehash, verify_password
+from ..crypto.passwords import LEGACY_PREFIX, hash_password, needs_rehash, verify_password
 from ..extensions import db
 from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
-from ..models import Person, id_number_index, phone_index
+from ..models import LegacyAccount, Person, id_number_index, phone_index
 from ..store import store
 
 
@@ -85,6 +85,11 @@ def authenticate(username: str, password: str) -> LoginResult:
         return LoginResult(error="bad_credentials")
     store().delete(f"fail:{lock_key}")
     if needs_rehash(person.password_hash):
+        was_legacy = person.password_hash.startswith(LEGACY_PREFIX)
         person.password_hash = hash_password(password)
+        if was_legacy:
+            # The old system's hash has served its purpose: keep no copy of it.
+            db.session.execute(db.update(LegacyAccount).where(
+                LegacyAccount.person_id == person.id).values(password_hash=None))
         db.session.commit()
     return LoginResult(person=person)

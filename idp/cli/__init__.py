@@ -68,7 +68,7 @@ def main() -> None:
 
 def _register() -> None:
     from ..identity.cli import id_group
-    from . import audit, clients, orgs, server, users
+    from . import audit, clients, legacy, orgs, server, users
 
     main.add_command(server.init)
     main.add_command(server.serve)
@@ -78,6 +78,8 @@ def _register() -> None:
     main.add_command(id_group)
     main.add_command(audit.audit)
     main.add_command(orgs.org)
+    main.add_command(legacy.legacy)
+    main.add_command(legacy.merge)
 
 
 _register()

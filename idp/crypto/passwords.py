@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from flask import current_app
 
 PBKDF2_PREFIX = "$pbkdf2-sm3$"
+LEGACY_PREFIX = "$legacy$"  # imported from an older system (idp.crypto.legacy_hashes)
 
 
 def _b64(raw: bytes) -> str:
@@ -95,7 +96,11 @@ def verify_password(stored: str | None, password: str) -> bool:
     policy is checked, so an unknown account costs the same time as a known one."""
     target = stored or _dummy_hash()
     with _slots():
-        if target.startswith(PBKDF2_PREFIX):
+        if target.startswith(LEGACY_PREFIX):
+            from .legacy_hashes import verify_legacy
+
+            ok = verify_legacy(target, password)
+        elif target.startswith(PBKDF2_PREFIX):
             ok = _verify_pbkdf2(target, password)
         else:
             try:
@@ -106,6 +111,8 @@ def verify_password(stored: str | None, password: str) -> bool:
 
 
 def needs_rehash(stored: str) -> bool:
+    if stored.startswith(LEGACY_PREFIX):
+        return True  # an imported hash is used once, then replaced
     policy = _policy()
     if stored.startswith(PBKDF2_PREFIX):
         if policy != "pbkdf2-sm3":
