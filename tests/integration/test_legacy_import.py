@@ -121,3 +121,36 @@ def test_review_approve_reject_undo(ctx, person, tmp_path):
     review.reject(items["weak_phone_and_name"].id, by="admin")
     with pytest.raises(review.ReviewError, match="not pending"):
         review.approve(items["weak_phone_and_name"].id, by="admin")
+
+
+def test_old_password_signs_in_once_then_is_rehashed_and_forgotten(ctx, client, tmp_path):
+    import hashlib
+
+    from tests.helpers import authorize_url, form_fields, make_client
+
+    path = tmp_path / "pw.csv"
+    old_md5 = hashlib.md5("旧密码abc123".encode()).hexdigest()  # noqa: S324 - the legacy system's
+    path.write_bytes(("用户编号,姓名,身份证号,密码\n"
+                      f"p1,孙八,110101198501010017,{old_md5}\n").encode("gb18030"))
+    fields = {"legacy_id": "用户编号", "name": "姓名", "id_number": "身份证号",
+              "password_hash": "密码"}
+    source = CsvSource("old-portal", fields, path=path,
+                       trusted=True, password_format="md5")
+    assert run_import(source).created == 1
+    person = db.session.scalar(db.select(Person).where(
+        Person.id_number_idx == id_number_index("110101198501010017")))
+    assert person.password_hash.startswith("$legacy$md5$$")
+    rp = make_client("portal", first_party=True)
+
+    def sign_in(password):
+        resp = client.get(authorize_url(rp))
+        fields = form_fields(client.get(resp.headers["Location"]).get_data(as_text=True))
+        return client.post("/login", data={**fields, "username": "110101198501010017",
+                                           "password": password})
+
+    assert sign_in("wrong-password").status_code == 400
+    assert sign_in("旧密码abc123").status_code == 302
+    db.session.refresh(person)
+    assert person.password_hash.startswith("$argon2id$")
+    assert db.session.scalar(db.select(LegacyAccount.password_hash).where(
+        LegacyAccount.person_id == person.id)) is None
