@@ -88,12 +88,13 @@ class CsvSource(Source):
     def _records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         encoding = self.resolved_encoding()
         try:
-            fh = open(self.path, encoding=encoding, errors="strict", newline="")
+            fh = open(self.path, "rb")
         except OSError as exc:
             raise ConnectorError(f"source {self.name!r}: cannot read {self.path}: "
                                  f"{exc.strerror or exc}") from None
         with fh:
-            reader = csv.reader(fh, delimiter=self.delimiter, strict=False)
+            lines = _DecodedLines(fh, encoding)
+            reader = csv.reader(lines, delimiter=self.delimiter, strict=False)
             try:
                 header = self._header(reader, encoding)
                 if header is None:
@@ -104,13 +105,16 @@ class CsvSource(Source):
                         continue  # blank line
                     if len(row) < width:
                         row = row + [""] * (width - len(row))
-                    yield f"line {reader.line_num}", dict(zip(header, row, strict=False))
+                    yield f"line {lines.number}", dict(zip(header, row, strict=False))
             except UnicodeDecodeError as exc:
-                raise ConnectorError(self._decode_message(reader.line_num + 1, encoding,
+                raise ConnectorError(self._decode_message(lines.number, encoding,
                                                           exc)) from None
             except csv.Error as exc:
                 raise ConnectorError(f"source {self.name!r}: {self.path} line "
-                                     f"{reader.line_num}: malformed CSV: {exc}") from None
+                                     f"{lines.number}: malformed CSV: {exc}") from None
+            except OSError as exc:
+                raise ConnectorError(f"source {self.name!r}: reading {self.path} failed "
+                                     f"at line {lines.number}: {exc.strerror or exc}") from None
 
     def _header(self, reader: Any, encoding: str) -> list[str] | None:
         for row in reader:
@@ -136,3 +140,26 @@ class CsvSource(Source):
                   "check the file's encoding (try \"auto\", \"utf-8\" or \"gb18030\")")
         return (f"source {self.name!r}: {self.path} is not valid {encoding} near line {line} "
                 f"(byte {exc.object[exc.start:exc.start + 4]!r}): {advice}")
+
+
+class _DecodedLines:
+    """Decode a binary file line by line, keeping the physical line number exact.
+
+    Splitting the *bytes* on ``\\n`` is safe for every supported encoding: in UTF-8 and
+    in GBK/GB 18030 the byte 0x0A only ever encodes LF (multi-byte trail bytes are
+    0x30-0x39, 0x40-0xFE or 0x80-0xBF). A decoding error thus points at its own line.
+    """
+
+    def __init__(self, fh: Any, encoding: str) -> None:
+        self._fh = fh
+        self._bom = encoding == "utf-8-sig"
+        self._encoding = "utf-8" if self._bom else encoding
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        decode = codecs.getdecoder(self._encoding)
+        for raw in self._fh:
+            self.number += 1
+            if self._bom and self.number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            yield decode(raw, "strict")[0]

@@ -8,6 +8,11 @@ streams like a small one, and servers with a size limit (AD's 1000) are not trun
 pseudo-attribute ``dn`` is the entry's DN. Multi-valued attributes give their first
 value; binary values that are not UTF-8 are returned as hex. The bind password is never
 shown by :meth:`describe`.
+
+If the search ends with any result other than success — e.g. ``sizeLimitExceeded``,
+which OpenLDAP also applies to paged searches by anonymous or limited binds — the
+iteration raises :class:`~connectors.base.ConnectorError` after the rows it did get, so
+a truncated directory is never mistaken for a complete one.
 """
 
 from __future__ import annotations
@@ -95,10 +100,14 @@ class LdapSource(Source):
                 record["dn"] = entry["dn"]
                 yield entry["dn"], _Caseless(record)
             result = conn.result or {}
-            if result.get("result", 0) != 0:  # e.g. sizeLimitExceeded: an incomplete read
+            if result.get("result", 0) != 0:  # an incomplete read is never silent
+                hint = ""
+                if result.get("description") == "sizeLimitExceeded":
+                    hint = (" (the server's size limit for this bind DN stopped the read; "
+                            "bind as an account whose limits allow the whole search)")
                 raise ConnectorError(f"source {self.name!r}: search under "
                                      f"{self.base_dn!r} failed: {result.get('description')} "
-                                     f"{result.get('message') or ''}".rstrip())
+                                     f"{result.get('message') or ''}".rstrip() + hint)
         except LDAPException as exc:
             raise ConnectorError(f"source {self.name!r}: search under {self.base_dn!r} "
                                  f"failed: {exc}") from None

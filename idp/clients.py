@@ -98,6 +98,7 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
                     jwks: dict | None, id_token_alg: str | None,
                     subject_type: str = "public", userinfo_alg: str | None = None,
                     org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
+                    legacy_systems: list[str] | None = None,
                     sector_identifier_uri: str | None = None) -> Client:
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
@@ -145,13 +146,15 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         "response_types": ["code"] if "authorization_code" in grants else [],
         "token_endpoint_auth_method": auth_method,
         "post_logout_redirect_uris": post_logout_redirect_uris,
-        "scope": "openid profile phone offline_access org",
+        "scope": "openid profile phone offline_access org legacy",
     }
     if backchannel_logout_uri:
         meta["backchannel_logout_uri"] = backchannel_logout_uri
         meta["backchannel_logout_session_required"] = True
     if jwks:
         meta["jwks"] = jwks
+    if legacy_systems:
+        meta["legacy_systems"] = legacy_systems
     if org_roles:
         meta["org_roles"] = org_roles
     if org_scopes:

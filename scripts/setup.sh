@@ -46,6 +46,8 @@ if [ $want_test -eq 1 ]; then
   command -v chromium >/dev/null || apt_install chromium
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
   command -v openssl >/dev/null || apt_install openssl
+  # OpenLDAP server and tools: tests/connectors starts its own slapd on a loopback port.
+  { command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || apt_install slapd ldap-utils
   # A CJK font, so screenshots of the Chinese pages show characters, not boxes.
   fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || apt_install fonts-wqy-microhei
   if [ -f tests/e2e/package.json ]; then

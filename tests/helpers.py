@@ -39,7 +39,7 @@ def make_client(client_id="rp1", *, public=False, first_party=False, secret=None
                 auth_method=None, sensitive=(), backchannel=None, jwks=None,
                 grant_types=None, redirect_uris=(REDIRECT,), post_logout=("https://rp.example/bye",),
                 id_token_alg=None, subject_type="public", sector_uri=None,
-                userinfo_alg=None, org_roles=None, org_scopes=None) -> RP:
+                userinfo_alg=None, org_roles=None, org_scopes=None, legacy_systems=None) -> RP:
     method = auth_method or ("none" if public else "client_secret_basic")
     if method.startswith("client_secret"):
         secret = secret or secrets.token_urlsafe(24)
@@ -51,7 +51,7 @@ def make_client(client_id="rp1", *, public=False, first_party=False, secret=None
                     sensitive_scopes=list(sensitive), channel="web", jwks=jwks,
                     id_token_alg=id_token_alg, subject_type=subject_type,
                     sector_identifier_uri=sector_uri, userinfo_alg=userinfo_alg,
-                    org_roles=org_roles, org_scopes=org_scopes)
+                    org_roles=org_roles, org_scopes=org_scopes, legacy_systems=legacy_systems)
     return RP(client_id, secret, redirect_uris[0] if redirect_uris else REDIRECT)
 
 

@@ -41,12 +41,15 @@ def client() -> None:
               help="Enterprise tokens for this client need one of these roles (repeatable).")
 @click.option("--org-scope", "org_scopes", multiple=True,
               help="Enterprise tokens for this client need these business scopes (repeatable).")
+@click.option("--legacy-system", "legacy_systems", multiple=True,
+              help="Legacy system whose ids this client may receive (scope legacy; repeatable).")
 @click.option("--subject-type", default="public", type=click.Choice(["public", "pairwise"]))
 @click.option("--sector-identifier-uri", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
-               jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, subject_type,
+               jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
+               subject_type,
                sector_identifier_uri, as_json) -> None:
     from ..clients import ClientError, register_client
 
@@ -72,7 +75,8 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 backchannel_logout_uri=backchannel_logout_uri, first_party=first_party,
                 sensitive_scopes=list(allow_scopes), channel=channel, jwks=jwks,
                 id_token_alg=id_token_alg, userinfo_alg=userinfo_alg,
-                org_roles=list(org_roles), org_scopes=list(org_scopes), subject_type=subject_type,
+                org_roles=list(org_roles), org_scopes=list(org_scopes),
+                legacy_systems=list(legacy_systems), subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri)
         except ClientError as exc:
             fail(str(exc), as_json)

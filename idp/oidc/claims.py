@@ -12,7 +12,7 @@ from ..models import Person
 # Scopes that release data a client must be registered for (Client.allowed_sensitive_scopes).
 SENSITIVE_SCOPES = frozenset({"idcard"})
 
-SCOPES_SUPPORTED = ["openid", "profile", "phone", "idcard", "offline_access", "org"]
+SCOPES_SUPPORTED = ["openid", "profile", "phone", "idcard", "offline_access", "org", "legacy"]
 
 # What the consent page says each scope gives away, in the person's words.
 SCOPE_DESCRIPTIONS = {
@@ -21,13 +21,14 @@ SCOPE_DESCRIPTIONS = {
     "phone": _l("您的手机号码"),
     "idcard": _l("您的完整身份证号码"),
     "offline_access": _l("在您离开后继续访问上述信息（长期有效的授权）"),
+    "legacy": _l("您在本应用原有系统中的账号编号"),
     "org": _l("您选择代表的企业或组织（名称、统一社会信用代码、您的角色和业务范围）"),
 }
 
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
     "name", "id_number_masked", "id_type", "phone_number", "phone_number_verified", "id_number",
-    "org",
+    "org", "legacy_accounts",
 ]
 
 
@@ -49,6 +50,21 @@ def user_claims(person: Person, scope: str, sub: str) -> UserInfo:
         info["id_number"] = person.id_number
         info["id_type"] = person.id_kind
     return info
+
+
+def legacy_claim(person_id: str, client) -> list[dict]:
+    """The (system, legacy id) pairs linked to the person, only for the legacy systems
+    this client is registered for: a relying party learns its own old ids, no others."""
+    systems = client.meta("legacy_systems") or []
+    if not systems:
+        return []
+    from ..extensions import db
+    from ..models import LegacyAccount
+
+    rows = db.session.execute(db.select(LegacyAccount.source, LegacyAccount.legacy_id).where(
+        LegacyAccount.person_id == person_id, LegacyAccount.source.in_(systems),
+        LegacyAccount.state.in_(("merged", "created")))).all()
+    return [{"system": s, "legacy_id": i} for s, i in sorted(rows)]
 
 
 def describe_scopes(scope: str) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from ..extensions import db
 from ..models import Person, RefreshToken
 from ..orgs import valid_membership
 from ..store import store
-from .claims import user_claims
+from .claims import legacy_claim, user_claims
 from .subject import Subject, subject_for
 from .tokens import issuer, keyring, revoke_grant
 
@@ -220,6 +220,9 @@ class _IDTokenMixin:
             claims["at_hash"] = half_hash_sm3(token["access_token"])
         user: Subject = request.user
         claims.update(user.authentication_claims(with_sid=True))
+        scope = (getattr(request, "idp_token", None) or {}).get("scope", "")
+        if "legacy" in scope.split():
+            claims["legacy_accounts"] = legacy_claim(user.person.id, request.client)
         return claims
 
     def generate_user_info(self, user: Subject, scope):

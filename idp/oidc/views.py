@@ -28,7 +28,7 @@ from ..models import Client, Consent, Person
 from ..ui import pick_locale_from
 from . import logout as bc_logout
 from . import pending
-from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
+from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .tokens import (
     InvalidAccessToken,
@@ -276,12 +276,14 @@ def userinfo():
     if person is None or person.status != "active":
         return _bearer_error("invalid_token", "The subject is no longer active.")
     claims = dict(user_claims(person, scope, at.claims["sub"]))
+    client = find_client(at.claims["client_id"])
+    if "legacy" in scope.split() and client is not None:
+        claims["legacy_accounts"] = legacy_claim(person.id, client)
     if "org" in scope.split() and at.claims.get("idp_mid"):
         membership = orgs.valid_membership(at.claims["idp_mid"])
         if membership is None:  # ended since the revocation check above
             return _bearer_error("invalid_token", "The organisation appointment has ended.")
         claims["org"] = orgs.org_claim(membership)
-    client = find_client(at.claims["client_id"])
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:
         # OIDC Core §5.3.2: a signed response carries iss and aud.

@@ -154,3 +154,26 @@ def test_old_password_signs_in_once_then_is_rehashed_and_forgotten(ctx, client, 
     assert person.password_hash.startswith("$argon2id$")
     assert db.session.scalar(db.select(LegacyAccount.password_hash).where(
         LegacyAccount.person_id == person.id)) is None
+
+
+def test_legacy_scope_releases_only_the_clients_own_systems(ctx, client, person, tmp_path):
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    from tests.helpers import make_client, tokens_for
+
+    run_import(_source(_csv(tmp_path, [ROWS["a1"]])))  # shebao-2012 → this person
+    other = CsvSource("tax-2010", FIELDS, path=_csv(tmp_path, [f"t9,李四,{CITIZEN_ID},"],
+                                                       "tax.csv"))
+    run_import(other)
+    rp = make_client("shebao", first_party=True, legacy_systems=["shebao-2012"])
+    body = tokens_for(client, rp, scope="openid legacy")
+    info = client.get("/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
+    assert info.get_json()["legacy_accounts"] == [{"system": "shebao-2012", "legacy_id": "a1"}]
+    claims = jwt.decode(body["id_token"], KeySet.import_key_set(client.get("/jwks").get_json()),
+                        algorithms=["ES256"]).claims
+    assert claims["legacy_accounts"] == [{"system": "shebao-2012", "legacy_id": "a1"}]
+    plain = make_client("plain", first_party=True)
+    body = tokens_for(client, plain, scope="openid legacy")
+    info = client.get("/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
+    assert info.get_json()["legacy_accounts"] == []
