@@ -147,3 +147,37 @@ def test_org_commands(run):
     again = run("org", "revoke", "--uscc", "91350100M000100Y43", "--id-number",
                 "110101199003070011")
     assert again.exit_code == 1 and "no revocable appointment" in again.stderr
+
+
+def test_legacy_import_and_review_from_the_command_line(run, tmp_path):
+    run("user", "add", "--id-number", "11010519491231002X", "--name", "李四",
+        "--password", "long-enough-1")
+    (tmp_path / "users.csv").write_bytes(
+        "用户编号,姓名,身份证号\nu1,李四,11010519491231002X\nu2,李斯,11010519491231002X\n"
+        "u3,钱七,110105194912310021\n".encode("gbk"))
+    (tmp_path / "shebao.toml").write_text(
+        '[source]\nname = "shebao-2012"\nkind = "csv"\n\n'
+        '[fields]\nlegacy_id = "用户编号"\nname = "姓名"\nid_number = "身份证号"\n\n'
+        '[csv]\npath = "users.csv"\nencoding = "auto"\n', encoding="utf-8")
+    cfg = str(tmp_path / "shebao.toml")
+    dry = json.loads(run("legacy", "import", "--config", cfg, "--dry-run", "--json").stdout)
+    assert (dry["read"], dry["merged"], dry["queued"], dry["invalid"]) == (3, 1, 1, 1)
+    res = run("legacy", "import", "--config", cfg, "--json")
+    assert res.exit_code == 0, res.stderr
+    again = json.loads(run("legacy", "import", "--config", cfg, "--json").stdout)
+    assert again["unchanged"] == 3
+    queue = json.loads(run("merge", "list", "--json").stdout)
+    assert {q["reason"] for q in queue} == {"id_number_name_differs",
+                                           "invalid_id_number:check_digit"}
+    assert all("*" in q["id_number"] for q in queue)  # masked for the operator
+    differs = next(q for q in queue if q["reason"] == "id_number_name_differs")
+    assert json.loads(run("merge", "approve", str(differs["id"]), "--json").stdout)["state"] \
+        == "approved"
+    assert json.loads(run("merge", "undo", str(differs["id"]), "--json").stdout)["state"] \
+        == "pending"
+    bad = run("legacy", "import", "--config", str(tmp_path / "missing.toml"))
+    assert bad.exit_code == 1 and "Traceback" not in bad.stderr
+    events = [json.loads(x)["event"] for x in
+              run("audit", "export", "--since", "0").stdout.splitlines()]
+    assert events.count("legacy.import") == 2 and "legacy.approve" in events
+    assert "legacy.undo" in events
