@@ -23,7 +23,7 @@ from idp import audit
 from idp.extensions import db
 from idp.models import LegacyAccount, Person, ReviewItem
 
-from .matcher import Decision, decide
+from .matcher import Decision, People, decide
 
 
 @dataclass
@@ -76,7 +76,8 @@ def _legacy_hash(row) -> str | None:
         return None
 
 
-def _apply(row, decision: Decision, account: LegacyAccount, summary: Summary) -> None:
+def _apply(row, decision: Decision, account: LegacyAccount, summary: Summary,
+           people: People, questions: list) -> None:
     if account.id is not None:
         # The row changed: an older open question about it is answered by this decision.
         db.session.execute(db.update(ReviewItem).where(
@@ -87,12 +88,16 @@ def _apply(row, decision: Decision, account: LegacyAccount, summary: Summary) ->
     legacy_hash = _legacy_hash(row)
     account.password_hash = legacy_hash
     if decision.action == "create":
-        person = Person(id_kind="resident", name=(row.name or "").strip()[:128] or "未知",
+        # The id is made here (not at flush) so the batch needs no flush per row.
+        person = Person(id=uuid.uuid4().hex, id_kind="resident", status="active",
+                        name=(row.name or "").strip()[:128] or "未知",
                         assurance_level="L2", password_hash=legacy_hash)
         person.id_number = decision.id_number
-        person.phone = decision.phone
+        if decision.phone and decision.phone not in people.taken_phones:
+            person.phone = decision.phone
+            people.taken_phones.add(decision.phone)
         db.session.add(person)
-        db.session.flush()
+        people.add(person)
         account.person_id, account.state = person.id, "created"
         summary.created += 1
     elif decision.action == "merge":
@@ -107,9 +112,7 @@ def _apply(row, decision: Decision, account: LegacyAccount, summary: Summary) ->
         account.person_id, account.state = None, "invalid" if invalid else "queued"
         summary.invalid += invalid
         summary.queued += not invalid
-        db.session.flush()
-        db.session.add(ReviewItem(legacy_account_id=account.id, reason=decision.rule,
-                                  candidates=decision.candidates))
+        questions.append((account, decision))
 
 
 def run_import(source, *, dry_run: bool = False, batch_size: int = 1000,
@@ -121,6 +124,7 @@ def run_import(source, *, dry_run: bool = False, batch_size: int = 1000,
         ids = [r.legacy_id for r in batch]
         held = {a.legacy_id: a for a in db.session.scalars(db.select(LegacyAccount).where(
             LegacyAccount.source == source.name, LegacyAccount.legacy_id.in_(ids)))}
+        todo = []
         for row in batch:
             summary.read += 1
             fp = row.fingerprint()
@@ -128,7 +132,12 @@ def run_import(source, *, dry_run: bool = False, batch_size: int = 1000,
             if account is not None and account.fingerprint == fp and account.state != "gone":
                 account.last_seen, account.run_id = now, summary.run_id
                 summary.unchanged += 1
-                continue
+            else:
+                todo.append((row, fp))
+        people = People([row for row, _fp in todo]) if todo else None
+        questions: list = []
+        for row, fp in todo:
+            account = held.get(row.legacy_id)
             if account is None:
                 account = LegacyAccount(source=source.name, legacy_id=row.legacy_id,
                                         first_seen=now, state="new", rule="")
@@ -138,7 +147,12 @@ def run_import(source, *, dry_run: bool = False, batch_size: int = 1000,
                 summary.updated += 1
             account.fingerprint, account.row_enc = fp, _row_blob(row)
             account.last_seen, account.run_id = now, summary.run_id
-            _apply(row, decide(row, trusted=source.trusted), account, summary)
+            _apply(row, decide(row, trusted=source.trusted, people=people), account, summary,
+                   people, questions)
+        if questions:
+            db.session.flush()  # one flush gives every new account its id
+            db.session.add_all(ReviewItem(legacy_account_id=a.id, reason=d.rule,
+                                          candidates=d.candidates) for a, d in questions)
         if dry_run:
             db.session.rollback()
         else:

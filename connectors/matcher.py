@@ -31,25 +31,66 @@ def same_name(a: str | None, b: str | None) -> bool:
     return bool(a and b) and norm(a) == norm(b)
 
 
-def decide(row, *, trusted: bool) -> Decision:
-    phone = None
-    if row.phone:
-        try:
-            phone = normalize_phone(row.phone)
-        except InvalidPhone:
-            phone = None
-    by_phone = None
-    if phone:
-        by_phone = db.session.scalar(
-            db.select(Person).where(Person.phone_idx == phone_index(phone)))
+class People:
+    """The people a batch of rows may match, fetched in two indexed IN-queries instead
+    of two queries per row; people created earlier in the batch are added as they are."""
+
+    def __init__(self, rows) -> None:
+        self.by_number: dict[str, Person] = {}
+        self.by_phone: dict[str, Person] = {}
+        self.taken_phones: set[str] = set()  # given to people created in this batch
+        numbers, phones = set(), set()
+        for row in rows:
+            n = _number(row.id_number)
+            if n:
+                numbers.add(id_number_index(n))
+            p = _phone(row.phone)
+            if p:
+                phones.add(phone_index(p))
+        if numbers:
+            for person in db.session.scalars(
+                    db.select(Person).where(Person.id_number_idx.in_(numbers))):
+                self.by_number[person.id_number_idx] = person
+        if phones:
+            for person in db.session.scalars(
+                    db.select(Person).where(Person.phone_idx.in_(phones))):
+                self.by_phone[person.phone_idx] = person
+
+    def add(self, person: Person) -> None:
+        self.by_number[person.id_number_idx] = person
+        if person.phone_idx:
+            self.by_phone[person.phone_idx] = person
+
+
+def _number(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return parse_person_id(text).number
+    except InvalidIdNumber:
+        return None
+
+
+def _phone(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return normalize_phone(text)
+    except InvalidPhone:
+        return None
+
+
+def decide(row, *, trusted: bool, people: People | None = None) -> Decision:
+    people = people if people is not None else People([row])
+    phone = _phone(row.phone)
+    by_phone = people.by_phone.get(phone_index(phone)) if phone else None
 
     if row.id_number:
         try:
             number = parse_person_id(row.id_number).number
         except InvalidIdNumber as exc:
             return Decision("queue", f"invalid_id_number:{exc.code}", phone=phone)
-        person = db.session.scalar(db.select(Person).where(
-            Person.id_number_idx == id_number_index(number)))
+        person = people.by_number.get(id_number_index(number))
         if person is not None:
             if by_phone is not None and by_phone.id != person.id:
                 return Decision("queue", "ambiguous_two_people",

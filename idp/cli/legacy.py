@@ -21,9 +21,8 @@ def legacy() -> None:
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True)
 def legacy_import(config_path: str, dry_run: bool, batch_size: int, as_json: bool) -> None:
-    from connectors.config import load_source
-
     from connectors.base import ConnectorError
+    from connectors.config import load_source
     from connectors.importer import run_import
 
     try:
