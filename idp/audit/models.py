@@ -26,7 +26,19 @@ CLIENT_ID_LEN = 255
 IP_LEN = 64
 
 
-class AuditEvent(db.Model):
+class _EntryFields:
+    """What an entry says, the same whether pending or chained."""
+
+    ts: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(EVENT_LEN))
+    actor: Mapped[str] = mapped_column(String(ACTOR_LEN))
+    subject: Mapped[str | None] = mapped_column(String(SUBJECT_LEN))
+    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LEN))
+    ip: Mapped[str | None] = mapped_column(String(IP_LEN))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AuditEvent(_EntryFields, db.Model):
     """An append-only audit entry. Written only by the chainer (:mod:`idp.audit.log`).
 
     ``seq`` is assigned by the writer (head + 1) under the chain lock, never by the
@@ -45,18 +57,11 @@ class AuditEvent(db.Model):
     )
 
     seq: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=False)
-    ts: Mapped[float] = mapped_column(Float)
-    event: Mapped[str] = mapped_column(String(EVENT_LEN))
-    actor: Mapped[str] = mapped_column(String(ACTOR_LEN))
-    subject: Mapped[str | None] = mapped_column(String(SUBJECT_LEN))
-    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LEN))
-    ip: Mapped[str | None] = mapped_column(String(IP_LEN))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class AuditPending(db.Model):
+class AuditPending(_EntryFields, db.Model):
     """An audit entry recorded but not chained yet. Written only by
     :func:`idp.audit.record` (one insert, no lock); moved into ``audit_event`` in ``id``
     order, and deleted in the same transaction, by :func:`idp.audit.log.chain_pending`.
@@ -70,10 +75,3 @@ class AuditPending(db.Model):
     __tablename__ = "audit_pending"
 
     id: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=True)
-    ts: Mapped[float] = mapped_column(Float)
-    event: Mapped[str] = mapped_column(String(EVENT_LEN))
-    actor: Mapped[str] = mapped_column(String(ACTOR_LEN))
-    subject: Mapped[str | None] = mapped_column(String(SUBJECT_LEN))
-    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LEN))
-    ip: Mapped[str | None] = mapped_column(String(IP_LEN))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
