@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .identity.masking import mask_text
+from .identity.masking import mask_record
 
 _installed = False
 
@@ -22,14 +22,7 @@ def install_masking_filter() -> None:
 
     def masked_record(*args, **kwargs) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not lose the record
-            message = str(record.msg)
-        record.msg, record.args = mask_text(message), None
-        if record.exc_info and not record.exc_text:
-            # Formatters reuse exc_text when set, so the traceback is masked too.
-            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        mask_record(record)
         return record
 
     logging.setLogRecordFactory(masked_record)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -18,7 +16,6 @@ from ..oidc.claims import describe_scopes
 from . import password
 from . import session as sso
 
-log = logging.getLogger(__name__)
 bp = Blueprint("authn", __name__)
 
 

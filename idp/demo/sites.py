@@ -87,9 +87,9 @@ def make_site(issuer: str, site: dict, secret: str) -> Flask:
     def logout():
         user = session.pop("user", None)
         session["silent_tried"] = True
-        meta = idp.load_server_metadata()
         if not user:
             return redirect("/")
+        meta = idp.load_server_metadata()
         from urllib.parse import urlencode
 
         q = urlencode({"id_token_hint": user["id_token"], "post_logout_redirect_uri": base + "/",

@@ -29,11 +29,11 @@ from idp.identity.errors import (
     InvalidPhone,
 )
 from idp.identity.masking import (
-    PiiMaskingFilter,
     mask_credit_code,
     mask_id_number,
     mask_name,
     mask_phone,
+    mask_record,
     mask_text,
 )
 from idp.identity.normalize import normalize_identifier
@@ -56,7 +56,6 @@ __all__ = [
     "InvalidPhone",
     "OrgCode",
     "PersonId",
-    "PiiMaskingFilter",
     "compute_check_char",
     "compute_credit_check_char",
     "compute_org_check_char",
@@ -70,6 +69,7 @@ __all__ = [
     "mask_id_number",
     "mask_name",
     "mask_phone",
+    "mask_record",
     "mask_text",
     "normalize_identifier",
     "normalize_phone",

@@ -136,21 +136,24 @@ def mask_text(text: str) -> str:
     return "".join(pieces)
 
 
-class PiiMaskingFilter(logging.Filter):
-    """Logging filter that masks identifiers in the formatted message.
+def mask_record(record: logging.LogRecord) -> None:
+    """Mask identifiers in a log record, in place, before any handler sees it.
 
-    It renders ``msg % args`` once, masks the result and stores it back with
-    ``args`` cleared, so handlers and formatters downstream only ever see the
-    masked text.  Exception tracebacks are not rewritten.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            # Broken format arguments: leave the record alone so logging
-            # reports the formatting error itself.
-            return True
+    The message is rendered once (``msg % args``) and, if anything was masked, stored
+    back with ``args`` cleared; a clean record is left as it was. A traceback is
+    rendered and masked too (formatters reuse ``exc_text``). With broken format
+    arguments the raw message is masked and the arguments dropped, so logging's own
+    error report cannot print them in clear."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        record.msg, record.args = mask_text(str(record.msg)), None
+    else:
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
         masked = mask_text(message)
         if masked != message:
             record.msg = masked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flask import current_app
 
@@ -47,8 +48,17 @@ class Subject:
             claims["amr"] = self.amr
         if with_sid and self.sid:
             claims["sid"] = self.sid
-        if self.membership_id:
-            from ..orgs import org_claim, valid_membership
-
-            claims["org"] = org_claim(valid_membership(self.membership_id))
+        if self.org:
+            claims["org"] = self.org
         return claims
+
+    @cached_property
+    def org(self) -> dict | None:
+        """The organisation acted for, read once per grant request (the access token and
+        the ID token both carry it); None when the appointment has just ended."""
+        if not self.membership_id:
+            return None
+        from ..orgs import org_claim, valid_membership
+
+        membership = valid_membership(self.membership_id)
+        return org_claim(membership) if membership else None

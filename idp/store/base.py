@@ -41,6 +41,3 @@ class Store(ABC):
     @abstractmethod
     def touch(self, key: str, ttl: float) -> bool:
         """Extend the time to live; False when the key is gone."""
-
-    def ping(self) -> bool:
-        return True

@@ -60,6 +60,3 @@ class RedisStore(Store):
 
     def touch(self, key, ttl):
         return bool(self.client.pexpire(self._k(key), _ms(ttl)))
-
-    def ping(self):
-        return bool(self.client.ping())

@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from .conftest import E2E_DIR, ROOT, idp_command
+from .rp_result import explain, ok, refused
 
 USCC = "91350100M000100Y43"
 ORG_NAME = "福州闽江科技有限公司"
@@ -179,30 +180,6 @@ class RelyingParty:
 
 def run_rp(node_bin, live_idp, world, scenario: str, username: str, **extra) -> dict:
     return RelyingParty(node_bin, live_idp, world, scenario, username, **extra).result()
-
-
-def explain(result: dict, what: str) -> str:
-    shown = {k: v for k, v in result.items() if k != "_server_log"}
-    return (f"{what}\n--- openid-client result ---\n"
-            f"{json.dumps(shown, ensure_ascii=False, indent=1)}\n--- provider log ---\n"
-            f"{result.get('_server_log', '')}")
-
-
-def ok(result: dict, step: str) -> dict:
-    s = result["steps"].get(step)
-    assert s is not None, explain(result, f"step {step!r} never ran")
-    assert s["outcome"] == "ok", explain(result, f"step {step!r} failed: {s.get('error')}")
-    return s
-
-
-def refused(result: dict, step: str, error: str, status: int | None = None) -> dict:
-    s = result["steps"].get(step)
-    assert s is not None, explain(result, f"step {step!r} never ran")
-    assert s["outcome"] == "error", explain(result, f"step {step!r} should have failed")
-    assert s["error"].get("error") == error, explain(result, f"{step}: wrong error")
-    if status is not None:
-        assert s["error"].get("status") == status, explain(result, f"{step}: wrong status")
-    return s
 
 
 def org_claim(role: str, scopes: list[str], uscc: str = USCC, name: str = ORG_NAME) -> dict:

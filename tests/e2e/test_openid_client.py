@@ -17,6 +17,14 @@ import pytest
 from joserfc.jwk import ECKey
 
 from .conftest import E2E_DIR
+from .rp_result import explain as _explain
+from .rp_result import ok
+from .rp_result import refused as _refused
+
+
+def refused(result: dict, step: str, error: str, status: int | None = None) -> dict:
+    """Refused by the provider itself: openid-client raises an OPError."""
+    return _refused(result, step, error, status, error_name="OPError")
 
 pytestmark = pytest.mark.node
 
@@ -76,31 +84,6 @@ def run_rp(node: str, live_idp, scenario: str, client: dict, **extra) -> dict:
         pytest.fail(f"rp_flow.mjs printed no JSON:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     result["_server_log"] = live_idp.log_tail(40)
     return result
-
-
-def ok(result: dict, step: str) -> dict:
-    s = result["steps"].get(step)
-    assert s is not None, _explain(result, f"step {step!r} never ran")
-    assert s["outcome"] == "ok", _explain(result, f"step {step!r} failed: {s.get('error')}")
-    return s
-
-
-def refused(result: dict, step: str, error: str, status: int | None = None) -> dict:
-    s = result["steps"].get(step)
-    assert s is not None, _explain(result, f"step {step!r} never ran")
-    assert s["outcome"] == "error", _explain(result, f"step {step!r} should have failed")
-    assert s["error"]["name"] == "OPError", _explain(result, f"{step}: not an OPError")
-    assert s["error"]["error"] == error, _explain(result, f"{step}: wrong error")
-    if status is not None:
-        assert s["error"]["status"] == status, _explain(result, f"{step}: wrong status")
-    return s
-
-
-def _explain(result: dict, what: str) -> str:
-    log = result.get("_server_log", "")
-    shown = {k: v for k, v in result.items() if k != "_server_log"}
-    return (f"{what}\n--- openid-client result ---\n"
-            f"{json.dumps(shown, ensure_ascii=False, indent=1)}\n--- provider log ---\n{log}")
 
 
 def check_discovery(result: dict, issuer: str) -> None:

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idp.identity import (
-    PiiMaskingFilter,
     mask_credit_code,
     mask_id_number,
     mask_name,
     mask_phone,
+    mask_record,
     mask_text,
     masking,
 )
@@ -150,30 +150,33 @@ def _record(msg: str, *args: object) -> logging.LogRecord:
     return logging.LogRecord("idp", logging.INFO, __file__, 1, msg, args, None)
 
 
-def test_logging_filter_masks_formatted_message() -> None:
+def test_record_masking_masks_formatted_message() -> None:
     record = _record("user %s from %s", "11010519491231002X", "13800000000")
-    assert PiiMaskingFilter().filter(record) is True
+    mask_record(record)
     assert record.getMessage() == "user 110105********002X from 138****0000"
     assert record.args is None
 
 
-def test_logging_filter_leaves_clean_records_untouched() -> None:
+def test_record_masking_leaves_clean_records_untouched() -> None:
     record = _record("took %d ms", 12)
-    PiiMaskingFilter().filter(record)
+    mask_record(record)
     assert record.msg == "took %d ms" and record.args == (12,)
 
 
-def test_logging_filter_tolerates_broken_format_args() -> None:
-    record = _record("needs two %s %s", "only one")
-    assert PiiMaskingFilter().filter(record) is True
+def test_record_masking_tolerates_broken_format_args() -> None:
+    record = _record("needs two %s %s for 11010519491231002X", "only one")
+    mask_record(record)
+    assert record.args is None and "11010519491231002X" not in record.msg
 
 
-def test_logging_filter_installed_on_a_handler(caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("idp.test.masking")
-    caplog.handler.addFilter(PiiMaskingFilter())
+def test_record_masking_covers_the_traceback() -> None:
     try:
-        with caplog.at_level(logging.INFO, logger="idp.test.masking"):
-            logger.info("register %s", "11010519491231002X")
-    finally:
-        caplog.handler.filters.clear()
-    assert caplog.messages == ["register 110105********002X"]
+        raise ValueError("no person 11010519491231002X")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("idp", logging.ERROR, __file__, 1, "boom", None,
+                                   sys.exc_info())
+    mask_record(record)
+    assert "11010519491231002X" not in record.exc_text
+    assert "110105********002X" in record.exc_text
