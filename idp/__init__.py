@@ -69,13 +69,19 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     app.extensions["idp.oauth"] = build_server(app)
 
+    from . import channels
+
+    channels.init_app(app, app.extensions["idp.oauth"])
+
     from .account import bp as account_bp
     from .authn import session as sso
+    from .authn.stepup import bp as stepup_bp
     from .authn.views import bp as authn_bp
     from .oidc.views import bp as oidc_bp
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(stepup_bp)
     app.register_blueprint(account_bp)
     app.before_request(_fresh_request_state)
     app.context_processor(template_context)

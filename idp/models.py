@@ -59,6 +59,10 @@ class Person(db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="active")
     assurance_level: Mapped[str] = mapped_column(String(4), default="L2")
+    # How the account's level was verified (e.g. "register", "kiosk_face", "counter",
+    # "seed"), and when; see idp.authn.assurance.
+    assurance_method: Mapped[str | None] = mapped_column(String(32))
+    assurance_verified_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now)
 
@@ -221,6 +225,8 @@ class RefreshToken(db.Model):
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     sid: Mapped[str | None] = mapped_column(String(64))
     membership_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    act: Mapped[dict | None] = mapped_column(JSON)
     issued_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
     rotated_at: Mapped[float | None] = mapped_column(Float)
@@ -356,3 +362,38 @@ class ReviewItem(db.Model):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class TotpCredential(db.Model):
+    """A person's TOTP authenticator (RFC 6238). The shared secret is SM4-GCM encrypted;
+    ``last_step`` is the newest time step accepted, so a code is never accepted twice."""
+
+    __tablename__ = "totp_credential"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed_at: Mapped[float | None] = mapped_column(Float)  # None until a code proved it
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class WebAuthnCredential(db.Model):
+    """A passkey or platform authenticator (fingerprint, face) registered with WebAuthn.
+
+    ``level`` is the session level the person held when it was bound: a credential
+    bound at ``L4`` proves ``L4`` at later sign-ins (idp.authn.assurance)."""
+
+    __tablename__ = "webauthn_credential"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    credential_id: Mapped[str] = mapped_column(String(512), unique=True, index=True)  # b64url
+    public_key: Mapped[str] = mapped_column(Text)  # COSE key, b64url
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    aaguid: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(4), default="L3")
+    name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    last_used_at: Mapped[float | None] = mapped_column(Float)

@@ -53,7 +53,7 @@ def app(backend_config):
 
 _TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "membership",
            "legacy_account", "review_item",
-           "organisation", "audit_pending",
+           "organisation", "audit_pending", "totp_credential", "webauthn_credential",
            "audit_event"]
 
 

@@ -18,6 +18,7 @@ from flask import current_app, g, request
 from ..extensions import db
 from ..models import Person
 from ..store import store
+from . import assurance
 
 
 @dataclass
@@ -29,6 +30,10 @@ class SSOSession:
     created: float
     amr: list[str] = field(default_factory=list)
     acr: str | None = None
+    channel: str = "web"
+    # Seconds of inactivity that end this session; None: SSO_IDLE_TIMEOUT. Kiosk
+    # sessions are much shorter, since the next person may walk up to the screen.
+    idle_timeout: float | None = None
     _person: Person | None = None
 
     @property
@@ -39,7 +44,8 @@ class SSOSession:
 
     def record(self) -> dict[str, Any]:
         return {"sid": self.sid, "person_id": self.person_id, "auth_time": self.auth_time,
-                "created": self.created, "amr": self.amr, "acr": self.acr}
+                "created": self.created, "amr": self.amr, "acr": self.acr,
+                "channel": self.channel, "idle_timeout": self.idle_timeout}
 
 
 def _key(token: str) -> str:
@@ -78,23 +84,43 @@ def _load() -> SSOSession | None:
 def _idle_ttl(sess: SSOSession) -> float:
     cfg = current_app.config
     left = cfg["SSO_ABSOLUTE_TIMEOUT"] - (time.time() - sess.created)
-    return max(1.0, min(cfg["SSO_IDLE_TIMEOUT"], left))
+    return max(1.0, min(sess.idle_timeout or cfg["SSO_IDLE_TIMEOUT"], left))
 
 
-def start(person: Person, amr: list[str], acr: str | None) -> SSOSession:
+def start(person: Person, amr: list[str], acr: str | None = None, *, channel: str = "web",
+          idle_timeout: float | None = None) -> SSOSession:
     """A new session after a successful sign-in; any previous one of this browser ends
-    (a new cookie value also defeats session fixation)."""
+    (a new cookie value also defeats session fixation). ``acr`` defaults to what the
+    account and ``amr`` together support (see ``assurance``); a caller may only lower it."""
     old = current()
     if old is not None:
         end(old)
     token = secrets.token_urlsafe(32)
     now = time.time()
+    reached = assurance.session_level(person.assurance_level, amr)
     sess = SSOSession(key=_key(token), sid=secrets.token_urlsafe(16), person_id=person.id,
-                      auth_time=int(now), created=now, amr=amr, acr=acr, _person=person)
-    store().set(sess.key, sess.record(), current_app.config["SSO_IDLE_TIMEOUT"])
+                      auth_time=int(now), created=now, amr=list(amr),
+                      acr=assurance.lower(reached, acr), channel=channel,
+                      idle_timeout=idle_timeout, _person=person)
+    store().set(sess.key, sess.record(), _idle_ttl(sess))
     g.idp_sso = sess
     g.idp_set_sso_cookie = token
     return sess
+
+
+def elevate(sess: SSOSession, amr: list[str]) -> str:
+    """Step-up: add authenticators just passed to this session and recompute its level
+    from the account's (possibly just raised) level. Same cookie and ``sid``, so relying
+    parties already holding tokens stay in the same session; ``auth_time`` moves, since
+    the person did authenticate now (OIDC Core §2). Returns the new level."""
+    person = db.session.get(Person, sess.person_id)
+    for value in amr:
+        if value not in sess.amr:
+            sess.amr.append(value)
+    sess.acr = assurance.session_level(person.assurance_level if person else None, sess.amr)
+    sess.auth_time = int(time.time())
+    store().set(sess.key, sess.record(), _idle_ttl(sess))
+    return sess.acr
 
 
 def add_client(sess: SSOSession, client_id: str) -> None:

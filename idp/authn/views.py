@@ -24,6 +24,10 @@ def _client_of(rec) -> Client | None:
     return find_client(cid) if cid else None
 
 
+def _channel_of(client: Client | None) -> str:
+    return client.channel if client is not None and client.channel in ("web", "app") else "web"
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     rid = request.values.get("rid")
@@ -41,9 +45,10 @@ def login():
         result = password.authenticate(username, request.form.get("password", ""))
         cid = client.client_id if client else None
         if result.person is not None:
-            sess = sso.start(result.person, amr=["pwd"], acr="L2")
+            sess = sso.start(result.person, amr=["pwd"], channel=_channel_of(client))
             audit.record("login.success", actor=result.person.id, subject=result.person.id,
-                         client_id=cid, details={"amr": ["pwd"], "acr": "L2", "sid": sess.sid})
+                         client_id=cid,
+                         details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid})
             return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
         audit.record("login.failure", actor="anonymous", client_id=cid,
                      details={"reason": result.error, "username": username})

@@ -95,6 +95,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "sid": ctx.get("sid"),
             "acr_values": data.get("acr_values"),
             "membership_id": ctx.get("membership_id"),
+            "channel": ctx.get("channel"),
+            "act": ctx.get("act"),
             "gid": secrets.token_hex(16),
         }
         store().set(f"code:{code}", record, current_app.config["AUTHORIZATION_CODE_TTL"])
@@ -129,7 +131,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return Subject(person=person, auth_time=d["auth_time"], gid=d["gid"],
                        sub=subject_for(self.request.client, person.id),
                        acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"),
-                       membership_id=d.get("membership_id"))
+                       membership_id=d.get("membership_id"), channel=d.get("channel"),
+                       act=d.get("act"))
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -162,7 +165,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                        gid=refresh_token.family_id, sub=subject_for(self.request.client, person.id),
                        acr=refresh_token.acr,
                        amr=refresh_token.amr or [], sid=refresh_token.sid,
-                       membership_id=refresh_token.membership_id)
+                       membership_id=refresh_token.membership_id,
+                       channel=refresh_token.channel, act=refresh_token.act)
 
     def revoke_old_credential(self, refresh_token: RefreshToken):
         refresh_token.rotated_at = time.time()

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from flask import current_app
 
+from ..authn.assurance import public_amr
 from ..models import Client, Person
 
 
@@ -34,6 +35,10 @@ class Subject:
     amr: list[str] = field(default_factory=list)
     sid: str | None = None
     membership_id: str | None = None  # acting for an organisation
+    channel: str | None = None  # web, app, kiosk, hall, hotline: where the tokens were obtained
+    # A clerk or hotline agent who acted for the person (RFC 8693 §4.1 ``act`` shape:
+    # {"sub": ..., plus who vouches for it}); None when the person acted alone.
+    act: dict | None = None
 
     def get_user_id(self) -> str:
         return self.person.id
@@ -44,8 +49,13 @@ class Subject:
         claims: dict = {"auth_time": self.auth_time}
         if self.acr:
             claims["acr"] = self.acr
-        if self.amr:
-            claims["amr"] = self.amr
+        amr = public_amr(self.amr)
+        if amr:
+            claims["amr"] = amr
+        if self.channel:
+            claims["channel"] = self.channel
+        if self.act:
+            claims["act"] = self.act
         if with_sid and self.sid:
             claims["sid"] = self.sid
         if self.org:

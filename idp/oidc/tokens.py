@@ -123,15 +123,20 @@ def save_token(token: dict, request) -> None:
                 amr=user.amr,
                 sid=user.sid,
                 membership_id=user.membership_id,
+                channel=user.channel,
+                act=user.act,
                 issued_at=now,
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )
         )
         db.session.commit()
-    audit.record("token.issued", actor=client_id, subject=user.person.id, client_id=client_id,
-                 details={"grant_type": request.payload.grant_type, "jti": jti, "gid": user.gid,
-                          "scope": token.get("scope", ""),
-                          "refresh_token": bool(token.get("refresh_token"))})
+    details = {"grant_type": request.payload.grant_type, "jti": jti, "gid": user.gid,
+               "scope": token.get("scope", ""), "refresh_token": bool(token.get("refresh_token")),
+               "acr": user.acr, "channel": user.channel}
+    if user.act:
+        details["act"] = user.act  # the clerk or agent, recorded next to the person
+    audit.record("token.issued", actor=(user.act or {}).get("sub", client_id),
+                 subject=user.person.id, client_id=client_id, details=details)
 
 
 class InvalidAccessToken(Exception):

@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import (
     AccountSelectionRequiredError,
     ConsentRequiredError,
+    InteractionRequiredError,
     LoginRequiredError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
@@ -21,13 +22,14 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from .. import audit, orgs
+from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
 from ..extensions import csrf, db
 from ..models import Client, Consent, Person
 from ..ui import pick_locale_from
 from . import logout as bc_logout
-from . import pending
+from . import metadata, pending
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .tokens import (
@@ -46,6 +48,14 @@ bp = Blueprint("oidc", __name__)
 
 def server():
     return current_app.extensions["idp.oauth"]
+
+
+class UnmetAuthenticationRequirementsError(OAuth2Error):
+    """OpenID Connect Core Unmet Authentication Requirements 1.0: the level asked for
+    in ``acr_values`` cannot be reached by this person here."""
+
+    error = "unmet_authentication_requirements"
+    description = "The requested authentication level could not be reached."
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -83,8 +93,9 @@ def discovery():
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        "acr_values_supported": list(assurance.LEVELS[1:]),
     }
-    resp = jsonify(doc)
+    resp = jsonify(metadata.merge_into(current_app, doc))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 
@@ -179,6 +190,19 @@ def authorize():
             rid = rid or pending.create(params)
             return redirect(url_for("authn.login", rid=rid))
 
+        # Step-up (OIDC Core §3.1.2.1 acr_values): a session below the level asked for
+        # is raised by the authenticators that reach it, or the request is refused; the
+        # ID token then says the level actually reached.
+        asked = assurance.required_level(params.get("acr_values"))
+        if rec is not None and rec.get("unmet"):
+            pending.finish(rid)
+            raise UnmetAuthenticationRequirementsError(redirect_uri=grant.redirect_uri)
+        if not assurance.meets(sess.acr, asked):
+            if "none" in prompts:
+                raise InteractionRequiredError(redirect_uri=grant.redirect_uri)
+            rid = rid or pending.create(params)
+            return redirect(url_for("stepup.page", rid=rid))
+
         scope = client.get_allowed_scope(grant.request.payload.scope)
         consented = rec is not None and rec.get("consented")
         if not consented and ("consent" in prompts or not _has_consent(person, client, scope)):
@@ -213,7 +237,8 @@ def authorize():
     if rid:
         pending.finish(rid)
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
-                          "sid": sess.sid, "membership_id": membership.id if membership else None}
+                          "sid": sess.sid, "membership_id": membership.id if membership else None,
+                          "channel": sess.channel}
     sso.add_client(sess, client.client_id)
     if membership is not None:
         claim = orgs.org_claim(membership)

@@ -1,0 +1,7 @@
+"""Channel module 'app_api' (being written; registers nothing yet)."""
+
+from __future__ import annotations
+
+
+def register(app, server) -> None:
+    return None
