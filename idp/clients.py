@@ -14,7 +14,11 @@ from .extensions import db
 from .models import Client, hash_client_secret
 from .oidc.claims import SENSITIVE_SCOPES
 
-GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 (kiosks)
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 (trusted kiosks)
+CIBA = "urn:openid:params:grant-type:ciba"  # OpenID CIBA Core (halls, hotlines)
+GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE,
+               JWT_BEARER, CIBA}
 
 
 class ClientError(ValueError):
@@ -111,8 +115,8 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
     if "authorization_code" in grants and not redirect_uris:
         raise ClientError("authorization_code clients need at least one --redirect-uri")
-    if auth_method == "none" and "client_credentials" in grants:
-        raise ClientError("public clients cannot use client_credentials")
+    if auth_method == "none" and {"client_credentials", JWT_BEARER, CIBA} & set(grants):
+        raise ClientError("public clients cannot use client_credentials, jwt-bearer or CIBA")
     for uri in redirect_uris:
         _check_uri(uri, "redirect URI")
     for uri in post_logout_redirect_uris:
