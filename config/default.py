@@ -74,3 +74,96 @@ PASSWORD_HASH_CONCURRENCY = 2
 ARGON2_TIME_COST = 3
 ARGON2_MEMORY_COST = 64 * 1024
 ARGON2_PARALLELISM = 1
+
+# WebAuthn (passkeys, fingerprint and face unlock). RP ID None: the ISSUER's host name;
+# origins empty: the ISSUER's own origin (a list when the pages are served elsewhere too).
+WEBAUTHN_RP_ID = None
+WEBAUTHN_RP_NAME = "统一身份认证平台"
+WEBAUTHN_ORIGINS = []
+# Seconds a registration or sign-in challenge stays usable (once).
+WEBAUTHN_CHALLENGE_TTL = 300
+# Binding a new credential needs a sign-in at most this many seconds old, so a stolen
+# session cookie cannot be turned into a lasting credential.
+WEBAUTHN_REGISTER_MAX_AGE = 15 * 60
+
+# -- SMS one-time codes, TOTP, real-name verification, step-up (idp.authn.sms/totp/realname)
+# Where SMS goes: "dev" (appends JSON lines to SMS_OUTBOX, for the demo and tests),
+# "http" (POST JSON to SMS_HTTP_URL) or "package.module:ClassName" with send(message).
+SMS_GATEWAY = "dev"
+# Dev outbox file; None: instance/sms_outbox.log.
+SMS_OUTBOX = None
+SMS_HTTP_URL = None
+# Header and value that authenticate us to the HTTP gateway (e.g. "Bearer …").
+SMS_HTTP_AUTH_HEADER = "Authorization"
+SMS_HTTP_AUTH_VALUE = None
+SMS_HTTP_TIMEOUT = 5.0
+# Life of a code, seconds; wrong tries before a code is dead.
+SMS_CODE_TTL = 300
+SMS_CODE_MAX_TRIES = 5
+# Send limits, shared by all workers: per phone one per interval and so many an hour;
+# per client IP address so many an hour.
+SMS_PHONE_INTERVAL = 60
+SMS_PHONE_HOURLY = 10
+SMS_IP_HOURLY = 30
+# The issuer name an authenticator app shows next to TOTP codes.
+TOTP_ISSUER = "统一身份认证平台"
+# Time steps (30 s) accepted either side of now, for clock drift.
+TOTP_WINDOW = 1
+# Wrong TOTP codes or step-up passwords per person before that method rests for the window.
+STEPUP_MAX_FAILURES = 5
+STEPUP_FAILURE_WINDOW = 15 * 60
+# Real-name check against the population register: "dev" (matches the account record;
+# for demos and tests) or "package.module:ClassName" with verify(name, id_number).
+REALNAME_VERIFIER = "dev"
+# ID numbers the dev verifier answers "not in the register" for.
+REALNAME_DEV_NOT_IN_REGISTER = []
+# Register look-ups per person per day (each may cost money and reveals a match).
+REALNAME_DAILY_TRIES = 5
+# Adding or removing an authenticator needs a sign-in at most this many seconds old.
+SECURITY_REAUTH_SECONDS = 15 * 60
+
+# QR scan-to-login (idp.channels.qr): a ticket's lifetime, how often the login page
+# asks whether it was approved, and how many codes one browser may ask for a minute.
+QR_TICKET_TTL = 120
+QR_POLL_INTERVAL_MS = 1000
+QR_TICKETS_PER_MINUTE = 20
+
+# Service-hall counters and hotlines (idp.channels.ciba): how long a back-channel
+# request waits for the citizen (default, and the most a client may ask for with
+# requested_expiry) and the polling interval, in seconds.
+CIBA_EXPIRES_IN = 300
+CIBA_MAX_EXPIRES_IN = 600
+CIBA_INTERVAL = 5
+# The counter-clerk and hotline-agent demo consoles (/demo/hall, /demo/hotline). They
+# let anyone who reaches them push approval requests and SMS codes to any citizen:
+# turn them off (IDP_CHANNEL_DEMOS=false) outside a demonstration.
+CHANNEL_DEMOS = True
+# Where the demo consoles reach the provider's own endpoints; None: the issuer.
+CIBA_DEMO_PROVIDER_URL = None
+
+# Kiosk channel (idp/channels/device.py and kiosk.py).
+# Device authorization grant (RFC 8628): lifetime of a device/user code pair and the
+# polling interval a device is told to keep (each slow_down adds 5 seconds).
+DEVICE_CODE_TTL = 600
+DEVICE_POLL_INTERVAL = 5
+# Wrong user codes typed on /device, per person and per address, in a window (seconds).
+DEVICE_USER_CODE_ATTEMPTS = 10
+DEVICE_USER_CODE_WINDOW = 15 * 60
+# Trusted kiosk assertions (RFC 7523): the longest lifetime accepted (exp - iat, seconds)
+# and the lowest face-match score a kiosk may report as a match.
+KIOSK_ASSERTION_MAX_AGE = 300
+KIOSK_FACE_MIN_SCORE = 0.8
+# A kiosk signs the person out after this many seconds without a touch.
+KIOSK_IDLE_TIMEOUT = 120
+# The demo kiosk screen at /demo/kiosk: "true"/"false"; None: on in the embedded default.
+KIOSK_DEMO = None
+
+# -- Upstream OpenID Connect providers (connectors.oidc_upstream, idp.authn.upstream_views)
+# Other provinces' or departments' IdPs people may sign in with: TOML file paths (relative
+# ones against the instance folder) and/or tables of the same shape. Environment:
+# IDP_UPSTREAM_IDPS as a JSON list, or comma-separated paths.
+UPSTREAM_IDPS = []
+# Seconds a person has to finish signing in at the upstream (the state lives this long).
+UPSTREAM_STATE_TTL = 600
+# Seconds to wait for an upstream's discovery, JWKS, token and userinfo endpoints.
+UPSTREAM_TIMEOUT = 10.0

@@ -31,6 +31,11 @@ FIELDS: tuple[str, ...] = (
 )
 REQUIRED_FIELDS: tuple[str, ...] = ("legacy_id",)
 
+#: What a source's rows describe (``[source] entity``): people, organisations, or
+#: ``auto``: per row, an organisation when it has an organisation or credit code and
+#: no ID number.
+ENTITIES: tuple[str, ...] = ("auto", "person", "organisation")
+
 #: How many row errors are kept verbatim on ``Source.errors`` (all are counted).
 MAX_KEPT_ERRORS = 1000
 
@@ -133,9 +138,12 @@ class Source(ABC):
     kind: str = "abstract"
 
     def __init__(self, name: str, fields: Mapping[str, str], *, trusted: bool = False,
-                 password_format: str | None = None) -> None:
+                 password_format: str | None = None, entity: str = "auto") -> None:
         if not name or not isinstance(name, str):
             raise ConnectorError("source name must be a non-empty string")
+        if entity not in ENTITIES:
+            raise ConnectorError(f"source {name!r}: entity {entity!r} is not one of "
+                                 f"{', '.join(ENTITIES)}")
         unknown = sorted(set(fields) - set(FIELDS))
         if unknown:
             raise ConnectorError(f"source {name!r}: unknown field(s) {', '.join(unknown)}; "
@@ -150,6 +158,7 @@ class Source(ABC):
         self.name = name
         self.trusted = bool(trusted)
         self.password_format = password_format
+        self.entity = entity
         self.fields: Mapping[str, str] = MappingProxyType(
             {k: v.strip() for k, v in fields.items()})
         self.errors: list[RowError] = []
@@ -174,8 +183,8 @@ class Source(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "trusted": self.trusted,
-                "location": self._location(), "fields": dict(self.fields),
-                "password_format": self.password_format}
+                "entity": self.entity, "location": self._location(),
+                "fields": dict(self.fields), "password_format": self.password_format}
 
     def rows(self) -> Iterator[LegacyRow]:
         """Stream the source's rows; skipped rows are recorded on ``errors``."""

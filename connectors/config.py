@@ -6,6 +6,8 @@ Example::
     name = "old-portal"        # required; becomes LegacyRow.source
     kind = "csv"               # "csv" | "sql" | "ldap"
     trusted = false            # optional; whether the matcher may trust its identities
+    entity = "auto"            # optional; "person" | "organisation" | "auto" (per row:
+                               # an org/credit code and no ID number → organisation)
 
     [fields]                   # target field = source column / LDAP attribute
     legacy_id = "USER_ID"      # required
@@ -37,11 +39,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from connectors.base import FIELDS, ConnectorError, Source
+from connectors.base import ENTITIES, FIELDS, ConnectorError, Source
 
 KINDS = ("csv", "sql", "ldap")
 
-_SOURCE_KEYS = {"name": str, "kind": str, "trusted": bool}
+_SOURCE_KEYS = {"name": str, "kind": str, "trusted": bool, "entity": str}
 _PASSWORD_KEYS = {"format": str}
 _KIND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "csv": {"path": str, "encoding": str, "delimiter": str},
@@ -150,7 +152,12 @@ def source_from_dict(doc: dict[str, Any], *, base: Path, where: str = "config") 
         if key not in options:
             raise ConnectorError(f"{where}: [{kind}] {key} is required")
 
-    common = {"trusted": src.get("trusted", False), "password_format": password.get("format")}
+    entity = src.get("entity", "auto").strip().lower()
+    if entity not in ENTITIES:
+        raise ConnectorError(f"{where}: [source] entity {src['entity']!r} is not one of "
+                             f"{', '.join(ENTITIES)}")
+    common = {"trusted": src.get("trusted", False), "password_format": password.get("format"),
+              "entity": entity}
     name = src["name"].strip()
     if kind == "csv":
         from connectors.csv_source import CsvSource

@@ -58,8 +58,10 @@ class CsvSource(Source):
 
     def __init__(self, name: str, fields: Mapping[str, str], *, path: str | Path,
                  encoding: str = "auto", delimiter: str | None = None,
-                 trusted: bool = False, password_format: str | None = None) -> None:
-        super().__init__(name, fields, trusted=trusted, password_format=password_format)
+                 trusted: bool = False, password_format: str | None = None,
+                 entity: str = "auto") -> None:
+        super().__init__(name, fields, trusted=trusted, password_format=password_format,
+                         entity=entity)
         self.path = Path(path)
         encoding = encoding.lower().replace("_", "-")
         if encoding == "utf8":

@@ -1,11 +1,21 @@
 """Streaming, batched, resumable import of one legacy source.
 
-Each batch is one transaction: read up to ``batch_size`` rows, look up what we already
-hold for them in one query, decide the new and changed ones (``matcher.decide``), write,
-commit. A killed import leaves whole batches done or not done; running it again skips
-the rows already done (their fingerprint is unchanged) and finishes the rest, so the
-end state is that of one clean run. Rows gone from the source are flagged only after a
+Each batch is one transaction: read up to ``batch_size`` rows, fetch what we hold for
+them (id, fingerprint, state) in one query, and set aside the unchanged ones at once —
+no decryption, no matching, no write. The new and changed rows are parsed and
+blind-indexed once, matched against people (or organisations) fetched for the whole
+batch, and written set-at-a-time (:mod:`connectors.bulk`: COPY on PostgreSQL), then
+the batch commits. Memory stays flat: nothing outlives its batch except the counts
+and one bit per unchanged account.
+
+A killed import leaves whole batches done or not done; running it again skips the
+rows already done (their fingerprint is unchanged) and finishes the rest, so the end
+state is that of one clean run. Rows gone from the source are flagged only after a
 complete read, never deleted.
+
+Every decision is on its ``legacy_account`` row: ``state``, ``rule`` (why) and
+``run_id`` (which run decided it; unchanged rows keep the run that decided them). The
+run itself is one audit entry (``legacy.import``) with its counts and rules.
 """
 
 from __future__ import annotations
@@ -14,16 +24,26 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from itertools import islice
+from dataclasses import asdict, dataclass, field, fields
 
 from flask import current_app
 
 from idp import audit
 from idp.extensions import db
-from idp.models import LegacyAccount, Person, ReviewItem
+from idp.models import ID_NUMBER, PHONE, LegacyAccount, Organisation, Person, ReviewItem
 
-from .matcher import Decision, People, decide
+from .base import LegacyRow
+from .bulk import insert_rows, update_rows
+from .matcher import Decision, Known, People, decide, prepare
+from .org_matcher import KnownOrg, Orgs, decide_org, is_org_row, prepare_org
+
+BATCH_SIZE = 2000
+ROW_CONTEXT = "legacy_account.row"
+
+ACCOUNTS = LegacyAccount.__table__
+PEOPLE = Person.__table__
+ORGS = Organisation.__table__
+REVIEWS = ReviewItem.__table__
 
 
 @dataclass
@@ -40,6 +60,7 @@ class Summary:
     updated: int = 0
     gone: int = 0
     skipped_rows: int = 0
+    organisations: int = 0  # rows decided as organisations (of the counts above)
     rules: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -48,21 +69,33 @@ class Summary:
 
 
 def _batches(rows: Iterable, size: int) -> Iterator[list]:
-    it = iter(rows)
-    while batch := list(islice(it, size)):
+    """Batches of up to ``size`` rows; a legacy id repeated in the source starts a new
+    batch, so that its second occurrence sees what the first one wrote."""
+    batch: list = []
+    ids: set[str] = set()
+    for row in rows:
+        if len(batch) >= size or row.legacy_id in ids:
+            yield batch
+            batch, ids = [], set()
+        batch.append(row)
+        ids.add(row.legacy_id)
+    if batch:
         yield batch
 
 
+_ROW_KEYS = tuple(f.name for f in fields(LegacyRow) if f.name != "raw")
+
+
 def _row_blob(row) -> str:
-    data = {k: v for k, v in asdict(row).items() if k != "raw" and v is not None}
+    data = {k: v for k in _ROW_KEYS if (v := getattr(row, k)) is not None}
     return current_app.extensions["idp.fieldcrypto"].encrypt(
-        json.dumps(data, ensure_ascii=False, sort_keys=True), "legacy_account.row")
+        json.dumps(data, ensure_ascii=False, sort_keys=True), ROW_CONTEXT)
 
 
 def read_row(account: LegacyAccount) -> dict:
     """The source row as last imported (decrypted; for administrators' review)."""
     return json.loads(current_app.extensions["idp.fieldcrypto"].decrypt(
-        account.row_enc, "legacy_account.row"))
+        account.row_enc, ROW_CONTEXT))
 
 
 def _legacy_hash(row) -> str | None:
@@ -76,100 +109,217 @@ def _legacy_hash(row) -> str | None:
         return None
 
 
-def _apply(row, decision: Decision, account: LegacyAccount, summary: Summary,
-           people: People, questions: list) -> None:
-    if account.id is not None:
-        # The row changed: an older open question about it is answered by this decision.
-        db.session.execute(db.update(ReviewItem).where(
-            ReviewItem.legacy_account_id == account.id, ReviewItem.state == "pending")
-            .values(state="superseded"))
-    account.rule = decision.rule
-    summary.rules[decision.rule] = summary.rules.get(decision.rule, 0) + 1
-    legacy_hash = _legacy_hash(row)
-    account.password_hash = legacy_hash
-    if decision.action == "create":
-        # The id is made here (not at flush) so the batch needs no flush per row.
-        person = Person(id=uuid.uuid4().hex, id_kind="resident", status="active",
-                        name=(row.name or "").strip()[:128] or "未知",
-                        assurance_level="L2", password_hash=legacy_hash)
-        person.id_number = decision.id_number
-        if decision.phone and decision.phone not in people.taken_phones:
-            person.phone = decision.phone
-            people.taken_phones.add(decision.phone)
-        db.session.add(person)
-        people.add(person)
-        account.person_id, account.state = person.id, "created"
-        summary.created += 1
-    elif decision.action == "merge":
-        person = db.session.get(Person, decision.person_id)
-        if person.password_hash is None and legacy_hash:
-            # The citizen's old password works once, then is re-hashed (authn.password).
-            person.password_hash = legacy_hash
-        account.person_id, account.state = person.id, "merged"
-        summary.merged += 1
-    else:
-        invalid = decision.rule.startswith("invalid_")
-        account.person_id, account.state = None, "invalid" if invalid else "queued"
-        summary.invalid += invalid
-        summary.queued += not invalid
-        questions.append((account, decision))
+class _Seen:
+    """Ids of accounts read unchanged in this run, one bit each (125 KB per million),
+    so that rows gone from the source can be found after the read without having
+    touched the unchanged ones."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def add(self, account_id: int) -> None:
+        byte = account_id >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(byte + 1 - len(self._bits) + len(self._bits) // 2))
+        self._bits[byte] |= 1 << (account_id & 7)
+
+    def __contains__(self, account_id: int) -> bool:
+        byte = account_id >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] >> (account_id & 7) & 1)
 
 
-def run_import(source, *, dry_run: bool = False, batch_size: int = 1000,
+class _Batch:
+    """The writes one batch makes, collected while deciding and then sent together."""
+
+    def __init__(self, source, summary: Summary, now: float) -> None:
+        self.source, self.summary, self.now = source, summary, now
+        self.crypto = current_app.extensions["idp.fieldcrypto"]
+        self.new_people: dict[str, dict] = {}
+        self.new_orgs: list[dict] = []
+        self.password_for: dict[str, str] = {}  # existing person id → legacy hash
+        self.new_accounts: list[dict] = []
+        self.changed_accounts: list[dict] = []
+        self.questions: list[tuple[str, int | None, Decision]] = []
+
+    def person(self, row, prep, decision: Decision, legacy_hash: str | None,
+               people: People) -> str | None:
+        if decision.action == "create":
+            person_id = uuid.uuid4().hex
+            encrypt = self.crypto.encrypt
+            self.new_people[person_id] = {
+                "id": person_id, "id_number_enc": encrypt(prep.number, ID_NUMBER),
+                "id_number_idx": prep.number_idx, "id_kind": prep.id_kind,
+                "name": (row.name or "").strip()[:128] or "未知",
+                "phone_enc": encrypt(prep.phone, PHONE) if prep.phone else None,
+                "phone_idx": prep.phone_idx, "password_hash": legacy_hash, "status": "active",
+                "assurance_level": "L2", "assurance_method": None,
+                "assurance_verified_at": None, "created_at": self.now, "updated_at": self.now}
+            people.add(Known(person_id, self.new_people[person_id]["name"], bool(legacy_hash),
+                             prep.number_idx, prep.phone_idx))
+            return person_id
+        if decision.action == "merge":
+            known = people.by_number[prep.number_idx]
+            if not known.has_password and legacy_hash:
+                # The citizen's old password works once, then is re-hashed (authn.password).
+                known.has_password = True
+                if decision.person_id in self.new_people:
+                    self.new_people[decision.person_id]["password_hash"] = legacy_hash
+                else:
+                    self.password_for[decision.person_id] = legacy_hash
+            return decision.person_id
+        return None
+
+    def org(self, prep, decision: Decision, orgs: Orgs) -> str | None:
+        if decision.action == "create":
+            org_id = uuid.uuid4().hex
+            self.new_orgs.append({"id": org_id, "uscc": prep.credit_code,
+                                  "name": decision.org_name[:255],
+                                  "org_type": (decision.org_type or "")[:64],
+                                  "status": "active", "created_at": self.now})
+            orgs.add(KnownOrg(org_id, prep.credit_code, decision.org_name))
+            return org_id
+        return decision.org_id if decision.action == "merge" else None
+
+    def account(self, row, fingerprint: str, held, decision: Decision, legacy_hash,
+                person_id: str | None, org_id: str | None) -> None:
+        s = self.summary
+        s.rules[decision.rule] = s.rules.get(decision.rule, 0) + 1
+        if decision.action == "create":
+            state = "created"
+            s.created += 1
+        elif decision.action == "merge":
+            state = "merged"
+            s.merged += 1
+        else:
+            invalid = decision.rule.startswith("invalid_")
+            state = "invalid" if invalid else "queued"
+            s.invalid += invalid
+            s.queued += not invalid
+            self.questions.append((row.legacy_id, held[0] if held else None, decision))
+        values = {"fingerprint": fingerprint, "row_enc": _row_blob(row),
+                  "person_id": person_id, "org_id": org_id, "state": state,
+                  "rule": decision.rule, "password_hash": legacy_hash,
+                  "last_seen": self.now, "run_id": s.run_id}
+        if held is None:
+            self.new_accounts.append({"source": self.source.name, "legacy_id": row.legacy_id,
+                                      "first_seen": self.now, **values})
+        else:
+            s.updated += 1
+            self.changed_accounts.append({"id": held[0], **values})
+
+    def write(self) -> None:
+        insert_rows(PEOPLE, list(self.new_people.values()))
+        insert_rows(ORGS, self.new_orgs)
+        update_rows(PEOPLE, "id", ({"id": k, "password_hash": v}
+                                   for k, v in self.password_for.items()))
+        if self.changed_accounts:
+            # A changed row's open question is answered by this decision.
+            db.session.execute(db.update(ReviewItem).where(
+                ReviewItem.legacy_account_id.in_([a["id"] for a in self.changed_accounts]),
+                ReviewItem.state == "pending").values(state="superseded"))
+            update_rows(ACCOUNTS, "id", self.changed_accounts)
+        insert_rows(ACCOUNTS, self.new_accounts)
+        if not self.questions:
+            return
+        new_ids = [legacy_id for legacy_id, account_id, _d in self.questions if account_id is None]
+        ids = dict(db.session.execute(db.select(LegacyAccount.legacy_id, LegacyAccount.id).where(
+            LegacyAccount.source == self.source.name,
+            LegacyAccount.legacy_id.in_(new_ids))).all()) if new_ids else {}
+        insert_rows(REVIEWS, [
+            {"legacy_account_id": account_id or ids[legacy_id], "reason": d.rule,
+             "candidates": d.candidates, "state": "pending", "outcome": {},
+             "decided_by": None, "decided_at": None, "created_at": self.now}
+            for legacy_id, account_id, d in self.questions])
+
+
+def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
+    summary.read += len(batch)
+    held = {legacy_id: (account_id, fp, state) for legacy_id, account_id, fp, state in
+            db.session.execute(db.select(LegacyAccount.legacy_id, LegacyAccount.id,
+                                         LegacyAccount.fingerprint, LegacyAccount.state)
+                               .where(LegacyAccount.source == source.name,
+                                      LegacyAccount.legacy_id.in_([r.legacy_id for r in batch])))}
+    todo = []
+    for row in batch:
+        fingerprint = row.fingerprint()
+        known = held.get(row.legacy_id)
+        if known is not None and known[1] == fingerprint and known[2] != "gone":
+            seen.add(known[0])
+            summary.unchanged += 1
+        else:
+            todo.append((row, fingerprint, known))
+    if not todo:
+        return
+    entity = getattr(source, "entity", "auto")
+    person_rows, org_rows = [], []
+    for item in todo:
+        if is_org_row(item[0], entity):
+            org_rows.append((*item, prepare_org(item[0])))
+        else:
+            person_rows.append((*item, prepare(item[0])))
+    out = _Batch(source, summary, time.time())
+    if person_rows:
+        people = People([p for *_rest, p in person_rows])
+        for row, fingerprint, known, prep in person_rows:
+            decision = decide(row, trusted=source.trusted, people=people, prep=prep)
+            legacy_hash = _legacy_hash(row)
+            person_id = out.person(row, prep, decision, legacy_hash, people)
+            out.account(row, fingerprint, known, decision, legacy_hash, person_id, None)
+    if org_rows:
+        from idp.orgs import registry
+
+        orgs = Orgs([p for *_rest, p in org_rows])
+        reg = registry()
+        summary.organisations += len(org_rows)
+        for row, fingerprint, known, prep in org_rows:
+            decision = decide_org(row, prep, orgs, trusted=source.trusted, registry=reg)
+            org_id = out.org(prep, decision, orgs)
+            out.account(row, fingerprint, known, decision, None, None, org_id)
+    out.write()
+
+
+def _flag_gone(source, summary: Summary, seen: _Seen) -> int:
+    """Accounts of this source neither decided in this run nor read unchanged are gone.
+    Walked by primary key in pages, so memory stays flat however large the source."""
+    gone, last, page = 0, 0, 10_000
+    while True:
+        ids = db.session.scalars(db.select(LegacyAccount.id).where(
+            LegacyAccount.source == source.name, LegacyAccount.state != "gone",
+            LegacyAccount.run_id != summary.run_id, LegacyAccount.id > last)
+            .order_by(LegacyAccount.id).limit(page)).all()
+        if not ids:
+            return gone
+        last = ids[-1]
+        missing = [i for i in ids if i not in seen]
+        if missing:
+            db.session.execute(db.update(LegacyAccount).where(LegacyAccount.id.in_(missing))
+                               .values(state="gone"))
+            gone += len(missing)
+
+
+def run_import(source, *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
                progress: Callable[[Summary], None] | None = None) -> Summary:
     started = time.monotonic()
     summary = Summary(source=source.name, run_id=uuid.uuid4().hex, dry_run=dry_run)
-    for batch in _batches(source.rows(), batch_size):
-        now = time.time()
-        ids = [r.legacy_id for r in batch]
-        held = {a.legacy_id: a for a in db.session.scalars(db.select(LegacyAccount).where(
-            LegacyAccount.source == source.name, LegacyAccount.legacy_id.in_(ids)))}
-        todo = []
-        for row in batch:
-            summary.read += 1
-            fp = row.fingerprint()
-            account = held.get(row.legacy_id)
-            if account is not None and account.fingerprint == fp and account.state != "gone":
-                account.last_seen, account.run_id = now, summary.run_id
-                summary.unchanged += 1
+    seen = _Seen()
+    try:
+        for batch in _batches(source.rows(), batch_size):
+            _import_batch(source, batch, summary, seen)
+            if dry_run:
+                db.session.rollback()
             else:
-                todo.append((row, fp))
-        people = People([row for row, _fp in todo]) if todo else None
-        questions: list = []
-        for row, fp in todo:
-            account = held.get(row.legacy_id)
-            if account is None:
-                account = LegacyAccount(source=source.name, legacy_id=row.legacy_id,
-                                        first_seen=now, state="new", rule="")
-                db.session.add(account)
-                held[row.legacy_id] = account
-            else:
-                summary.updated += 1
-            account.fingerprint, account.row_enc = fp, _row_blob(row)
-            account.last_seen, account.run_id = now, summary.run_id
-            _apply(row, decide(row, trusted=source.trusted, people=people), account, summary,
-                   people, questions)
-        if questions:
-            db.session.flush()  # one flush gives every new account its id
-            db.session.add_all(ReviewItem(legacy_account_id=a.id, reason=d.rule,
-                                          candidates=d.candidates) for a, d in questions)
-        if dry_run:
-            db.session.rollback()
-        else:
+                db.session.commit()
+            if progress:
+                progress(summary)
+        summary.skipped_rows = getattr(source, "error_count", 0)
+        if not dry_run:
+            summary.gone = _flag_gone(source, summary, seen)
             db.session.commit()
-        if progress:
-            progress(summary)
-    summary.skipped_rows = getattr(source, "error_count", 0)
-    if not dry_run:
-        gone = db.session.execute(
-            db.update(LegacyAccount)
-            .where(LegacyAccount.source == source.name, LegacyAccount.run_id != summary.run_id,
-                   LegacyAccount.state != "gone")
-            .values(state="gone"))
-        summary.gone = gone.rowcount or 0
-        db.session.commit()
+    except BaseException:
+        # The batch in flight is undone as a whole; those before it stay committed.
+        db.session.rollback()
+        raise
     summary.seconds = round(time.monotonic() - started, 3)
     if not dry_run:
-        audit.record("legacy.import", actor="system", details={
-            k: v for k, v in summary.as_dict().items() if k not in ("rules",)})
+        audit.record("legacy.import", actor="system", details=summary.as_dict())
     return summary

@@ -34,8 +34,10 @@ class LdapSource(Source):
                  filter: str = "(objectClass=*)", scope: str = "sub",  # noqa: A002
                  page_size: int = DEFAULT_PAGE_SIZE, start_tls: bool = False,
                  timeout: float = 10, trusted: bool = False,
-                 password_format: str | None = None) -> None:
-        super().__init__(name, fields, trusted=trusted, password_format=password_format)
+                 password_format: str | None = None,
+                 entity: str = "auto") -> None:
+        super().__init__(name, fields, trusted=trusted, password_format=password_format,
+                         entity=entity)
         if not url.lower().startswith(("ldap://", "ldaps://", "ldapi://")):
             raise ConnectorError(f"source {name!r}: [ldap] url must start with ldap://, "
                                  f"ldaps:// or ldapi:// (got {redact_url(url)!r})")

@@ -41,8 +41,10 @@ class SqlSource(Source):
     def __init__(self, name: str, fields: Mapping[str, str], *, url: str,
                  query: str | None = None, table: str | None = None,
                  batch_size: int = DEFAULT_BATCH, trusted: bool = False,
-                 password_format: str | None = None) -> None:
-        super().__init__(name, fields, trusted=trusted, password_format=password_format)
+                 password_format: str | None = None,
+                 entity: str = "auto") -> None:
+        super().__init__(name, fields, trusted=trusted, password_format=password_format,
+                         entity=entity)
         try:
             self.url = make_url(_driver_url(url))
         except (ArgumentError, ValueError, TypeError):

@@ -75,14 +75,25 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     from .account import bp as account_bp
     from .authn import session as sso
+    from .authn.security_views import bp as security_bp
+    from .authn.sms_login import bp as sms_login_bp
     from .authn.stepup import bp as stepup_bp
+    from .authn.upstream_views import bp as upstream_bp
     from .authn.views import bp as authn_bp
+    from .authn.webauthn_views import bp as passkey_bp
     from .oidc.views import bp as oidc_bp
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(authn_bp)
     app.register_blueprint(stepup_bp)
+    app.register_blueprint(upstream_bp)
+    app.register_blueprint(sms_login_bp)
+    app.register_blueprint(security_bp)
+    app.register_blueprint(passkey_bp)
     app.register_blueprint(account_bp)
+    import admin
+
+    admin.init_app(app)
     app.before_request(_fresh_request_state)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)

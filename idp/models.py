@@ -10,7 +10,17 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 from flask import current_app
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -293,6 +303,11 @@ class Organisation(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
+# Legacy imports find an organisation by the old organisation code its credit code
+# embeds (positions 9-17): migration 0010.
+Index("ix_organisation_org_code", func.substr(Organisation.uscc, 9, 9))
+
+
 class Membership(db.Model):
     """A person's standing to act for an organisation: role, business scopes, validity.
 
@@ -338,6 +353,7 @@ class LegacyAccount(db.Model):
     fingerprint: Mapped[str] = mapped_column(String(64))
     row_enc: Mapped[str] = mapped_column(Text)
     person_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    org_id: Mapped[str | None] = mapped_column(String(32), index=True)  # organisation rows
     state: Mapped[str] = mapped_column(String(16))  # merged|created|queued|invalid|gone
     rule: Mapped[str] = mapped_column(String(64))  # the rule that decided, for the record
     password_hash: Mapped[str | None] = mapped_column(Text)
@@ -397,3 +413,41 @@ class WebAuthnCredential(db.Model):
     name: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     last_used_at: Mapped[float | None] = mapped_column(Float)
+
+
+ADMIN_ROLES = ("reviewer", "admin")
+
+
+class AdminRole(db.Model):
+    """A person's standing in the admin console (``admin/``): ``reviewer`` decides review
+    items; ``admin`` may also merge persons and grant roles. Granted by the CLI only."""
+
+    __tablename__ = "admin_role"
+
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class MergeRecord(db.Model):
+    """Two persons found to be one citizen: what moved from ``absorbed_id`` to
+    ``survivor_id`` (row ids per table, consents before and after), so that
+    ``connectors.merge.undo_merge`` can put back exactly that. While ``undone_at`` is
+    empty, this record is the absorbed person's "merged into" pointer."""
+
+    __tablename__ = "merge_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(32), index=True)
+    absorbed_id: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    moved: Mapped[dict] = mapped_column(JSON, default=dict)
+    absorbed_status: Mapped[str] = mapped_column(String(16))
+    # The absorbed person's password hash, taken off the person while merged.
+    absorbed_password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    undone_at: Mapped[float | None] = mapped_column(Float)
+    undone_by: Mapped[str | None] = mapped_column(String(64))

@@ -52,7 +52,7 @@ def app(backend_config):
 
 
 _TABLES = ["consent", "refresh_token", "client", "person", "kv_entry", "membership",
-           "legacy_account", "review_item",
+           "legacy_account", "review_item", "admin_role", "merge_record",
            "organisation", "audit_pending", "totp_credential", "webauthn_credential",
            "audit_event"]
 

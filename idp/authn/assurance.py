@@ -32,7 +32,9 @@ from collections.abc import Iterable
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 
 # amr values (RFC 8176 where one exists) and what each proves on its own.
-KNOWLEDGE = {"pwd"}
+# A sign-in at an upstream provider ("fed") counts as one factor, like a password: we
+# cannot see which factors the upstream checked.
+KNOWLEDGE = {"pwd", "fed"}
 POSSESSION = {"sms", "otp", "qr"}
 MULTIFACTOR = {"hwk", "swk"}  # WebAuthn with user verification (RFC 8176: hwk/swk)
 

@@ -4,6 +4,19 @@
 level in ``acr_values``. This page offers the authenticators that can reach that level
 for this person; when none can, it says so and lets the person go back, and the
 authorization ends with ``unmet_authentication_requirements``.
+
+What is offered follows from ``assurance.session_level`` (the lower of the account's
+level and what the session's authenticators prove):
+
+1. an account below ``L3`` asked for ``L3`` first verifies its real name against the
+   register (``realname``), which raises the account, then adds a second factor;
+2. an SMS code to the registered phone (amr ``sms``);
+3. a TOTP code, if an authenticator app is enrolled (amr ``otp``);
+4. the password, if this session was opened without one (an SMS sign-in);
+5. a passkey, through ``step_up_passkey.html`` (the WebAuthn module's own endpoint).
+
+Each is offered only if, added to what the session already holds, it reaches the level.
+``L4`` needs an ``L4`` account and an ``L4`` passkey, a kiosk chip read or a counter.
 """
 
 from __future__ import annotations
@@ -13,8 +26,11 @@ from flask_babel import gettext as _
 
 from .. import audit
 from ..clients import find_client
+from ..extensions import db
+from ..identity.masking import mask_phone
+from ..models import WebAuthnCredential
 from ..oidc import pending
-from . import assurance
+from . import assurance, password, realname, sms, totp
 from . import session as sso
 
 bp = Blueprint("stepup", __name__)
@@ -25,6 +41,51 @@ def _expired():
                            detail=_("请回到原网站重新点击登录。")), 400
 
 
+def _passkey_reaches(person, sess, account_level: str, asked: str) -> bool:
+    levels = db.session.scalars(db.select(WebAuthnCredential.level).where(
+        WebAuthnCredential.person_id == person.id)).all()
+    for level in levels:
+        amr = ["hwk", "L4key"] if assurance.rank(level) >= assurance.rank("L4") else ["hwk"]
+        if assurance.meets(assurance.session_level(account_level, [*sess.amr, *amr]), asked):
+            return True
+    return False
+
+
+def _options(person, sess, asked: str) -> dict:
+    """Which authenticators can take this session to ``asked``."""
+    realname_needed = asked == "L3" and assurance.rank(person.assurance_level) < 3
+    account = "L3" if realname_needed else person.assurance_level
+
+    def reaches(amr: list[str]) -> bool:
+        return assurance.meets(assurance.session_level(account, [*sess.amr, *amr]), asked)
+
+    opts = {
+        "sms": bool(person.phone_enc) and reaches(["sms"]),
+        "totp": totp.has_totp(person.id) and reaches(["otp"]),
+        "password": bool(person.password_hash) and "pwd" not in sess.amr and reaches(["pwd"]),
+        "passkey": _passkey_reaches(person, sess, account, asked),
+    }
+    opts["any"] = any(opts.values())
+    opts["realname"] = realname_needed and opts["any"]
+    return opts
+
+
+_REALNAME_ERRORS = {
+    "invalid_number": lambda: _("证件号码格式不正确，请核对后重新输入。"),
+    "not_own": lambda: _("姓名或证件号码与本账号登记的信息不一致。"),
+    "mismatch": lambda: _("实名核验未通过：姓名与证件号码不匹配。"),
+    "not_in_register": lambda: _("实名核验未通过：未在人口信息库中查到该证件号码，"
+                                 "请到政务服务大厅窗口办理。"),
+    "too_many": lambda: _("今日实名核验次数已用完，请明天再试或到政务服务大厅窗口办理。"),
+    "unavailable": lambda: _("实名核验服务暂时不可用，请稍后再试。"),
+}
+
+_TOTP_ERRORS = {
+    "locked": lambda: _("错误次数过多，动态口令已暂停使用，请稍后再试或选择其他方式。"),
+    "replayed": lambda: _("该动态口令已使用过，请等待下一个口令。"),
+}
+
+
 @bp.route("/login/step-up", methods=["GET", "POST"])
 def page():
     rid = request.values.get("rid")
@@ -33,15 +94,88 @@ def page():
     if rec is None or sess is None:
         return _expired()
     client = find_client(rec["params"].get("client_id", ""))
+    cid = client.client_id if client else None
     asked = assurance.required_level(rec["params"].get("acr_values"))
-    if request.method == "POST" and request.form.get("action") == "give_up":
+    action = request.form.get("action") if request.method == "POST" else None
+    if action == "give_up":
         rec["unmet"] = True
         pending.update(rid, rec)
         audit.record("stepup.unmet", actor=sess.person_id, subject=sess.person_id,
-                     client_id=client.client_id if client else None,
-                     details={"asked": asked, "reached": sess.acr})
+                     client_id=cid, details={"asked": asked, "reached": sess.acr})
         return redirect(pending.resume_url(rid, rec))
     if assurance.meets(sess.acr, asked):
         return redirect(pending.resume_url(rid, rec))
+
+    person = sess.person
+    opts = _options(person, sess, asked)
+    view = {"error": None, "notice": None, "sms_sent": False}
+
+    def failed(method: str, reason: str | None, message: str):
+        audit.record("stepup.failure", actor=person.id, subject=person.id, client_id=cid,
+                     details={"method": method, "reason": reason, "asked": asked})
+        view["error"] = message
+
+    def passed(amr: list[str]):
+        before = sess.acr
+        after = sso.elevate(sess, amr)
+        audit.record("stepup.success", actor=person.id, subject=person.id, client_id=cid,
+                     details={"from": before, "to": after, "amr": amr, "sid": sess.sid})
+        if assurance.meets(after, asked):
+            return redirect(pending.resume_url(rid, rec))
+        view["notice"] = _("验证已通过，但还未达到所需的认证等级，请继续。")
+        return None
+
+    factor = action in ("sms_send", "sms_verify", "totp", "password")
+    if factor and not opts.get({"sms_send": "sms", "sms_verify": "sms"}.get(action, action)):
+        view["error"] = _("该验证方式在此不可用。")
+    elif factor and opts["realname"]:
+        view["error"] = _("请先完成实名核验。")
+    elif action == "realname" and opts["realname"]:
+        result = realname.verify_person(person, request.form.get("name", ""),
+                                        request.form.get("id_number", ""), client_id=cid)
+        if result.ok:
+            view["notice"] = _("实名核验已通过。请再完成一项验证。")
+        else:
+            view["error"] = _REALNAME_ERRORS.get(result.reason, _REALNAME_ERRORS["unavailable"])()
+        opts = _options(person, sess, asked)
+    elif action == "sms_send":
+        result = sms.send_code(person.phone, "stepup", ip=request.remote_addr)
+        if result.ok:
+            view["sms_sent"] = True
+            view["notice"] = _("验证码已发送至 %(phone)s。", phone=result.masked_phone)
+        else:
+            failed("sms", result.error, sms.message_for(result.error, result.retry_after))
+            view["sms_sent"] = result.error == "rate_limited"
+    elif action == "sms_verify":
+        result = sms.verify_code(person.phone, "stepup", request.form.get("code", ""))
+        if result.ok:
+            done = passed(["sms"])
+            if done is not None:
+                return done
+        else:
+            failed("sms", result.error, sms.message_for(result.error))
+            view["sms_sent"] = result.error == "invalid"
+    elif action == "totp":
+        result = totp.verify(person.id, request.form.get("code", ""))
+        if result.ok:
+            done = passed(["otp"])
+            if done is not None:
+                return done
+        else:
+            failed("otp", result.error, _TOTP_ERRORS.get(
+                result.error, lambda: _("动态口令错误，请重新输入。"))())
+    elif action == "password":
+        result = password.authenticate(person.id_number, request.form.get("password", ""))
+        if result.person is not None and result.person.id == person.id:
+            done = passed(["pwd"])
+            if done is not None:
+                return done
+        elif result.error == "locked":
+            failed("pwd", "locked", _("密码错误次数过多，已暂时锁定，请稍后再试或选择其他方式。"))
+        else:
+            failed("pwd", result.error, _("密码错误，请重新输入。"))
+    status = 400 if view["error"] else 200
     return render_template("step_up.html", rid=rid, client=client, asked=asked,
-                           reached=sess.acr, options=[])
+                           reached=sess.acr, opts=opts,
+                           masked_phone=mask_phone(person.phone) if person.phone else None,
+                           **view), status

@@ -1,7 +1,169 @@
-"""Channel module 'app_api' (being written; registers nothing yet)."""
+"""The signed-in mobile app as the person's authenticator.
+
+The app is an ordinary public client (authorization code + PKCE, rotating refresh
+tokens). With its own access token it calls this small JSON API to see what waits for
+the person's approval (a QR code scanned on a website or kiosk, a service-hall or
+hotline request), to approve or deny it, and to claim a QR code it has just scanned.
+
+Only tokens issued to a client of channel ``app`` are accepted: a website's token
+for the same person must not be able to approve sign-ins on the person's behalf.
+The API uses no cookies, so it needs no CSRF token; errors are RFC 6750 JSON.
+"""
 
 from __future__ import annotations
 
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .. import audit
+from ..authn import assurance
+from ..clients import find_client
+from ..extensions import csrf, db
+from ..models import Person
+from ..oidc.tokens import InvalidAccessToken, decode_access_token, person_id_of, resource_audience
+from . import approvals
+
+bp = Blueprint("app_api", __name__, url_prefix="/api/app")
+csrf.exempt(bp)
+
+QR_PATH = "/qr/s/"
+
+
+def _json(body: dict[str, Any], status: int = 200):
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _bearer_error(error: str | None, description: str, status: int = 401):
+    resp = _json({"error": error or "invalid_request", "error_description": description}, status)
+    # RFC 6750 §3.1: a request without credentials gets a bare challenge, no error code.
+    resp.headers["WWW-Authenticate"] = (
+        f'Bearer error="{error}", error_description="{description}"' if error else "Bearer")
+    return resp
+
+
+def _error(error: str, description: str, status: int):
+    return _json({"error": error, "error_description": description}, status)
+
+
+def app_token_required(view):
+    """Admit only a live access token of a channel-``app`` client for an active person;
+    ``g.idp_app`` then holds (person, claims)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token:
+            return _bearer_error(None, "Missing bearer token.")
+        try:
+            at = decode_access_token(token, audience=resource_audience())
+        except InvalidAccessToken:
+            return _bearer_error("invalid_token", "The access token is invalid.")
+        if at.is_expired() or at.is_revoked():
+            return _bearer_error("invalid_token", "The access token expired or was revoked.")
+        client = find_client(at.claims.get("client_id"))
+        if client is None or client.channel != "app":
+            return _bearer_error("insufficient_scope",
+                                 "Only the mobile app's own tokens are accepted here.", 403)
+        pid = person_id_of(at.claims)
+        person = db.session.get(Person, pid) if pid and pid != client.client_id else None
+        if person is None or person.status != "active":
+            return _bearer_error("invalid_token", "The token has no active person.")
+        g.idp_app = (person, at.claims)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+@bp.get("/requests")
+@app_token_required
+def list_requests():
+    person, _claims = g.idp_app
+    return _json({"requests": [a.public() for a in approvals.pending_for(person.id)]})
+
+
+@bp.post("/requests/<aid>")
+@app_token_required
+def decide(aid: str):
+    person, claims = g.idp_app
+    decision = _body().get("decision")
+    if decision not in ("approve", "deny"):
+        return _error("invalid_request", "'decision' must be 'approve' or 'deny'.", 400)
+    a = approvals.get(aid)
+    # Someone else's request is as unknown as a made-up id: its existence is not news.
+    if a is None or a.person_id != person.id:
+        return _error("not_found", "No such request for this person.", 404)
+    if a.state != "pending":
+        return _error("already_decided", "The request was already decided.", 409)
+    if a.expired:
+        return _error("expired", "The request has expired.", 410)
+    amr = [v for v in claims.get("amr") or [] if isinstance(v, str)]
+    acr = claims.get("acr")
+    approve = decision == "approve"
+    if approve and not assurance.meets(acr, a.acr_asked):
+        # RFC 9470: the app's own sign-in is weaker than the request needs; it must step
+        # up (sign in again more strongly) first. The request stays open; deny still works.
+        return _error("insufficient_user_authentication",
+                      f"This request needs {a.acr_asked}; the app session holds {acr}.", 403)
+    done = approvals.decide(aid, person.id, approve, amr=amr, acr=acr)
+    if done is None:  # lost a race with another tap, or expired just now
+        return _error("already_decided", "The request was already decided.", 409)
+    audit.record("approval.decided", actor=person.id, subject=person.id,
+                 client_id=done.client_id or None,
+                 details={"approval": done.id, "kind": done.kind, "decision": done.state,
+                          "acr": acr, "amr": amr, "app_client": claims.get("client_id")})
+    return _json({"request": done.public()})
+
+
+def ticket_of(value: Any) -> str | None:
+    """The ticket in what the app scanned: the bare ticket or this issuer's QR URL.
+    Another issuer's URL is not ours to act on."""
+    if not isinstance(value, str) or not value or len(value) > 512:
+        return None
+    value = value.strip()
+    prefix = current_app.config["ISSUER"] + QR_PATH
+    if "/" in value:
+        if not value.startswith(prefix):
+            return None
+        value = value[len(prefix):].split("?")[0].split("#")[0]
+    return value or None
+
+
+@bp.post("/qr/scan")
+@app_token_required
+def scan():
+    person, claims = g.idp_app
+    ticket = ticket_of(_body().get("ticket"))
+    a = approvals.get(ticket)
+    if a is None or a.kind != "qr":
+        return _error("unknown_ticket", "This QR code is not known here.", 404)
+    if a.expired:
+        return _error("expired_ticket", "This QR code has expired; ask for a new one.", 410)
+    bound = approvals.bind(a.id, person.id) if a.person_id is None else None
+    if bound is None:
+        # The first scan wins; a second scan (a photo of the code, or a race) learns
+        # nothing about who made the first.
+        return _error("already_scanned", "This QR code was already scanned.", 409)
+    client = find_client(bound.client_id) if bound.client_id else None
+    audit.record("qr.scanned", actor=person.id, subject=person.id,
+                 client_id=bound.client_id or None,
+                 details={"approval": bound.id, "app_client": claims.get("client_id")})
+    return _json({"request": {**bound.public(),
+                              "channel": client.channel if client is not None else "web"}})
+
 
 def register(app, server) -> None:
-    return None
+    app.register_blueprint(bp)
+    from . import app_sim
+
+    app_sim.register(app)

@@ -1,7 +1,448 @@
-"""Channel module 'ciba' (being written; registers nothing yet)."""
+"""Service-hall counters and telephone hotlines: CIBA, poll mode, with the clerk in ``act``.
+
+A counter clerk or hotline agent knows who the citizen says they are (an ID number or a
+phone) but must never see their password. The clerk's application asks the provider
+(OpenID Connect Client-Initiated Backchannel Authentication Core 1.0) to have the
+citizen approve on their own signed-in app; the citizen sees the binding message the
+clerk read out, approves, and the application polls the token endpoint for tokens about
+the citizen that name the clerk in ``act`` (RFC 8693 §4.1 shape).
+
+Why the backchannel authentication endpoint (``/bc-authorize``) is written here by
+hand: Authlib implements no part of CIBA. The endpoint still authenticates the client
+through Authlib (``server.authenticate_client``, the token endpoint's methods and
+``private_key_jwt``), raises Authlib's OAuth errors and answers with its error
+responses. The token part *is* an Authlib grant (:class:`CibaGrant`) registered on the
+server, so client authentication, token generation, ``save_token`` (audit with ``act``,
+refresh-token rows) and the ID token (:class:`OpenIDCiba`, the same claims as the code
+and refresh grants) are the ones every other flow uses.
+
+Where the app is not at hand, a hotline agent may use an SMS read-back instead
+(``/bc-authorize/<auth_req_id>/sms-code``): a code goes to the citizen's registered
+phone, the citizen reads it back, the agent types it in. One possession factor: the
+tokens say ``amr ["sms"]`` and at most ``L2``.
+
+Only the poll delivery mode is offered (discovery says so); ``client_notification_token``
+is ignored, as are ``user_code`` (``backchannel_user_code_parameter_supported`` false).
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
+import time
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc8628 import AuthorizationPendingError, ExpiredTokenError, SlowDownError
+from authlib.oidc.core.grants import OpenIDToken
+from flask import Blueprint, current_app, jsonify
+
+from .. import audit
+from ..authn import assurance
+from ..clients import CIBA
+from ..extensions import csrf, db
+from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
+from ..identity.masking import mask_phone
+from ..models import Person, id_number_index, phone_index
+from ..oidc import metadata
+from ..oidc.grants import ALL_METHODS, CONFIDENTIAL_METHODS, _IDTokenMixin
+from ..oidc.subject import Subject, subject_for
+from ..store import store
+from . import approvals
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ciba", __name__)
+
+CHANNELS = ("hall", "hotline")
+MAX_BINDING_MESSAGE = 64
+MAX_ACTING_PARTY = 64
+
+
+class UnknownUserIdError(OAuth2Error):
+    error = "unknown_user_id"
+    description = "No person can be identified from the hint."
+
+
+class InvalidBindingMessageError(OAuth2Error):
+    error = "invalid_binding_message"
+
+
+class UnmetAuthenticationRequirementsError(OAuth2Error):
+    error = "unmet_authentication_requirements"
+
+
+class SmsNotSentError(OAuth2Error):
+    """The code was not sent (rate limit or gateway); 429 with Retry-After when limited."""
+
+    error = "temporarily_unavailable"
+
+    def __init__(self, reason: str | None, retry_after: int | None):
+        limited = reason == "rate_limited"
+        super().__init__("Too many codes for this phone; try again later." if limited
+                         else "The SMS could not be sent; try again later.",
+                         status_code=429 if limited else 503)
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        headers = super().get_headers()
+        if self.retry_after:
+            headers.append(("Retry-After", str(self.retry_after)))
+        return headers
+
+
+class WrongSmsCodeError(InvalidGrantError):
+    """A wrong code: ``tries_left`` says how many more the agent may type; at none the
+    code is dead and a new one must be sent."""
+
+    def __init__(self, reason: str | None, tries_left: int | None):
+        text = {"expired": "No valid code: send a new one.",
+                "too_many": "Too many wrong codes: send a new one."}.get(
+                    reason or "", "The code is wrong.")
+        super().__init__(text)
+        self.reason = reason
+        self.tries_left = tries_left
+
+    def get_body(self):
+        body = super().get_body()
+        if self.tries_left is not None:
+            body.append(("tries_left", self.tries_left))
+        return body
+
+
+def _server():
+    return current_app.extensions["idp.oauth"]
+
+
+def _cfg(name: str) -> int:
+    return int(current_app.config[name])
+
+
+# -- the backchannel authentication endpoint ---------------------------------------
+
+
+def _authenticate(req):
+    """The client, authenticated as at the token endpoint (CIBA §7.1). Every method is
+    tried, ``none`` too, so that a public client is told it may not use CIBA rather
+    than that it failed to authenticate."""
+    client = _server().authenticate_client(req, ALL_METHODS, endpoint="token")
+    req.client = client
+    if client.is_public:
+        raise UnauthorizedClientError("CIBA is for confidential clients only.")
+    if not client.check_grant_type(CIBA) or client.channel not in CHANNELS:
+        raise UnauthorizedClientError("The client is not registered for CIBA "
+                                      "(a hall or hotline client with the CIBA grant type).")
+    return client
+
+
+def _param(req, name: str) -> str | None:
+    values = req.payload.datalist.get(name) or []
+    if len(values) > 1:
+        raise InvalidRequestError(f"The '{name}' parameter is repeated.")
+    value = values[0] if values else None
+    return value if value not in (None, "") else None
+
+
+def _find_person(hint: str) -> Person:
+    """The person an ID number (any written form) or a mainland mobile number names."""
+    if len(hint) > 64:
+        raise UnknownUserIdError()
+    person = None
+    try:
+        number = parse_person_id(hint).number
+    except InvalidIdNumber:
+        number = None
+    if number is not None:
+        person = db.session.scalar(db.select(Person).where(
+            Person.id_number_idx == id_number_index(number)))
+    else:
+        try:
+            phone = normalize_phone(hint)
+        except InvalidPhone:
+            raise UnknownUserIdError() from None
+        found = db.session.scalars(db.select(Person).where(
+            Person.phone_idx == phone_index(phone)).limit(2)).all()
+        # A phone shared by two accounts names nobody in particular.
+        person = found[0] if len(found) == 1 else None
+    if person is None:
+        raise UnknownUserIdError()
+    if person.status != "active":
+        raise AccessDeniedError("The person's account cannot be used.", status_code=403)
+    return person
+
+
+def _binding_message(value: str | None) -> str:
+    # Read out by the clerk and shown on the citizen's app: short, one line, printable.
+    if value is None or not value.strip():
+        raise InvalidBindingMessageError("A binding_message is required for hall and hotline "
+                                         "requests.")
+    value = value.strip()
+    if len(value) > MAX_BINDING_MESSAGE or not value.isprintable():
+        raise InvalidBindingMessageError(
+            f"The binding_message must be printable and at most {MAX_BINDING_MESSAGE} "
+            f"characters.")
+    return value
+
+
+def _acting_party(value: str | None) -> str:
+    if value is None:
+        raise InvalidRequestError("The 'acting_party' parameter (the clerk's or agent's staff "
+                                  "id) is required.")
+    if len(value) > MAX_ACTING_PARTY or not value.isprintable() or any(
+            c.isspace() for c in value):
+        raise InvalidRequestError(f"'acting_party' must be at most {MAX_ACTING_PARTY} printable "
+                                  f"characters without spaces.")
+    return value
+
+
+def _expiry(value: str | None) -> int:
+    if value is None:
+        return _cfg("CIBA_EXPIRES_IN")
+    if not value.isascii() or not value.isdigit() or int(value) <= 0:
+        raise InvalidRequestError("'requested_expiry' must be a positive whole number of "
+                                  "seconds.")
+    return min(int(value), _cfg("CIBA_MAX_EXPIRES_IN"))
+
+
+def _validate(req, client) -> dict[str, Any]:
+    if _param(req, "request") is not None:
+        raise InvalidRequestError("Signed authentication requests are not supported.")
+    scope = _param(req, "scope")
+    if scope is None:
+        raise InvalidRequestError("The 'scope' parameter is required.")
+    if "openid" not in scope.split():
+        raise InvalidScopeError("The scope must contain 'openid'.")
+    _server().validate_requested_scope(scope)
+    hints = [h for h in ("login_hint", "login_hint_token", "id_token_hint")
+             if _param(req, h) is not None]
+    if len(hints) != 1:
+        raise InvalidRequestError("Exactly one of login_hint, login_hint_token and "
+                                  "id_token_hint is required.")
+    if hints[0] != "login_hint":
+        raise InvalidRequestError(f"'{hints[0]}' is not supported; send the ID number or "
+                                  f"phone as login_hint.")
+    binding = _binding_message(_param(req, "binding_message"))
+    staff = _acting_party(_param(req, "acting_party"))
+    expires_in = _expiry(_param(req, "requested_expiry"))
+    acr_asked = assurance.required_level(_param(req, "acr_values"))
+    person = _find_person(_param(req, "login_hint"))
+    return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
+            "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
+            "person": person}
+
+
+def _error(req, err: OAuth2Error):
+    return _server().handle_error_response(req, err)
+
+
+@bp.post("/bc-authorize")
+@csrf.exempt
+def bc_authorize():
+    srv = _server()
+    req = srv.create_oauth2_request(None)
+    try:
+        client = _authenticate(req)
+        p = _validate(req, client)
+    except OAuth2Error as err:
+        return _error(req, err)
+    person: Person = p["person"]
+    interval = _cfg("CIBA_INTERVAL")
+    act = {"sub": p["staff"], "client_id": client.client_id}
+    a = approvals.create(
+        "ciba", client.client_id, ttl=p["expires_in"], person_id=person.id,
+        binding_message=p["binding_message"], scope=p["scope"], acr_asked=p["acr_asked"],
+        extra={"act": act, "client_name": client.name, "channel": client.channel,
+               "interval": interval})
+    audit.record("ciba.requested", actor=p["staff"], subject=person.id,
+                 client_id=client.client_id,
+                 details={"act": act, "request": a.id[:8], "scope": p["scope"],
+                          "binding_message": p["binding_message"],
+                          "acr_asked": p["acr_asked"], "expires_in": p["expires_in"],
+                          "channel": client.channel})
+    resp = jsonify(auth_req_id=a.id, expires_in=p["expires_in"], interval=interval)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# -- SMS read-back (hotline) -------------------------------------------------------
+
+
+def _own_pending(req, client, auth_req_id: str) -> approvals.Approval:
+    a = approvals.get(auth_req_id)
+    if a is None or a.kind != "ciba" or a.client_id != client.client_id:
+        raise InvalidGrantError("Unknown auth_req_id.")
+    if a.expired:
+        raise ExpiredTokenError("The request has expired.")
+    if a.state != "pending":
+        raise InvalidGrantError("The request has already been decided.")
+    return a
+
+
+@bp.post("/bc-authorize/<auth_req_id>/sms-code")
+@csrf.exempt
+def sms_code(auth_req_id: str):
+    """Without ``code``: send a one-time code to the citizen's registered phone. With
+    ``code``: the code the citizen read back to the agent; right, it approves the
+    request as an SMS authentication (``amr ["sms"]``, at most ``L2``)."""
+    from ..authn import sms
+
+    srv = _server()
+    req = srv.create_oauth2_request(None)
+    try:
+        client = _authenticate(req)
+        if client.channel != "hotline":
+            raise UnauthorizedClientError("SMS read-back is for hotline clients.")
+        a = _own_pending(req, client, auth_req_id)
+        if not assurance.meets(assurance.authenticator_level(["sms"]), a.acr_asked):
+            raise UnmetAuthenticationRequirementsError(
+                "An SMS code cannot reach the requested authentication level.")
+        person = db.session.get(Person, a.person_id)
+        if person is None or person.status != "active":
+            raise AccessDeniedError("The person's account cannot be used.", status_code=403)
+        if not person.phone:
+            raise InvalidRequestError("The person has no registered phone.")
+        code = _param(req, "code")
+        staff = (a.extra.get("act") or {}).get("sub", client.client_id)
+        if code is None:
+            sent = sms.send_code(person.phone, "ciba", ip=_remote_ip())
+            if not sent.ok:
+                raise SmsNotSentError(sent.error, sent.retry_after)
+            audit.record("ciba.sms_sent", actor=staff, subject=person.id,
+                         client_id=client.client_id, details={"request": a.id[:8]})
+            resp = jsonify(sent=True, phone=sent.masked_phone or mask_phone(person.phone),
+                           expires_in=_cfg("SMS_CODE_TTL"))
+            resp.headers["Cache-Control"] = "no-store"
+            return resp
+        checked = sms.verify_code(person.phone, "ciba", code)
+        if not checked.ok:
+            audit.record("ciba.sms_failed", actor=staff, subject=person.id,
+                         client_id=client.client_id,
+                         details={"request": a.id[:8], "reason": checked.error})
+            raise WrongSmsCodeError(checked.error, checked.tries_left)
+        level = assurance.session_level(person.assurance_level, ["sms"])
+        decided = approvals.decide(a.id, person.id, True, amr=["sms"], acr=level)
+        if decided is None:
+            raise InvalidGrantError("The request has already been decided.")
+        _record_decision(decided, via="sms")
+    except OAuth2Error as err:
+        return _error(req, err)
+    resp = jsonify(approved=True, acr=level)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _remote_ip() -> str | None:
+    from flask import request
+
+    return request.remote_addr
+
+
+def _record_decision(a: approvals.Approval, *, via: str) -> None:
+    """``ciba.decided`` once per request: where the decision is made here (SMS), or
+    where it is first seen (the person's app decides through ``approvals.decide``)."""
+    if not store().add(f"ciba_decided_logged:{a.id}", 1,
+                       max(1.0, a.expires - time.time()) + 60):
+        return
+    act = a.extra.get("act") or {}
+    audit.record("ciba.decided", actor=a.person_id or "system", subject=a.person_id,
+                 client_id=a.client_id,
+                 details={"request": a.id[:8], "state": a.state, "amr": a.amr, "acr": a.acr,
+                          "act": act, "via": via})
+
+
+# -- the token grant ---------------------------------------------------------------
+
+
+class CibaGrant(BaseGrant, TokenEndpointMixin):
+    """``grant_type=urn:openid:params:grant-type:ciba`` (CIBA §10.1, poll mode)."""
+
+    GRANT_TYPE = CIBA
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def validate_token_request(self):
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(CIBA):
+            raise UnauthorizedClientError(f"The client is not authorized to use "
+                                          f"'grant_type={CIBA}'.")
+        self.request.client = client
+        aid = self.request.payload.data.get("auth_req_id")
+        if not aid:
+            raise InvalidRequestError("The 'auth_req_id' parameter is required.")
+        a = approvals.get(aid)
+        if a is None or a.kind != "ciba" or a.client_id != client.get_client_id():
+            raise InvalidGrantError("Unknown auth_req_id.")
+        if a.expired:
+            raise ExpiredTokenError("The request has expired; start a new one.")
+        if a.state == "denied":
+            _record_decision(a, via="app")
+            raise AccessDeniedError("The person denied the request.")
+        if a.state == "pending":
+            interval = int(a.extra.get("interval") or _cfg("CIBA_INTERVAL"))
+            # One poll per interval; a second one within it is told to slow down.
+            if not store().add(f"ciba_poll:{aid}", 1, interval):
+                raise SlowDownError("Polling too fast; add 5 seconds to the interval.")
+            raise AuthorizationPendingError("The person has not yet approved the request.")
+        taken = approvals.consume(aid)
+        if taken is None:
+            raise InvalidGrantError("The auth_req_id has already been used.")
+        _record_decision(taken, via="app")
+        self.approval = taken
+
+    def _subject(self) -> Subject:
+        a = self.approval
+        person = db.session.get(Person, a.person_id)
+        if person is None or person.status != "active":
+            raise InvalidGrantError("The person's account cannot be used.")
+        # What the approving session proved, and never more than the account and those
+        # authenticators allow (an app that reports L4 after a password gets L2).
+        reached = assurance.session_level(person.assurance_level, a.amr)
+        acr = assurance.lower(a.acr, reached) if a.acr else reached
+        if not assurance.meets(acr, a.acr_asked):
+            raise AccessDeniedError("The approval did not reach the requested authentication "
+                                    "level.")
+        client = self.request.client
+        return Subject(person=person, auth_time=int(a.decided_at or time.time()),
+                       gid=secrets.token_hex(16), sub=subject_for(client, person.id),
+                       acr=acr, amr=list(a.amr), channel=client.channel,
+                       act=dict(a.extra.get("act") or {}) or None)
+
+    @hooked
+    def create_token_response(self):
+        user = self._subject()
+        self.request.user = user
+        scope = self.approval.scope
+        client = self.request.client
+        refresh = "offline_access" in scope.split() and client.check_grant_type("refresh_token")
+        token = self.generate_token(user=user, scope=scope, include_refresh_token=refresh)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class OpenIDCiba(_IDTokenMixin, OpenIDToken):
+    """The ID token of a CIBA grant: signed and shaped as in the code flow (acr, amr,
+    channel, act), without nonce or sid (there is no browser and no SSO session)."""
+
 
 def register(app, server) -> None:
-    return None
+    server.register_grant(CibaGrant, [OpenIDCiba()])
+    app.register_blueprint(bp)
+    base = app.config["ISSUER"]
+    metadata.publish(
+        app,
+        backchannel_authentication_endpoint=base + "/bc-authorize",
+        backchannel_token_delivery_modes_supported=["poll"],
+        backchannel_user_code_parameter_supported=False,
+        grant_types_supported=[CIBA],
+    )
+    if app.config.get("CHANNEL_DEMOS", True):
+        from . import ciba_demo
+
+        ciba_demo.register(app)

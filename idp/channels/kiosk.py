@@ -1,7 +1,195 @@
-"""Channel module 'kiosk' (being written; registers nothing yet)."""
+"""Trusted self-service kiosks: an ID-card chip read with a face match (RFC 7523 §2.1).
+
+A kiosk registered with channel ``kiosk``, as a confidential client with its public
+keys (``jwks``), reads the card's chip, matches the face in front of it against the
+chip's photo, and presents a JWT it signed to ``/token``::
+
+    grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>
+
+    {"iss": "<client_id>", "sub": "<ID number from the chip>", "aud": "<issuer>/token",
+     "iat": …, "exp": … (at most KIOSK_ASSERTION_MAX_AGE later), "jti": "<once only>",
+     "check": {"chip": true, "face_match": true, "score": 0.93}}
+
+That is the strongest remote evidence there is (``L4``: real person, real document),
+so the account is raised to ``L4`` (never lowered) and the tokens say ``acr`` L4,
+``amr`` ["idcard", "face"], ``channel`` kiosk. No refresh token: the next person is
+about to walk up to the screen.
+
+The demo kiosk screen (``/demo/kiosk``, see ``kiosk_demo``) shows both kiosk paths.
+"""
 
 from __future__ import annotations
 
+import secrets
+import time
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc7523 import JWTBearerGrant
+from flask import current_app
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from .. import audit
+from ..authn import assurance
+from ..clients import JWT_BEARER, find_client
+from ..extensions import db
+from ..identity import InvalidIdNumber, mask_id_number, parse_person_id
+from ..models import Person, id_number_index
+from ..oidc import metadata
+from ..oidc.subject import Subject, subject_for
+from ..oidc.tokens import issuer
+from ..store import store
+from .device import OpenIDDeviceToken
+
+KIOSK_AMR = ["idcard", "face"]
+KIOSK_METHOD = "kiosk_chip_face"
+KIOSK_LEVEL = "L4"
+
+
+def _refuse(description: str) -> InvalidGrantError:
+    return InvalidGrantError(description=description)
+
+
+class KioskAssertionGrant(JWTBearerGrant):
+    CLAIMS_OPTIONS = {
+        "iss": {"essential": True},
+        "sub": {"essential": True},
+        "aud": {"essential": True},
+        "exp": {"essential": True},
+        "iat": {"essential": True},
+        "jti": {"essential": True},
+    }
+    LEEWAY = 30
+
+    def get_audiences(self):
+        return [issuer() + "/token", issuer()]
+
+    def resolve_issuer_client(self, iss):
+        return find_client(iss)
+
+    def resolve_client_public_key(self, client):
+        # Asked before the signature is checked: only a kiosk that could be trusted with
+        # a face match gets that far (RFC 6749 §5.2 unauthorized_client otherwise).
+        if client.is_public or client.channel != "kiosk" \
+                or not client.check_grant_type(JWT_BEARER):
+            raise UnauthorizedClientError(
+                description="Only confidential kiosk clients registered for this grant may "
+                            "present identity assertions.")
+        if not client.jwks:
+            raise UnauthorizedClientError(description="The kiosk has no registered keys.")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, KeyError, TypeError):
+            raise UnauthorizedClientError(
+                description="The kiosk's registered keys are unusable.") from None
+
+    def process_assertion_claims(self, assertion):
+        try:
+            return super().process_assertion_claims(assertion)
+        except InvalidGrantError as err:
+            # joserfc's bad-signature error has no description; say what failed.
+            err.description = err.description or "The assertion's signature does not " \
+                "verify with this kiosk's registered key."
+            raise
+        except (KeyError, TypeError):  # e.g. a kid that is not in this client's key set
+            raise _refuse("The assertion is not signed by this kiosk's registered key.") from None
+
+    def verify_claims(self, claims):
+        super().verify_claims(claims)
+        cfg = current_app.config
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+            raise _refuse("'iat' and 'exp' must be numbers.")
+        if iat > now + self.LEEWAY:
+            raise _refuse("The assertion was issued in the future.")
+        if exp - iat > cfg["KIOSK_ASSERTION_MAX_AGE"]:
+            raise _refuse(f"The assertion may live at most {cfg['KIOSK_ASSERTION_MAX_AGE']} "
+                          "seconds (exp - iat).")
+        check = claims.get("check")
+        if not isinstance(check, dict) or check.get("chip") is not True:
+            raise _refuse("The assertion does not state a successful ID-card chip read.")
+        if check.get("face_match") is not True:
+            raise _refuse("The assertion does not state a passed face match.")
+        score = check.get("score")
+        if score is not None and (not isinstance(score, int | float)
+                                  or score < cfg["KIOSK_FACE_MIN_SCORE"]):
+            raise _refuse("The face-match score is below the accepted threshold.")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
+            raise _refuse("'jti' must be a unique string of 8 to 128 characters.")
+        ttl = max(1.0, exp - now) + self.LEEWAY
+        if not store().add(f"kiosk_jti:{claims['iss']}:{jti}", 1, ttl):
+            raise _refuse("The assertion has been used before (jti replay).")
+        self.request.idp_assertion = claims
+
+    def authenticate_user(self, subject):
+        try:
+            number = parse_person_id(str(subject)).number
+        except InvalidIdNumber:
+            # Never echo the number: descriptions reach logs and kiosk screens.
+            raise _refuse("'sub' is not a valid ID number (GB 11643).") from None
+        self.request.idp_masked_number = mask_id_number(number)
+        person = db.session.scalar(
+            db.select(Person).where(Person.id_number_idx == id_number_index(number)))
+        if person is None or person.status != "active":
+            raise _refuse("No active account matches the identity document.")
+        claims = self.request.idp_assertion
+        return Subject(person=person, auth_time=int(claims["iat"]), gid=secrets.token_hex(16),
+                       sub=subject_for(self.request.client, person.id), amr=list(KIOSK_AMR),
+                       channel="kiosk")
+
+    def has_granted_permission(self, client, user):
+        return True  # a registered kiosk acts for whoever holds the card and the face
+
+    def validate_token_request(self):
+        try:
+            super().validate_token_request()
+        except OAuth2Error as err:
+            client = getattr(self.request, "client", None)
+            audit.record("kiosk.assertion.rejected",
+                         actor=client.client_id if client else "anonymous",
+                         client_id=client.client_id if client else None,
+                         details={"error": err.error, "reason": err.get_error_description(),
+                                  "id_number": getattr(self.request, "idp_masked_number", None)})
+            raise
+
+    @hooked
+    def create_token_response(self):
+        user: Subject = self.request.user
+        client = self.request.client
+        raise_level(user.person, KIOSK_LEVEL, KIOSK_METHOD, actor=client.client_id)
+        user.acr = assurance.session_level(user.person.assurance_level, user.amr)
+        check = self.request.idp_assertion["check"]
+        audit.record("kiosk.assertion.accepted", actor=client.client_id,
+                     subject=user.person.id, client_id=client.client_id,
+                     details={"id_number": self.request.idp_masked_number,
+                              "score": check.get("score"), "acr": user.acr})
+        scope = client.get_allowed_scope(self.request.payload.scope or "")
+        token = self.generate_token(scope=scope, user=user, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+def raise_level(person: Person, level: str, method: str, *, actor: str) -> bool:
+    """Raise the account's verified level (never lower it); True if it changed."""
+    if assurance.rank(person.assurance_level) >= assurance.rank(level):
+        return False
+    before = person.assurance_level
+    person.assurance_level = level
+    person.assurance_method = method
+    person.assurance_verified_at = time.time()
+    db.session.commit()
+    audit.record("assurance.raised", actor=actor, subject=person.id,
+                 details={"from": before, "to": level, "method": method})
+    return True
+
 
 def register(app, server) -> None:
-    return None
+    server.register_grant(KioskAssertionGrant, [OpenIDDeviceToken()])
+    metadata.publish(app, grant_types_supported=[JWT_BEARER])
+    from . import kiosk_demo
+
+    kiosk_demo.register(app)

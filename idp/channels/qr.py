@@ -1,7 +1,154 @@
-"""Channel module 'qr' (being written; registers nothing yet)."""
+"""Scan-to-login: a website or kiosk shows a QR code, the person's signed-in app scans
+it and approves, and the browser that showed the code is signed in.
+
+The code holds a URL with a random ticket (an ``approvals`` request of kind ``qr``).
+The ticket is bound to the browser that asked for it (the ``bid`` of its signed UI
+cookie), so the ticket id alone — in a photo of the screen, a shoulder-surfed URL, a
+proxy log — cannot be polled or completed from anywhere else. It is single use and
+lives two minutes. The session it starts is never stronger than the app's own: the
+app's ``acr`` caps the level, and ``amr`` says "qr" next to how the app signed in.
+"""
 
 from __future__ import annotations
 
+import time
+
+import segno
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from .. import audit
+from ..authn import assurance
+from ..authn import session as sso
+from ..clients import find_client
+from ..extensions import db
+from ..models import Person
+from ..oidc import pending
+from ..store import store
+from . import approvals
+
+bp = Blueprint("qr", __name__, url_prefix="/qr")
+
+
+def scan_url(ticket: str) -> str:
+    """What the QR code says: the app recognises this issuer's ``/qr/s/`` URLs."""
+    return current_app.config["ISSUER"] + url_for("qr.scan_landing", ticket=ticket)
+
+
+def _json(body: dict, status: int = 200):
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _mine(ticket: str | None) -> approvals.Approval | None:
+    """The QR ticket if this browser asked for it, else None (unknown and foreign
+    tickets look the same)."""
+    a = approvals.get(ticket)
+    bid = session.get("bid")
+    if a is None or a.kind != "qr" or not bid or a.extra.get("browser") != bid:
+        return None
+    return a
+
+
+@bp.post("/ticket")
+def ticket():
+    """A fresh ticket and its QR code (CSRF-protected: only our login page asks)."""
+    cfg = current_app.config
+    data = request.get_json(silent=True)
+    data = data if isinstance(data, dict) else request.form
+    rid = data.get("rid") or None
+    rec = pending.load(rid) if rid else None
+    if rid and rec is None:
+        return _json({"error": "expired_request",
+                      "error_description": "The sign-in request has expired."}, 400)
+    # One definition of "this browser": the id the pending authorization is bound to.
+    bid = pending._browser()  # noqa: SLF001
+    if store().incr(f"qr_tickets:{bid}", 60) > cfg["QR_TICKETS_PER_MINUTE"]:
+        return _json({"error": "slow_down",
+                      "error_description": "Too many QR codes; wait a minute."}, 429)
+    client = find_client(rec["params"].get("client_id")) if rec else None
+    a = approvals.create(
+        "qr", client.client_id if client else "", ttl=cfg["QR_TICKET_TTL"],
+        extra={"browser": bid, "rid": rid,
+               "client_name": (client.name or client.client_id) if client
+               else _("统一身份认证平台")})
+    url = scan_url(a.id)
+    image = segno.make(url, error="m").svg_data_uri(scale=5, border=2)
+    return _json({"ticket": a.id, "url": url, "qr": image, "expires_in": cfg["QR_TICKET_TTL"],
+                  "poll_ms": cfg["QR_POLL_INTERVAL_MS"]})
+
+
+@bp.get("/status/<ticket>")
+def status(ticket: str):
+    a = _mine(ticket)
+    if a is None:
+        return _json({"state": "unknown"}, 404)
+    if a.expired:
+        state = "expired"
+    elif a.state == "pending":
+        state = "scanned" if a.person_id else "pending"
+    else:
+        state = a.state  # approved | denied
+    return _json({"state": state, "expires_in": max(0, int(a.expires - time.time()))})
+
+
+def _refused(title: str, detail: str, status_code: int, rid: str | None = None):
+    again = url_for("authn.login", rid=rid) if rid and pending.load(rid) else url_for(
+        "authn.login")
+    return render_template("qr_result.html", title=title, detail=detail, again=again), status_code
+
+
+@bp.post("/complete")
+def complete():
+    """The approved ticket becomes this browser's SSO session, once."""
+    ticket = request.form.get("ticket", "")
+    a = approvals.get(ticket)
+    if a is not None and a.kind == "qr" and _mine(ticket) is None:
+        audit.record("qr.refused", actor="anonymous", client_id=a.client_id or None,
+                     details={"approval": a.id, "reason": "other browser"})
+    a = _mine(ticket)
+    if a is None:
+        return _refused(_("无法完成扫码登录"), _("该二维码不是在本浏览器上生成的，或已失效。"), 403)
+    rid = a.extra.get("rid")
+    if a.state == "denied":
+        return _refused(_("您已拒绝本次登录"),
+                        _("您在手机App上拒绝了这次扫码登录。如需登录，请重新扫码。"), 403, rid)
+    if a.expired:
+        return _refused(_("二维码已过期"), _("请刷新二维码后重新扫码。"), 410, rid)
+    used = approvals.consume(a.id)
+    if used is None:
+        return _refused(_("无法完成扫码登录"),
+                        _("该二维码尚未在手机上确认，或已被使用。"), 409, rid)
+    person = db.session.get(Person, used.person_id) if used.person_id else None
+    if person is None or person.status != "active":
+        return _refused(_("无法完成扫码登录"), _("该账号当前无法登录。"), 403, rid)
+    amr = assurance.public_amr([*used.amr, "qr"])
+    # The app's level is a ceiling: a QR sign-in proves the app session, nothing more.
+    sess = sso.start(person, amr=amr, acr=used.acr or "L1", channel="web")
+    audit.record("login.success", actor=person.id, subject=person.id,
+                 client_id=used.client_id or None,
+                 details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid,
+                          "approval": used.id, "app_acr": used.acr})
+    rec = pending.load(rid) if rid else None
+    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+
+
+@bp.get("/s/<ticket>")
+def scan_landing(ticket: str):
+    """Opened by a phone's camera app rather than ours: explain, change nothing."""
+    return render_template("qr_scan.html")
+
 
 def register(app, server) -> None:
-    return None
+    app.register_blueprint(bp)

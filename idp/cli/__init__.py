@@ -67,8 +67,10 @@ def main() -> None:
 
 
 def _register() -> None:
+    from admin.cli import admin_group
+
     from ..identity.cli import id_group
-    from . import audit, clients, legacy, orgs, server, users
+    from . import audit, clients, legacy, merge, orgs, server, users
 
     main.add_command(server.init)
     main.add_command(server.serve)
@@ -79,7 +81,8 @@ def _register() -> None:
     main.add_command(audit.audit)
     main.add_command(orgs.org)
     main.add_command(legacy.legacy)
-    main.add_command(legacy.merge)
+    main.add_command(merge.merge)
+    main.add_command(admin_group)
 
 
 _register()

@@ -75,7 +75,53 @@ def seed() -> dict:
             sensitive_scopes=[], channel="web", jwks=None, id_token_alg=None)
         known[site["client_id"]] = secret
         out["sites"].append({"name": site["name"], "url": url})
+    _seed_demo_app(issuer)
+    _seed_ciba_clients(known)
     fd = os.open(secrets_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(known, fh)
     return out
+
+
+def _seed_demo_app(issuer: str) -> None:
+    """The app simulator at /demo/app: a first-party public client of channel "app"."""
+    from ..channels.app_sim import DEMO_APP_CLIENT_ID
+
+    uri = issuer + "/demo/app"
+    row = db.session.scalar(db.select(Client).where(Client.client_id == DEMO_APP_CLIENT_ID))
+    if row is not None and row.redirect_uris == [uri]:
+        return
+    if row is not None:  # the issuer moved: register afresh
+        db.session.delete(row)
+        db.session.commit()
+    register_client(
+        client_id=DEMO_APP_CLIENT_ID, name="政务服务App（演示）", secret=None, auth_method="none",
+        redirect_uris=[uri], grant_types=["authorization_code", "refresh_token"],
+        post_logout_redirect_uris=[], backchannel_logout_uri=None, first_party=True,
+        sensitive_scopes=[], channel="app", jwks=None, id_token_alg=None)
+
+
+# The counter-clerk and hotline-agent consoles (/demo/hall, /demo/hotline; idp.channels.ciba).
+DEMO_CIBA_CLIENTS = [
+    {"client_id": "demo-hall", "name": "政务服务大厅窗口（演示）", "channel": "hall"},
+    {"client_id": "demo-hotline", "name": "12345 政务服务热线（演示）", "channel": "hotline"},
+]
+
+
+def _seed_ciba_clients(known: dict) -> None:
+    from ..clients import CIBA
+
+    for c in DEMO_CIBA_CLIENTS:
+        row = db.session.scalar(db.select(Client).where(Client.client_id == c["client_id"]))
+        if row is not None and c["client_id"] in known:
+            continue
+        if row is not None:  # secret lost: register afresh
+            db.session.delete(row)
+            db.session.commit()
+        secret = secrets.token_urlsafe(24)
+        register_client(
+            client_id=c["client_id"], name=c["name"], secret=secret,
+            auth_method="client_secret_basic", redirect_uris=[], grant_types=[CIBA],
+            post_logout_redirect_uris=[], backchannel_logout_uri=None, first_party=True,
+            sensitive_scopes=[], channel=c["channel"], jwks=None, id_token_alg=None)
+        known[c["client_id"]] = secret

@@ -16,6 +16,7 @@ from authlib.oidc.core.grants import OpenIDToken as _OpenIDToken
 from flask import current_app, g
 from joserfc.jwk import KeySet
 
+from ..authn.assurance import public_amr
 from ..crypto.sm3 import half_hash_sm3
 from ..extensions import db
 from ..models import Person, RefreshToken
@@ -56,7 +57,8 @@ class StoredCode(AuthorizationCodeMixin):
         return self.data.get("acr")
 
     def get_amr(self):
-        return self.data.get("amr")
+        # Authlib copies this into the ID token as is: leave out internal markers.
+        return public_amr(self.data.get("amr") or [])
 
 
 def _active_person(person_id: str) -> Person | None:
@@ -252,7 +254,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self):
         base = issuer()
-        return [base, base + "/token", base + "/introspect", base + "/revoke"]
+        # CIBA §7.1: the backchannel authentication endpoint's URL is an audience too.
+        return [base, base + "/token", base + "/introspect", base + "/revoke",
+                base + "/bc-authorize"]
 
     def validate_jti(self, claims, jti):
         ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + self.leeway)

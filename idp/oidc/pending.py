@@ -53,4 +53,9 @@ def finish(rid: str) -> None:
 
 
 def resume_url(rid: str, record: dict[str, Any]) -> str:
+    back = record.get("next")
+    if isinstance(back, str) and back.startswith("/") and not back.startswith(("//", "/\\")):
+        # A local page waiting for sign-in that is not an authorization request
+        # (e.g. /device); only a path on this site, never an open redirect.
+        return back
     return url_for("oidc.authorize") + "?" + urlencode({**record["params"], "_rid": rid})

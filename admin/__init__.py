@@ -1,0 +1,20 @@
+"""The admin console (``/admin``), its REST API (``/admin/api``, OpenAPI at
+``/admin/api/openapi.json``) and the ``idp admin`` commands (:mod:`admin.cli`).
+
+Only the app factory imports this package (``init_app``); the ``idp`` command registers
+:mod:`admin.cli`. Decisions go through ``connectors.review`` and ``connectors.merge``,
+which the ``idp merge`` commands use too. Who may enter, and how the console gets an
+``L3`` session, is in :mod:`admin.auth`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .views import bp as views_bp
+
+    app.register_blueprint(views_bp)
+    app.register_blueprint(api_bp)

@@ -1,0 +1,181 @@
+"""SMS one-time codes: six digits, short-lived, single use, few tries, rate-limited.
+
+    result = send_code("13800138000", "login", ip=request.remote_addr)
+    ...
+    verify_code("13800138000", "login", "123456").ok
+
+Everything lives in the shared store, so limits and codes hold across workers: a code
+record per (phone, purpose) holding only an HMAC of the code; a try counter per code;
+fixed-window send counters per phone and per client address. Store keys name the phone
+by a keyed hash, so a Redis dump lists no phone numbers. A new code for the same phone
+and purpose replaces the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from ..identity import InvalidPhone, mask_phone, normalize_phone
+from ..store import store
+from .sms_gateways import GatewayError, SmsMessage, gateway
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600
+
+
+@dataclass
+class SendResult:
+    ok: bool
+    # None, or: invalid_phone, rate_limited, gateway_error
+    error: str | None = None
+    retry_after: int | None = None  # seconds, with rate_limited
+    masked_phone: str | None = None
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    # None, or: invalid (wrong code), expired (none issued, used or out of time),
+    # too_many (this code is dead after too many wrong tries), invalid_phone
+    error: str | None = None
+    tries_left: int | None = None
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _mac(*parts: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def _phone_key(phone: str) -> str:
+    return _mac("sms-phone", phone)[:32]
+
+
+def _code_key(phone: str, purpose: str) -> str:
+    return f"sms:code:{purpose}:{_phone_key(phone)}"
+
+
+def check_rate(phone: str, ip: str | None) -> SendResult | None:
+    """Count one send request for ``phone`` (normalised) and ``ip``; a refusal, or None
+    when it may go ahead. Sign-in calls this alone for unregistered numbers, so a refusal
+    tells nobody whether a number is registered."""
+    cfg = current_app.config
+    masked = mask_phone(phone)
+    if ip:
+        if store().incr(f"sms:ip:{_mac('sms-ip', ip)[:32]}", HOUR) > cfg["SMS_IP_HOURLY"]:
+            return SendResult(False, "rate_limited", HOUR, masked)
+    pk = _phone_key(phone)
+    interval = cfg["SMS_PHONE_INTERVAL"]
+    now = _now()
+    if not store().add(f"sms:gap:{pk}", now, interval):
+        last = store().get(f"sms:gap:{pk}")
+        wait = int(interval - (now - float(last))) + 1 if last is not None else 1
+        return SendResult(False, "rate_limited", max(1, min(wait, interval)), masked)
+    if store().incr(f"sms:hour:{pk}", HOUR) > cfg["SMS_PHONE_HOURLY"]:
+        return SendResult(False, "rate_limited", HOUR, masked)
+    return None
+
+
+def _release_gap(phone: str) -> None:
+    """A send that failed should not make the person wait out the interval."""
+    store().delete(f"sms:gap:{_phone_key(phone)}")
+
+
+def _text(code: str, purpose: str, minutes: int) -> str:
+    # Chinese only, whatever the page language: carriers deliver only templates
+    # registered in advance, and those are registered in Chinese.
+    what = {"login": "登录", "stepup": "身份核验", "ciba": "授权确认"}.get(purpose, "身份核验")
+    return (f"【统一身份认证平台】您的{what}验证码为 {code}，{minutes} 分钟内有效。"
+            "请勿告诉他人，工作人员不会向您索要验证码。")
+
+
+def send_code(phone: str, purpose: str, *, ip: str | None) -> SendResult:
+    """Make a fresh code for (phone, purpose), store its HMAC and send it."""
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhone:
+        return SendResult(False, "invalid_phone")
+    refused = check_rate(phone, ip)
+    if refused is not None:
+        log.info("SMS send refused for %s: rate limited", mask_phone(phone))
+        return refused
+    cfg = current_app.config
+    ttl = int(cfg["SMS_CODE_TTL"])
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    cid = secrets.token_hex(8)
+    record = {"cid": cid, "mac": _mac("sms-code", purpose, phone, cid, code), "exp": _now() + ttl}
+    key = _code_key(phone, purpose)
+    store().set(key, record, ttl)
+    minutes = max(1, ttl // 60)
+    try:
+        gateway().send(SmsMessage(phone=phone, text=_text(code, purpose, minutes),
+                                  purpose=purpose, code=code, ttl_minutes=minutes))
+    except GatewayError as exc:
+        store().delete(key)
+        _release_gap(phone)
+        log.warning("SMS to %s not sent: %s", mask_phone(phone), exc)
+        return SendResult(False, "gateway_error", masked_phone=mask_phone(phone))
+    return SendResult(True, masked_phone=mask_phone(phone))
+
+
+def verify_code(phone: str, purpose: str, code: str) -> VerifyResult:
+    """Check a code; a right one is used up at once, and too many wrong ones kill it."""
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhone:
+        return VerifyResult(False, "invalid_phone")
+    key = _code_key(phone, purpose)
+    record = store().get(key)
+    if record is None:
+        return VerifyResult(False, "expired")
+    if _now() > float(record["exp"]):
+        store().delete(key)
+        return VerifyResult(False, "expired")
+    limit = int(current_app.config["SMS_CODE_MAX_TRIES"])
+    ttl = max(1.0, float(record["exp"]) - _now())
+    tries = store().incr(f"sms:tries:{record['cid']}", ttl)
+    if tries > limit:
+        store().delete(key)
+        return VerifyResult(False, "too_many", 0)
+    typed = "".join((code or "").split())
+    expected = record["mac"]
+    if len(typed) == 6 and typed.isdigit() and hmac.compare_digest(
+            expected, _mac("sms-code", purpose, phone, record["cid"], typed)):
+        # take() is atomic: of two workers checking the same right code, one wins.
+        taken = store().take(key)
+        if taken is None or taken.get("cid") != record["cid"]:
+            return VerifyResult(False, "expired")
+        return VerifyResult(True)
+    if tries >= limit:
+        store().delete(key)
+        return VerifyResult(False, "too_many", 0)
+    return VerifyResult(False, "invalid", limit - tries)
+
+
+def message_for(error: str | None, retry_after: int | None = None) -> str:
+    """What to tell the person, for a SendResult or VerifyResult error."""
+    if error == "rate_limited":
+        if retry_after and retry_after < 120:
+            return _("发送过于频繁，请 %(seconds)d 秒后再试。", seconds=retry_after)
+        return _("验证码发送次数过多，请稍后再试。")
+    if error == "gateway_error":
+        return _("短信暂时无法发送，请稍后再试或选择其他方式。")
+    if error == "invalid_phone":
+        return _("请输入正确的中国大陆手机号码。")
+    if error == "too_many":
+        return _("验证码错误次数过多，该验证码已失效，请重新获取。")
+    if error == "expired":
+        return _("验证码已失效，请重新获取。")
+    return _("验证码错误，请重新输入。")

@@ -1,0 +1,91 @@
+"""Sign-in with an SMS code to the account's registered phone (amr ``sms``, level L2).
+
+The page answers the same whether or not the number is registered — a code goes out
+only to registered numbers, and the send limits are charged either way — so it cannot
+be used to find out who has an account.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from .. import audit
+from ..extensions import db
+from ..identity import InvalidPhone, mask_phone, normalize_phone
+from ..models import Person, phone_index
+from ..oidc import pending
+from . import session as sso
+from . import sms
+from .views import _channel_of, _client_of
+
+bp = Blueprint("smslogin", __name__)
+
+
+def _person_by_phone(phone: str) -> Person | None:
+    person = db.session.scalar(db.select(Person).where(Person.phone_idx == phone_index(phone)))
+    return person if person is not None and person.status == "active" else None
+
+
+@bp.route("/login/sms", methods=["GET", "POST"])
+def page():
+    rid = request.values.get("rid")
+    rec = pending.load(rid)
+    if rid and rec is None:
+        return render_template("error.html", title=_("登录请求已过期"),
+                               detail=_("请回到原网站重新点击登录。")), 400
+    client = _client_of(rec)
+    view = {"error": None, "notice": None, "sent": False, "phone": ""}
+    if request.method == "POST":
+        typed = request.form.get("phone", "")
+        try:
+            phone = normalize_phone(typed)
+        except InvalidPhone as exc:
+            view["error"] = exc.message
+            phone = None
+        if phone is not None:
+            view["phone"] = phone
+            if request.form.get("action") == "verify":
+                done = _verify(phone, request.form.get("code", ""), rid, rec, client, view)
+                if done is not None:
+                    return done
+            else:
+                _send(phone, view)
+        else:
+            view["phone"] = typed[:40]
+    return render_template("login_sms.html", rid=rid, client=client, **view), (
+        400 if view["error"] else 200)
+
+
+def _send(phone: str, view: dict) -> None:
+    person = _person_by_phone(phone)
+    ip = request.remote_addr
+    if person is not None:
+        result = sms.send_code(phone, "login", ip=ip)
+    else:
+        result = sms.check_rate(phone, ip) or sms.SendResult(True, masked_phone=mask_phone(phone))
+    if result.ok:
+        view["sent"] = True
+        view["notice"] = _("如果该号码已在本平台注册，验证码已发送至 %(phone)s，"
+                           "%(minutes)d 分钟内有效。", phone=mask_phone(phone),
+                           minutes=max(1, current_app.config["SMS_CODE_TTL"] // 60))
+    else:
+        view["error"] = sms.message_for(result.error, result.retry_after)
+        view["sent"] = result.error == "rate_limited"
+
+
+def _verify(phone: str, code: str, rid, rec, client, view: dict):
+    cid = client.client_id if client else None
+    result = sms.verify_code(phone, "login", code)
+    person = _person_by_phone(phone) if result.ok else None
+    if person is None:
+        audit.record("login.failure", actor="anonymous", client_id=cid,
+                     details={"method": "sms", "reason": result.error or "no_account",
+                              "phone": phone})
+        view["error"] = sms.message_for(result.error or "expired")
+        view["sent"] = result.error == "invalid"
+        return None
+    sess = sso.start(person, amr=["sms"], channel=_channel_of(client))
+    audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
+                 details={"method": "sms", "amr": sess.amr, "acr": sess.acr, "sid": sess.sid})
+    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))

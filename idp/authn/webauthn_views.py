@@ -1,0 +1,473 @@
+"""Passkeys and fingerprint / face unlock (WebAuthn, with py_webauthn).
+
+* ``/account/passkeys`` — a signed-in person lists, adds and removes credentials.
+* ``/passkey/register/{options,verify}`` — binding a credential (JSON).
+* ``/passkey/login/{options,verify}`` — signing in with one, usernameless or with a
+  username hint (JSON), resuming the authorization request ``rid`` like ``/login``.
+* ``/login/step-up/passkey/{options,verify}`` — raising the current session's level.
+
+Every challenge lives in the shared store under the hash of its own bytes, once, for
+``WEBAUTHN_CHALLENGE_TTL`` seconds: the verifier finds it from the challenge the
+authenticator signed, so one never issued, already used or expired is refused before
+any signature is looked at. Each record says what it was issued for and to whom (the
+browser, and for binding and step-up the session ``sid``).
+
+A credential remembers the session level it was bound at: bound at ``L4`` or above it
+later proves ``L4`` (internal amr ``L4key``), otherwise ``L3`` (``hwk``); see
+:mod:`idp.authn.assurance`. The JSON endpoints are CSRF-protected like every form
+(the page sends the token in ``X-CSRFToken``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    options_to_json_dict,
+    parse_client_data_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from .. import audit
+from ..clients import find_client
+from ..extensions import db
+from ..identity.masking import mask_id_number, mask_name
+from ..models import Person, WebAuthnCredential
+from ..oidc import pending
+from ..store import store
+from . import assurance, password
+from . import session as sso
+
+bp = Blueprint("passkey", __name__)
+
+_TRANSPORTS = {t.value for t in AuthenticatorTransport}
+_MAX_ID = 512  # the column's width; longer ids are not ours
+_CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+class Refused(Exception):
+    """A ceremony that fails: machine ``code``, readable ``message``, HTTP ``status``;
+    ``reason`` (English) goes to the audit log."""
+
+    def __init__(self, code: str, message: str, status: int = 400, reason: str | None = None):
+        super().__init__(code)
+        self.code, self.message, self.status, self.reason = code, message, status, reason or code
+
+
+# -- relying party -------------------------------------------------------------------
+
+
+def rp_id() -> str:
+    cfg = current_app.config
+    return cfg.get("WEBAUTHN_RP_ID") or urlsplit(cfg["ISSUER"]).hostname
+
+
+def origins() -> list[str]:
+    cfg = current_app.config
+    configured = cfg.get("WEBAUTHN_ORIGINS") or []
+    if configured:
+        return [o.rstrip("/") for o in configured]
+    parts = urlsplit(cfg["ISSUER"])
+    return [f"{parts.scheme}://{parts.netloc}"]
+
+
+def _ttl() -> int:
+    return int(current_app.config.get("WEBAUTHN_CHALLENGE_TTL", 300))
+
+
+# -- challenges ----------------------------------------------------------------------
+
+
+def _browser() -> str:
+    # The same per-browser value that binds pending authorization requests.
+    if "bid" not in session:
+        session["bid"] = secrets.token_urlsafe(16)
+    return session["bid"]
+
+
+def _challenge_key(challenge: bytes) -> str:
+    return "webauthn:" + hashlib.sha256(challenge).hexdigest()
+
+
+def _issue(purpose: str, **bound: Any) -> bytes:
+    challenge = secrets.token_bytes(32)
+    store().set(_challenge_key(challenge),
+                {"purpose": purpose, "bid": _browser(), **bound}, _ttl())
+    return challenge
+
+
+def _redeem(credential: Any, purpose: str) -> tuple[bytes, dict[str, Any]]:
+    """Take (once) the challenge this response signed; refuse one that is unknown,
+    used, expired, or issued for something else or to another browser."""
+    try:
+        raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
+        challenge = parse_client_data_json(raw).challenge
+    except (KeyError, TypeError, ValueError, WebAuthnException):
+        raise Refused("invalid_request", _("通行密钥的响应格式不正确。"),
+                      reason="malformed response") from None
+    record = store().take(_challenge_key(challenge))
+    if (record is None or record.get("purpose") != purpose
+            or record.get("bid") != session.get("bid")):
+        raise Refused("challenge_expired", _("验证已过期或已使用，请重试。"),
+                      reason="unknown, used or expired challenge")
+    return challenge, record
+
+
+def _credential_json() -> tuple[dict[str, Any], dict[str, Any]]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise Refused("invalid_request", _("通行密钥的响应格式不正确。"),
+                      reason="no credential in request")
+    return body, body["credential"]
+
+
+def _descriptors(creds: list[WebAuthnCredential]) -> list[PublicKeyCredentialDescriptor]:
+    return [PublicKeyCredentialDescriptor(
+        id=base64url_to_bytes(c.credential_id),
+        transports=[AuthenticatorTransport(t) for t in (c.transports or []) if t in _TRANSPORTS])
+        for c in creds]
+
+
+def credentials_of(person_id: str) -> list[WebAuthnCredential]:
+    return list(db.session.scalars(
+        db.select(WebAuthnCredential).where(WebAuthnCredential.person_id == person_id)
+        .order_by(WebAuthnCredential.created_at)))
+
+
+def proves(cred: WebAuthnCredential) -> list[str]:
+    """The amr a successful assertion with ``cred`` adds to a session."""
+    return ["hwk", "L4key"] if assurance.rank(cred.level) >= assurance.rank("L4") else ["hwk"]
+
+
+def _assert(credential: dict[str, Any], challenge: bytes,
+            person_id: str | None) -> tuple[WebAuthnCredential, Person]:
+    """Verify an assertion against the stored credential; ``person_id``, when given,
+    is whose credential it has to be. Returns the credential (count updated, not yet
+    committed) and its person."""
+    cid = credential.get("id")
+    cred = None
+    if isinstance(cid, str) and 0 < len(cid) <= _MAX_ID:
+        cred = db.session.scalar(
+            db.select(WebAuthnCredential).where(WebAuthnCredential.credential_id == cid))
+    if cred is None:
+        raise Refused("unknown_credential",
+                      _("该通行密钥未在本平台登记（可能已被删除），请使用其他方式登录。"),
+                      status=401, reason="unknown credential")
+    if person_id is not None and cred.person_id != person_id:
+        raise Refused("wrong_person", _("该通行密钥不属于当前登录的账号。"), status=403,
+                      reason="credential of another person")
+    person = db.session.get(Person, cred.person_id)
+    if person is None or person.status != "active":
+        raise Refused("account_unavailable", _("该账号当前无法登录，请联系客服。"), status=403,
+                      reason="account not active")
+    handle = credential.get("response", {}).get("userHandle")
+    if handle and handle != bytes_to_base64url(person.id.encode()):
+        raise Refused("wrong_person", _("通行密钥与账号不符。"), status=403,
+                      reason="user handle mismatch")
+    try:
+        # The counter is checked below, after the signature, so that only a genuine
+        # assertion from this credential can raise the clone alarm.
+        verified = verify_authentication_response(
+            credential=credential, expected_challenge=challenge, expected_rp_id=rp_id(),
+            expected_origin=origins(), credential_public_key=base64url_to_bytes(cred.public_key),
+            credential_current_sign_count=0, require_user_verification=True)
+    except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
+        raise Refused("verification_failed",
+                      _("通行密钥验证未通过，请确认在本网站上使用并完成指纹或密码验证。"),
+                      status=401, reason=f"assertion rejected: {exc}") from None
+    if (verified.new_sign_count or cred.sign_count) and verified.new_sign_count <= cred.sign_count:
+        audit.record("webauthn.clone_suspected", actor=person.id, subject=person.id,
+                     details={"credential": cred.id, "stored_count": cred.sign_count,
+                              "presented_count": verified.new_sign_count})
+        raise Refused("possible_clone",
+                      _("该通行密钥的使用计数异常，可能已被复制，已拒绝登录。请使用其他方式登录并删除该密钥。"),
+                      status=401, reason="sign count did not increase")
+    cred.sign_count = verified.new_sign_count
+    cred.last_used_at = time.time()
+    return cred, person
+
+
+def _refused(exc: Refused, *, purpose: str, subject: str | None = None,
+             client_id: str | None = None):
+    audit.record("login.failure", actor=subject or "anonymous", subject=subject,
+                 client_id=client_id,
+                 details={"method": "webauthn", "purpose": purpose, "reason": exc.reason})
+    return jsonify(error=exc.code, message=exc.message), exc.status
+
+
+def _json_error(code: str, message: str, status: int = 400):
+    return jsonify(error=code, message=message), status
+
+
+# -- the person's own credentials ----------------------------------------------------
+
+
+def _fresh_session() -> sso.SSOSession | None:
+    sess = sso.current()
+    return sess if sess is not None and sess.person is not None else None
+
+
+@bp.get("/account/passkeys")
+def manage():
+    sess = _fresh_session()
+    if sess is None:
+        from ..account.views import _sign_in_first
+
+        return _sign_in_first(request.path)
+    person = sess.person
+    rows = [{"id": c.id, "name": c.name, "level": c.level, "created": _when(c.created_at),
+             "used": _when(c.last_used_at) if c.last_used_at else None,
+             "platform": "internal" in (c.transports or [])}
+            for c in credentials_of(person.id)]
+    return render_template("passkeys.html", rows=rows, who=mask_name(person.name),
+                           acr=sess.acr, removed=request.args.get("removed") == "1")
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, _CST).strftime("%Y-%m-%d %H:%M")
+
+
+@bp.post("/account/passkeys/<cred_id>/remove")
+def remove(cred_id: str):
+    sess = _fresh_session()
+    if sess is None:
+        return redirect(url_for("passkey.manage"))
+    cred = db.session.scalar(db.select(WebAuthnCredential).where(
+        WebAuthnCredential.id == cred_id, WebAuthnCredential.person_id == sess.person_id))
+    if cred is None:
+        return render_template("error.html", title=_("找不到该通行密钥"),
+                               detail=_("它可能已被删除。")), 404
+    name = cred.name
+    db.session.delete(cred)
+    db.session.commit()
+    audit.record("webauthn.removed", actor=sess.person_id, subject=sess.person_id,
+                 details={"credential": cred_id, "name": name})
+    return redirect(url_for("passkey.manage", removed=1))
+
+
+@bp.post("/passkey/register/options")
+def register_options():
+    sess = _fresh_session()
+    if sess is None:
+        return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
+    if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
+        return _json_error("login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"),
+                           401)
+    person = sess.person
+    challenge = _issue("register", sid=sess.sid, person_id=person.id)
+    options = generate_registration_options(
+        rp_id=rp_id(), rp_name=current_app.config["WEBAUTHN_RP_NAME"],
+        # An opaque handle, never the ID number; the names the authenticator shows in
+        # its account picker are masked, since passkeys may sync to a cloud account.
+        user_id=person.id.encode(), user_name=mask_id_number(person.id_number),
+        user_display_name=mask_name(person.name), challenge=challenge, timeout=_ttl() * 1000,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.REQUIRED),
+        exclude_credentials=_descriptors(credentials_of(person.id)))
+    return jsonify(options_to_json_dict(options))
+
+
+@bp.post("/passkey/register/verify")
+def register_verify():
+    sess = _fresh_session()
+    if sess is None:
+        return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
+    try:
+        body, credential = _credential_json()
+        challenge, record = _redeem(credential, "register")
+        if record.get("sid") != sess.sid or record.get("person_id") != sess.person_id:
+            raise Refused("challenge_expired", _("验证已过期或已使用，请重试。"),
+                          reason="challenge of another session")
+        try:
+            verified = verify_registration_response(
+                credential=credential, expected_challenge=challenge, expected_rp_id=rp_id(),
+                expected_origin=origins(), require_user_verification=True)
+        except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
+            raise Refused("verification_failed",
+                          _("通行密钥登记未通过，请确认在本网站上操作并完成指纹或密码验证。"),
+                          reason=f"attestation rejected: {exc}") from None
+        cid = bytes_to_base64url(verified.credential_id)
+        if len(cid) > _MAX_ID or db.session.scalar(db.select(WebAuthnCredential.id).where(
+                WebAuthnCredential.credential_id == cid)):
+            raise Refused("already_registered", _("该通行密钥已经登记过了。"),
+                          reason="credential id already registered")
+    except Refused as exc:
+        audit.record("webauthn.register_failed", actor=sess.person_id, subject=sess.person_id,
+                     details={"reason": exc.reason})
+        return _json_error(exc.code, exc.message, exc.status)
+    raw = credential.get("response", {}).get("transports")
+    transports = [t for t in raw if t in _TRANSPORTS] if isinstance(raw, list) else []
+    name = str(body.get("name") or "").strip()[:64] or _("通行密钥 %(n)d",
+                                                         n=len(credentials_of(sess.person_id)) + 1)
+    cred = WebAuthnCredential(person_id=sess.person_id, credential_id=cid,
+                              public_key=bytes_to_base64url(verified.credential_public_key),
+                              sign_count=verified.sign_count, transports=transports,
+                              aaguid=verified.aaguid, level=sess.acr or "L2", name=name)
+    db.session.add(cred)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same credential bound by a parallel request just now
+        db.session.rollback()
+        return _json_error("already_registered", _("该通行密钥已经登记过了。"))
+    audit.record("webauthn.registered", actor=sess.person_id, subject=sess.person_id,
+                 details={"credential": cred.id, "level": cred.level, "aaguid": cred.aaguid,
+                          "transports": transports, "sid": sess.sid})
+    return jsonify(ok=True, id=cred.id, name=cred.name, level=cred.level)
+
+
+# -- signing in ----------------------------------------------------------------------
+
+
+def _channel_of(client) -> str:
+    return client.channel if client is not None and client.channel in ("web", "app") else "web"
+
+
+@bp.post("/passkey/login/options")
+def login_options():
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    hinted: list[WebAuthnCredential] = []
+    username = body.get("username")
+    if isinstance(username, str) and username.strip():
+        person, problem, _lock = password.find_person(username)
+        if person is not None and problem is None and person.status == "active":
+            hinted = credentials_of(person.id)
+    # With a hint, only that person's credentials count; without one (or for a name we
+    # know no credential of) the authenticator offers its discoverable credentials.
+    challenge = _issue("login", person_id=hinted[0].person_id if hinted else None)
+    options = generate_authentication_options(
+        rp_id=rp_id(), challenge=challenge, timeout=_ttl() * 1000,
+        allow_credentials=_descriptors(hinted),
+        user_verification=UserVerificationRequirement.REQUIRED)
+    return jsonify(options_to_json_dict(options))
+
+
+@bp.post("/passkey/login/verify")
+def login_verify():
+    body = request.get_json(silent=True)
+    rid = body.get("rid") if isinstance(body, dict) else None
+    rec = pending.load(rid) if isinstance(rid, str) and rid else None
+    if rid and rec is None:
+        return _json_error("request_expired", _("登录请求已过期，请回到原网站重新点击登录。"))
+    client = find_client(rec["params"].get("client_id", "")) if rec else None
+    cid = client.client_id if client else None
+    subject = None
+    try:
+        _body, credential = _credential_json()
+        challenge, record = _redeem(credential, "login")
+        cred, person = _assert(credential, challenge, record.get("person_id"))
+        subject = person.id
+        db.session.commit()
+    except Refused as exc:
+        db.session.rollback()
+        return _refused(exc, purpose="login", subject=subject, client_id=cid)
+    sess = sso.start(person, amr=proves(cred), channel=_channel_of(client))
+    audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
+                 details={"amr": assurance.public_amr(sess.amr), "acr": sess.acr,
+                          "sid": sess.sid, "method": "webauthn", "credential": cred.id})
+    return jsonify(ok=True, redirect=pending.resume_url(rid, rec) if rec
+                   else url_for("authn.home"))
+
+
+# -- step-up -------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def passkey_stepup_possible(asked: str | None) -> bool:
+    """Whether the signed-in person holds a credential that would lift this session to
+    ``asked`` (for the step-up page)."""
+    sess = sso.current()
+    if sess is None or sess.person is None:
+        return False
+    for cred in credentials_of(sess.person_id):
+        level = assurance.session_level(sess.person.assurance_level, [*sess.amr, *proves(cred)])
+        if assurance.meets(level, asked):
+            return True
+    return False
+
+
+def _stepup_context() -> tuple[sso.SSOSession | None, str | None, dict[str, Any] | None]:
+    body = request.get_json(silent=True)
+    rid = body.get("rid") if isinstance(body, dict) else None
+    rec = pending.load(rid) if isinstance(rid, str) else None
+    return sso.current(), rid, rec
+
+
+@bp.post("/login/step-up/passkey/options")
+def stepup_options():
+    sess, rid, rec = _stepup_context()
+    if sess is None or rec is None:
+        return _json_error("request_expired", _("授权请求已过期，请回到原网站重新点击登录。"))
+    creds = credentials_of(sess.person_id)
+    if not creds:
+        return _json_error("no_credential", _("您还没有登记通行密钥。"))
+    challenge = _issue("stepup", sid=sess.sid, person_id=sess.person_id, rid=rid)
+    options = generate_authentication_options(
+        rp_id=rp_id(), challenge=challenge, timeout=_ttl() * 1000,
+        allow_credentials=_descriptors(creds),
+        user_verification=UserVerificationRequirement.REQUIRED)
+    return jsonify(options_to_json_dict(options))
+
+
+@bp.post("/login/step-up/passkey/verify")
+def stepup_verify():
+    sess, rid, rec = _stepup_context()
+    if sess is None or rec is None:
+        return _json_error("request_expired", _("授权请求已过期，请回到原网站重新点击登录。"))
+    client = find_client(rec["params"].get("client_id", ""))
+    cid = client.client_id if client else None
+    try:
+        _body, credential = _credential_json()
+        challenge, record = _redeem(credential, "stepup")
+        if record.get("sid") != sess.sid or record.get("rid") != rid:
+            raise Refused("challenge_expired", _("验证已过期或已使用，请重试。"),
+                          reason="challenge of another session or request")
+        cred, _person = _assert(credential, challenge, sess.person_id)
+        db.session.commit()
+    except Refused as exc:
+        db.session.rollback()
+        return _refused(exc, purpose="stepup", subject=sess.person_id, client_id=cid)
+    asked = assurance.required_level(rec["params"].get("acr_values"))
+    before = sess.acr
+    reached = sso.elevate(sess, proves(cred))
+    audit.record("stepup.success", actor=sess.person_id, subject=sess.person_id, client_id=cid,
+                 details={"method": "webauthn", "credential": cred.id, "from": before,
+                          "acr": reached, "asked": asked, "sid": sess.sid})
+    if not assurance.meets(reached, asked):
+        return _json_error("level_not_reached", _(
+            "验证成功，但您的账号目前只能达到认证等级 %(reached)s，该应用要求 %(asked)s。",
+            reached=reached, asked=asked), 403)
+    return jsonify(ok=True, acr=reached, redirect=pending.resume_url(rid, rec))

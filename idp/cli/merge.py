@@ -1,0 +1,135 @@
+"""``idp merge …``: the review queue of legacy accounts (list, approve, reject, link to a
+person, undo) and merging two persons who are one citizen. The admin console decides
+through the same functions (``connectors.review``, ``connectors.merge``)."""
+
+from __future__ import annotations
+
+import click
+
+from . import app_context, emit, fail, operator
+
+_STATES = ["pending", "approved", "rejected", "merged", "superseded", "all"]
+
+
+@click.group("merge")
+def merge() -> None:
+    """The review queue of legacy accounts; merging persons."""
+
+
+@merge.command("list")
+@click.option("--state", default="pending", type=click.Choice(_STATES))
+@click.option("--json", "as_json", is_flag=True)
+def merge_list(state: str, as_json: bool) -> None:
+    from connectors.importer import read_row
+    from idp.extensions import db
+    from idp.identity.masking import mask_id_number, mask_name, mask_phone
+    from idp.models import LegacyAccount, ReviewItem
+
+    with app_context():
+        query = db.select(ReviewItem, LegacyAccount).join(
+            LegacyAccount, LegacyAccount.id == ReviewItem.legacy_account_id)
+        if state != "all":
+            query = query.where(ReviewItem.state == state)
+        out = []
+        for item, account in db.session.execute(query.order_by(ReviewItem.id).limit(1000)):
+            row = read_row(account)
+            out.append({"id": item.id, "state": item.state, "reason": item.reason,
+                        "source": account.source, "legacy_id": account.legacy_id,
+                        "name": mask_name(row.get("name") or ""),
+                        "id_number": mask_id_number(row.get("id_number") or ""),
+                        "phone": mask_phone(row.get("phone") or ""),
+                        "candidates": item.candidates})
+    emit(out, as_json, "\n".join(
+        f"{o['id']}\t{o['state']}\t{o['reason']}\t{o['source']}:{o['legacy_id']}\t{o['name']}"
+        f"\t{o['id_number']}" for o in out))
+
+
+def _decide(action: str, item_id: int, as_json: bool, **kw) -> None:
+    from connectors import review
+
+    with app_context():
+        try:
+            item = getattr(review, action)(item_id, by=operator(), **kw)
+        except review.ReviewError as exc:
+            fail(str(exc), as_json)
+        out = {"id": item.id, "state": item.state}
+        if action == "merge":
+            out["merge_record"] = (item.outcome or {}).get("merge_record")
+    emit(out, as_json, f"review item {out['id']}: {out['state']}")
+
+
+_note = click.option("--note", default="", help="Why (kept in the audit log).")
+
+
+@merge.command("approve")
+@click.argument("item_id", type=int)
+@click.option("--person", "person_id", default=None, help="Merge into this person (internal id).")
+@_note
+@click.option("--json", "as_json", is_flag=True)
+def merge_approve(item_id: int, person_id: str | None, note: str, as_json: bool) -> None:
+    _decide("approve", item_id, as_json, person_id=person_id, note=note)
+
+
+@merge.command("reject")
+@click.argument("item_id", type=int)
+@_note
+@click.option("--json", "as_json", is_flag=True)
+def merge_reject(item_id: int, note: str, as_json: bool) -> None:
+    _decide("reject", item_id, as_json, note=note)
+
+
+@merge.command("into")
+@click.argument("item_id", type=int)
+@click.argument("person_id")
+@click.option("--force", is_flag=True, help="Even if the ID numbers differ (needs --note).")
+@_note
+@click.option("--json", "as_json", is_flag=True)
+def merge_into(item_id: int, person_id: str, force: bool, note: str, as_json: bool) -> None:
+    """Link the item's legacy account to PERSON_ID; a person it was linked to before is
+    merged into PERSON_ID."""
+    _decide("merge", item_id, as_json, person_id=person_id, force=force, note=note)
+
+
+@merge.command("undo")
+@click.argument("item_id", type=int)
+@_note
+@click.option("--json", "as_json", is_flag=True)
+def merge_undo(item_id: int, note: str, as_json: bool) -> None:
+    _decide("undo", item_id, as_json, note=note)
+
+
+@merge.command("persons")
+@click.argument("survivor")
+@click.argument("absorbed")
+@click.option("--force", is_flag=True, help="Even if the ID numbers differ (needs --reason).")
+@click.option("--reason", default="")
+@click.option("--json", "as_json", is_flag=True)
+def merge_persons(survivor: str, absorbed: str, force: bool, reason: str, as_json: bool) -> None:
+    """Merge person ABSORBED into SURVIVOR (internal ids): one citizen, two accounts."""
+    from connectors import merge as person_merge
+
+    with app_context():
+        try:
+            record = person_merge.merge_persons(survivor, absorbed, actor=operator(),
+                                                reason=reason, force=force)
+        except person_merge.MergeError as exc:
+            fail(str(exc), as_json)
+        out = person_merge.describe(record)
+    emit(out, as_json, f"merge record {out['id']}: {out['absorbed']} → {out['survivor']} "
+                       f"{out['counts']}")
+
+
+@merge.command("undo-persons")
+@click.argument("record_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def undo_persons(record_id: int, as_json: bool) -> None:
+    """Undo a person merge: the absorbed person is active again with what was theirs."""
+    from connectors import merge as person_merge
+
+    with app_context():
+        try:
+            record = person_merge.undo_merge(record_id, actor=operator())
+        except person_merge.MergeError as exc:
+            fail(str(exc), as_json)
+        out = person_merge.describe(record)
+    emit(out, as_json, f"merge record {out['id']} undone")

@@ -1,0 +1,105 @@
+"""The admin console in headless Chromium against ``idp serve`` on PostgreSQL + Redis:
+a reviewer (role granted by ``idp admin grant``) signs in with a password, is asked for
+a higher level, and — once the session is at L3 — approves a queued legacy account.
+
+Reaching L3 is the step-up page's business (another authenticator); this test stands in
+for it by raising the session record in Redis as ``sso.elevate`` would, so that it tests
+the console, not a particular second factor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+from playwright.sync_api import expect, sync_playwright
+
+from tests import backends
+
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    LiveIdP,
+    backend_env,
+    free_port,
+    running,
+)
+from .test_browser_sso import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+pytestmark = pytest.mark.browser
+
+ROW_NUMBER = "11010519491231002X"
+
+
+@pytest.fixture(scope="module")
+def admin_idp(tmp_path_factory) -> Iterator[LiveIdP]:
+    with backend_env() as shared:
+        port = free_port()
+        path = tmp_path_factory.mktemp("admin-idp")
+        idp = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
+                      instance_path=path)
+        idp.run_cli("init", "--demo")  # the demo citizen's account is at L3
+        idp.run_cli("user", "add", "--id-number", ROW_NUMBER, "--name", "李四",
+                    "--password", "long-enough-1")
+        (path / "users.csv").write_bytes(
+            f"用户编号,姓名,身份证号\nu2,李斯,{ROW_NUMBER}\n".encode("gbk"))
+        (path / "shebao.toml").write_text(
+            '[source]\nname = "shebao-2012"\nkind = "csv"\n\n'
+            '[fields]\nlegacy_id = "用户编号"\nname = "姓名"\nid_number = "身份证号"\n\n'
+            '[csv]\npath = "users.csv"\n', encoding="utf-8")
+        assert idp.run_cli("legacy", "import", "--config", str(path / "shebao.toml"))[
+            "queued"] == 1
+        idp.run_cli("admin", "grant", DEMO_CITIZEN_ID, "--role", "reviewer")
+        with running(idp):
+            yield idp
+
+
+def _raise_to_l3(idp: LiveIdP, cookie: str) -> None:
+    r = redis.Redis.from_url(backends.REDIS_URL)
+    key = idp.env["IDP_REDIS_PREFIX"] + "sso:" + hashlib.sha256(cookie.encode()).hexdigest()
+    record = json.loads(r.get(key))
+    record["amr"] = [*record["amr"], "otp"]
+    record["acr"] = "L3"
+    r.set(key, json.dumps(record), keepttl=True)
+
+
+def test_reviewer_approves_a_queued_account(admin_idp):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(admin_idp.url("/admin/review"))
+            page.wait_for_url("**/login?**")
+            page.fill("input[name=username]", DEMO_CITIZEN_ID)
+            page.fill("input[name=password]", DEMO_CITIZEN_PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/login/step-up?**")  # a password alone is L2
+
+            page.goto(admin_idp.url("/admin/review"))
+            expect(page.locator("h1")).to_have_text("需要更高认证等级")
+            cookie = next(c["value"] for c in context.cookies() if c["name"] == "idp_sso")
+            _raise_to_l3(admin_idp, cookie)
+            page.click("#step-up")  # through /authorize and the callback, back here
+            page.wait_for_url("**/admin/review")
+            item = page.locator("#queue li.item").first
+            expect(item).to_contain_text("shebao-2012:u2")
+            expect(item).to_contain_text("110105********002X")
+            assert ROW_NUMBER not in page.content() and "李斯" not in page.content()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the queue scrolls sideways on a phone ({width}px)"
+
+            item.locator("a").first.click()
+            expect(page.locator(".item.person")).to_have_count(1)  # the candidate, masked
+            page.fill("#approve input[name=note]", "同一人，曾用名")
+            page.click("#approve button[type=submit]")
+            expect(page.locator("p.ok")).to_contain_text("已批准")
+            expect(page.locator("h1 .state")).to_have_text("已批准")
+        finally:
+            browser.close()
+    approved = admin_idp.run_cli("merge", "list", "--state", "approved")
+    assert [(a["legacy_id"], a["state"]) for a in approved] == [("u2", "approved")]

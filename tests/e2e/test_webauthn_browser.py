@@ -1,0 +1,183 @@
+"""Headless Chromium with a virtual platform authenticator (Chrome DevTools Protocol
+``WebAuthn`` domain) against the real ``idp serve``: sign in with a password, bind a
+passkey at /account/passkeys, sign out, then sign in to a relying party with the
+passkey alone and read what the ID token says about it.
+
+WebAuthn runs on plain http only for ``localhost``, so the issuer and every page are
+``http://localhost:PORT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from playwright.sync_api import expect, sync_playwright
+
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    LiveIdP,
+    backend_env,
+    free_port,
+    running,
+)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 15_000
+CLIENT_ID = "passkey-rp"
+CLIENT_SECRET = secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
+    with backend_env() as shared:
+        port = free_port(span=2)
+        callback = f"http://localhost:{port + 1}/cb"
+        live = LiveIdP(port=port, issuer=f"http://localhost:{port}", url_host="localhost",
+                       shared_env=shared, instance_path=tmp_path_factory.mktemp("passkey-idp"))
+        out = live.run_cli("init", "--demo")
+        assert out["demo"]["citizen"]["id_number"] == DEMO_CITIZEN_ID
+        live.run_cli("client", "add", "--client-id", CLIENT_ID, "--secret", CLIENT_SECRET,
+                     "--redirect-uri", callback, "--first-party", "--name", "通行密钥测试应用")
+        with running(live):
+            yield live, callback
+
+
+@pytest.fixture
+def page():
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            # A phone's screen: the passkey pages must not scroll sideways there.
+            context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _authenticator(page) -> tuple[object, str]:
+    """A CTAP2 platform authenticator (fingerprint reader) that always verifies the user."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})
+    return cdp, added["authenticatorId"]
+
+
+def _fits(page, artifacts_dir, name: str) -> None:
+    page.screenshot(path=str(artifacts_dir / f"{name}-390x844.png"), full_page=True)
+    scroll_width, inner_width = page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll_width <= inner_width, f"{name}: page scrolls sideways"
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
+    live, callback = idp
+    cdp, authenticator = _authenticator(page)
+
+    # 1. Password sign-in (an L2 session on the demo citizen's L3 account).
+    page.goto(live.url("/login"))
+    page.fill("#username", DEMO_CITIZEN_ID)
+    page.fill("#password", DEMO_CITIZEN_PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(live.url("/"))
+
+    # 2. Bind a passkey.
+    page.goto(live.url("/account/passkeys"))
+    expect(page.locator("#no-passkeys")).to_be_visible()
+    page.fill("#passkey-name", "测试指纹")
+    page.click("#passkey-register [data-passkey-start]")
+    expect(page.locator("#passkeys li")).to_have_count(1)
+    expect(page.locator("#passkeys li .passkey-name")).to_have_text("测试指纹")
+    expect(page.locator("#passkeys li")).to_have_attribute("data-level", "L2")
+    _fits(page, artifacts_dir, "passkeys")
+    creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert len(creds) == 1 and creds[0]["isResidentCredential"]  # discoverable
+    assert creds[0]["rpId"] == "localhost"
+
+    # 3. Sign out.
+    page.goto(live.url("/"))
+    page.click("form[action$='/logout'] button[type=submit]")
+    page.wait_for_load_state()
+    assert "idp_sso" not in {c["name"] for c in page.context.cookies(live.base_url)}
+
+    # 4. A relying party asks; the person signs in with the passkey only, no username.
+    verifier, state = _authorize(page, live, callback)
+    page.wait_for_url(live.url("/login?**"))
+    button = page.locator("#passkey-login [data-passkey-start]")
+    expect(button).to_have_text("使用通行密钥/指纹登录")
+    _fits(page, artifacts_dir, "login-passkey")
+    with _arrival(page, callback) as arrived:
+        button.click()
+    claims = _id_token(live, callback, arrived.value.url, state, verifier)
+    assert claims["amr"] == ["hwk"] and claims["acr"] == "L3"
+    # The authenticator's counter moved.
+    creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert creds[0]["signCount"] >= 1
+
+    # 5. Step-up: a password session (L2) asked for L3 proves it with the passkey.
+    page.goto(live.url("/"))
+    page.click("form[action$='/logout'] button[type=submit]")
+    page.wait_for_load_state()
+    verifier, state = _authorize(page, live, callback, acr_values="L3")
+    page.wait_for_url(live.url("/login?**"))
+    page.fill("#username", DEMO_CITIZEN_ID)
+    page.fill("#password", DEMO_CITIZEN_PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(live.url("/login/step-up?**"))
+    with _arrival(page, callback) as arrived:
+        page.click("#passkey-stepup [data-passkey-start]")
+    claims = _id_token(live, callback, arrived.value.url, state, verifier)
+    assert claims["amr"] == ["pwd", "hwk"] and claims["acr"] == "L3"
+
+
+def _authorize(page, live, callback, **extra) -> tuple[str, str]:
+    verifier, challenge = _pkce()
+    state = secrets.token_urlsafe(8)
+    page.goto(live.url("/authorize?" + urlencode({
+        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": callback,
+        "scope": "openid profile", "state": state, "nonce": "n-" + state,
+        "code_challenge": challenge, "code_challenge_method": "S256", **extra})))
+    return verifier, state
+
+
+def _arrival(page, callback):
+    """Nothing listens at the callback; the request the browser is sent to is enough."""
+    return page.expect_request(lambda req: req.url.startswith(callback + "?"))
+
+
+def _id_token(live, callback, url, state, verifier) -> dict:
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert query["state"] == state and "code" in query, query
+    resp = requests.post(live.url("/token"), auth=(CLIENT_ID, CLIENT_SECRET), timeout=10, data={
+        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": callback,
+        "code_verifier": verifier})
+    assert resp.status_code == 200, resp.text
+    published = requests.get(live.url("/jwks"), timeout=5).json()["keys"]
+    # Only the ES256 keys: reading SM2 ones would need the provider's own JOSE plug-in.
+    jwks = KeySet.import_key_set({"keys": [k for k in published if k.get("crv") == "P-256"]})
+    claims = jwt.decode(resp.json()["id_token"], jwks, algorithms=["ES256"]).claims
+    assert claims["nonce"] == "n-" + state and claims["iss"] == live.issuer
+    return claims

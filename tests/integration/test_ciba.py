@@ -1,0 +1,383 @@
+"""Hall counters and hotlines: CIBA poll mode (OpenID CIBA Core 1.0) with the clerk in
+``act``, the citizen approving on their app (``approvals.decide``, as the app API does)
+or reading an SMS code back to a hotline agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from joserfc import jwt
+from werkzeug.datastructures import MultiDict
+
+from idp import audit
+from idp.audit import AuditEvent
+from idp.channels import approvals
+from idp.clients import CIBA, register_client
+from idp.extensions import db
+from idp.models import Person
+from idp.oidc.tokens import keyring
+from tests.helpers import CITIZEN_ID, CITIZEN_PHONE, RP, make_client, make_person
+
+BINDING = "窗口 3 核对码 4721"
+CLERK = "clerk-0042"
+
+
+def ciba_client(client_id="hall1", channel="hall", grants=(CIBA,), subject_type="public"):
+    secret = f"secret-{client_id}-0123456789abcdef"
+    register_client(client_id=client_id, name=f"测试窗口 {client_id}", secret=secret,
+                    auth_method="client_secret_basic", redirect_uris=[],
+                    grant_types=list(grants), post_logout_redirect_uris=[],
+                    backchannel_logout_uri=None, first_party=True, sensitive_scopes=[],
+                    channel=channel, jwks=None, id_token_alg=None, subject_type=subject_type)
+    return RP(client_id, secret)
+
+
+def bc(client, rp: RP, **params):
+    data = {"scope": "openid profile", "login_hint": CITIZEN_ID, "binding_message": BINDING,
+            "acting_party": CLERK}
+    data.update(params)
+    data = {k: v for k, v in data.items() if v is not None}
+    return client.post("/bc-authorize", data=data, headers=rp.basic)
+
+
+def start(client, rp: RP, **params) -> str:
+    resp = bc(client, rp, **params)
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()["auth_req_id"]
+
+
+def poll(client, rp: RP, aid: str | None):
+    data = {"grant_type": CIBA}
+    if aid is not None:
+        data["auth_req_id"] = aid
+    return client.post("/token", data=data, headers=rp.basic)
+
+
+def approve(aid: str, amr=("pwd", "sms"), acr="L3", ok=True):
+    a = approvals.get(aid)
+    return approvals.decide(aid, a.person_id, ok, amr=list(amr), acr=acr)
+
+
+def decode(token: str) -> dict:
+    return jwt.decode(token, keyring().public_keys(), algorithms=keyring().algorithms()).claims
+
+
+def err(resp) -> str:
+    return resp.get_json()["error"]
+
+
+def events(name: str) -> list[AuditEvent]:
+    audit.flush()
+    db.session.expire_all()
+    return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)
+                              .order_by(AuditEvent.seq)).all()
+
+
+def set_level(person: Person, level: str) -> None:
+    person.assurance_level = level
+    db.session.commit()
+
+
+def test_discovery_advertises_poll_mode_ciba(client):
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    assert doc["backchannel_authentication_endpoint"] == "http://localhost/bc-authorize"
+    assert doc["backchannel_token_delivery_modes_supported"] == ["poll"]
+    assert doc["backchannel_user_code_parameter_supported"] is False
+    assert CIBA in doc["grant_types_supported"]
+    assert "authorization_code" in doc["grant_types_supported"]
+
+
+def test_hall_request_approved_on_the_app_gives_tokens_naming_the_clerk(client, person):
+    set_level(person, "L3")
+    rp = ciba_client()
+    # The clerk types the number as it is written on the card, full-width and grouped.
+    resp = bc(client, rp, login_hint="１１０１０５ 19491231 002x", acr_values="L3")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["expires_in"] == 300 and body["interval"] == 5 and len(body["auth_req_id"]) >= 32
+    assert resp.headers["Cache-Control"] == "no-store"
+    aid = body["auth_req_id"]
+
+    # It waits on the citizen's app, with what the clerk read out.
+    waiting = approvals.pending_for(person.id)
+    assert [a.id for a in waiting] == [aid]
+    shown = waiting[0].public()
+    assert shown["binding_message"] == BINDING and shown["client_name"] == "测试窗口 hall1"
+    assert waiting[0].extra["act"] == {"sub": CLERK, "client_id": "hall1"}
+
+    pending = poll(client, rp, aid)
+    assert pending.status_code == 400 and err(pending) == "authorization_pending"
+
+    assert approve(aid, amr=["pwd", "sms"], acr="L3") is not None
+    resp = poll(client, rp, aid)
+    assert resp.status_code == 200, resp.get_json()
+    tok = resp.get_json()
+    assert "refresh_token" not in tok  # no offline_access asked
+    idt = decode(tok["id_token"])
+    assert idt["iss"] == "http://localhost" and idt["aud"] == ["hall1"]
+    assert idt["sub"] == person.id and idt["name"] == "李四"
+    assert idt["acr"] == "L3" and idt["amr"] == ["pwd", "sms"]
+    assert idt["channel"] == "hall"
+    assert idt["act"] == {"sub": CLERK, "client_id": "hall1"}
+    assert "nonce" not in idt and "sid" not in idt
+    at = decode(tok["access_token"])
+    assert at["sub"] == person.id and at["client_id"] == "hall1"
+    assert at["act"] == idt["act"] and at["channel"] == "hall" and at["acr"] == "L3"
+    assert at["amr"] == ["pwd", "sms"]
+    info = client.get("/userinfo", headers={"Authorization": "Bearer " + tok["access_token"]})
+    assert info.status_code == 200 and info.get_json()["sub"] == person.id
+
+    # Single use: the same auth_req_id gives nothing a second time.
+    again = poll(client, rp, aid)
+    assert again.status_code == 400 and err(again) == "invalid_grant"
+
+    requested = events("ciba.requested")
+    assert len(requested) == 1
+    assert requested[0].actor == CLERK and requested[0].subject == person.id
+    assert requested[0].client_id == "hall1"
+    assert requested[0].details["act"] == {"sub": CLERK, "client_id": "hall1"}
+    decided = events("ciba.decided")
+    assert len(decided) == 1 and decided[0].details["state"] == "approved"
+    assert decided[0].subject == person.id and decided[0].details["act"]["sub"] == CLERK
+    issued = [e for e in events("token.issued") if e.details.get("grant_type") == CIBA]
+    assert len(issued) == 1
+    assert issued[0].actor == CLERK and issued[0].subject == person.id
+    assert issued[0].details["act"] == {"sub": CLERK, "client_id": "hall1"}
+    assert issued[0].details["channel"] == "hall"
+    dump = json.dumps([e.details for e in events("ciba.requested")], ensure_ascii=False)
+    assert CITIZEN_ID not in dump
+
+
+def test_acr_is_what_the_app_session_proves_and_pairwise_sub(client, person):
+    set_level(person, "L3")
+    rp = ciba_client("hall-pw", subject_type="pairwise")
+    aid = start(client, rp, login_hint="+86 139-1234-5678")  # by phone
+    # An app that claims L4 after a password alone gets what a password proves.
+    approve(aid, amr=["pwd"], acr="L4")
+    tok = poll(client, rp, aid).get_json()
+    idt = decode(tok["id_token"])
+    assert idt["acr"] == "L2" and idt["amr"] == ["pwd"]
+    assert idt["sub"] != person.id and len(idt["sub"]) >= 16  # pairwise, not the internal id
+    assert decode(tok["access_token"])["acr"] == "L2"
+
+
+def test_requested_level_not_reached_is_access_denied(client, person):
+    set_level(person, "L3")
+    rp = ciba_client()
+    aid = start(client, rp, acr_values="L3")
+    approve(aid, amr=["pwd"], acr="L2")
+    resp = poll(client, rp, aid)
+    assert resp.status_code == 400 and err(resp) == "access_denied"
+
+
+def test_denied_on_the_app(client, person):
+    rp = ciba_client()
+    aid = start(client, rp)
+    approve(aid, ok=False)
+    for _ in range(2):  # stays denied; never tokens
+        resp = poll(client, rp, aid)
+        assert resp.status_code == 400 and err(resp) == "access_denied"
+    decided = events("ciba.decided")
+    assert len(decided) == 1 and decided[0].details["state"] == "denied"
+
+
+def test_expiry(client, person):
+    rp = ciba_client()
+    capped = bc(client, rp, requested_expiry="99999").get_json()
+    assert capped["expires_in"] == 600  # CIBA_MAX_EXPIRES_IN
+    aid = start(client, rp, requested_expiry="120")
+    assert approvals.get(aid).expires - time.time() == pytest.approx(120, abs=5)
+    a = approvals.get(aid)
+    a.expires = time.time() - 1  # the clock has run out
+    approvals._save(a)
+    resp = poll(client, rp, aid)
+    assert resp.status_code == 400 and err(resp) == "expired_token"
+    assert approve(aid) is None  # too late to approve on the app as well
+
+
+def test_polling_faster_than_the_interval_is_slow_down(client, person):
+    rp = ciba_client()
+    aid = start(client, rp)
+    assert err(poll(client, rp, aid)) == "authorization_pending"
+    fast = poll(client, rp, aid)
+    assert fast.status_code == 400 and err(fast) == "slow_down"
+    approve(aid)
+    # Once approved the tokens come at once: slow_down is a variant of "pending".
+    assert poll(client, rp, aid).status_code == 200
+
+
+def test_auth_req_id_of_another_client_or_unknown_is_invalid_grant(client, person):
+    rp = ciba_client()
+    other = ciba_client("hall2")
+    aid = start(client, rp)
+    approve(aid)
+    stolen = poll(client, other, aid)
+    assert stolen.status_code == 400 and err(stolen) == "invalid_grant"
+    assert err(poll(client, rp, "no-such-request")) == "invalid_grant"
+    assert err(poll(client, rp, None)) == "invalid_request"
+    # The rightful client still gets its tokens: the attempt consumed nothing.
+    assert poll(client, rp, aid).status_code == 200
+
+
+def test_public_and_unregistered_clients_are_refused(client, person):
+    public = make_client("app1", public=True)
+    resp = client.post("/bc-authorize", data={"client_id": public.client_id, "scope": "openid",
+                                              "login_hint": CITIZEN_ID, "binding_message": "x",
+                                              "acting_party": CLERK})
+    assert resp.status_code == 400 and err(resp) == "unauthorized_client"
+    tok = client.post("/token", data={"grant_type": CIBA, "auth_req_id": "x",
+                                      "client_id": public.client_id})
+    assert err(tok) == "invalid_client"
+
+    web = make_client("web1")  # confidential, but a website: no CIBA grant
+    assert err(bc(client, web)) == "unauthorized_client"
+    assert err(poll(client, web, "x")) == "unauthorized_client"
+    kiosk = ciba_client("web-ciba", channel="web")  # CIBA grant, but not a hall or hotline
+    assert err(bc(client, kiosk)) == "unauthorized_client"
+
+    wrong = RP("hall1", "not-the-secret")
+    ciba_client()
+    resp = bc(client, wrong)
+    assert resp.status_code == 401 and err(resp) == "invalid_client"
+    assert resp.headers["WWW-Authenticate"].startswith("Basic")
+    assert events("ciba.requested") == []
+
+
+def test_request_errors(client, person):
+    rp = ciba_client()
+    other = make_person("110101199003074477", "赵六", phone="13700000001")
+    other.status = "locked"
+    db.session.commit()
+    cases = [
+        ({"scope": None}, "invalid_request"),
+        ({"scope": "profile"}, "invalid_scope"),
+        ({"scope": "openid wallet"}, "invalid_scope"),
+        ({"login_hint": None}, "invalid_request"),
+        ({"id_token_hint": "eyJhbGciOi"}, "invalid_request"),  # two hints
+        ({"login_hint": None, "login_hint_token": "abc"}, "invalid_request"),
+        ({"login_hint": "110101199003070000"}, "unknown_user_id"),  # bad check digit
+        ({"login_hint": "110105194912310038"}, "unknown_user_id"),  # valid, nobody
+        ({"login_hint": "13600000000"}, "unknown_user_id"),
+        ({"login_hint": "somebody"}, "unknown_user_id"),
+        ({"binding_message": None}, "invalid_binding_message"),
+        ({"binding_message": "   "}, "invalid_binding_message"),
+        ({"binding_message": "字" * 65}, "invalid_binding_message"),
+        ({"binding_message": "line\nbreak"}, "invalid_binding_message"),
+        ({"acting_party": None}, "invalid_request"),
+        ({"acting_party": "clerk 42"}, "invalid_request"),
+        ({"requested_expiry": "0"}, "invalid_request"),
+        ({"requested_expiry": "ten"}, "invalid_request"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request"),
+    ]
+    for params, expected in cases:
+        resp = bc(client, rp, **params)
+        assert resp.status_code == 400 and err(resp) == expected, (params, resp.get_json())
+        assert "error_description" in resp.get_json()
+    dup = client.post("/bc-authorize", headers=rp.basic, data=MultiDict([
+        ("scope", "openid"), ("scope", "openid profile"), ("login_hint", CITIZEN_ID),
+        ("binding_message", BINDING), ("acting_party", CLERK)]))
+    assert dup.status_code == 400 and err(dup) == "invalid_request"
+    locked = bc(client, rp, login_hint="13700000001")
+    assert locked.status_code == 403 and err(locked) == "access_denied"
+    assert bc(client, rp, binding_message="字" * 64).status_code == 200
+    assert len(events("ciba.requested")) == 1  # only the valid one
+    assert client.get("/bc-authorize").status_code == 405
+
+
+def test_offline_access_refresh_keeps_clerk_and_channel(client, person):
+    rp = ciba_client("hall-rt", grants=(CIBA, "refresh_token"))
+    aid = start(client, rp, scope="openid offline_access")
+    approve(aid)
+    tok = poll(client, rp, aid).get_json()
+    assert tok.get("refresh_token")
+    ref = client.post("/token", headers=rp.basic, data={
+        "grant_type": "refresh_token", "refresh_token": tok["refresh_token"]})
+    assert ref.status_code == 200, ref.get_json()
+    idt = decode(ref.get_json()["id_token"])
+    assert idt["act"] == {"sub": CLERK, "client_id": "hall-rt"} and idt["channel"] == "hall"
+
+
+def _outbox_code(app, phone: str) -> str:
+    path = app.config.get("SMS_OUTBOX") or os.path.join(app.instance_path, "sms_outbox.log")
+    with open(path, encoding="utf-8") as fh:
+        lines = [json.loads(line) for line in fh if line.strip()]
+    return [m for m in lines if m["phone"] == phone and m["purpose"] == "ciba"][-1]["code"]
+
+
+def test_hotline_sms_read_back(ctx, client, person):
+    set_level(person, "L3")
+    rp = ciba_client("hotline1", channel="hotline")
+    aid = start(client, rp, acting_party="agent-7")
+    url = f"/bc-authorize/{aid}/sms-code"
+
+    sent = client.post(url, headers=rp.basic)
+    assert sent.status_code == 200, sent.get_json()
+    assert sent.get_json()["sent"] is True
+    assert sent.get_json()["phone"] != CITIZEN_PHONE and sent.get_json()["phone"].endswith("5678")
+    code = _outbox_code(ctx, CITIZEN_PHONE)
+
+    wrong = client.post(url, headers=rp.basic,
+                        data={"code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 400 and err(wrong) == "invalid_grant"
+    assert wrong.get_json()["tries_left"] == 4
+    assert err(poll(client, rp, aid)) == "authorization_pending"  # a wrong code approves nothing
+
+    right = client.post(url, headers=rp.basic, data={"code": code})
+    assert right.status_code == 200 and right.get_json() == {"approved": True, "acr": "L2"}
+    replay = client.post(url, headers=rp.basic, data={"code": code})
+    assert err(replay) == "invalid_grant"
+
+    tok = poll(client, rp, aid).get_json()
+    idt = decode(tok["id_token"])
+    assert idt["acr"] == "L2" and idt["amr"] == ["sms"]  # one factor, though the account is L3
+    assert idt["channel"] == "hotline"
+    assert idt["act"] == {"sub": "agent-7", "client_id": "hotline1"}
+    assert decode(tok["access_token"])["amr"] == ["sms"]
+    decided = events("ciba.decided")
+    assert len(decided) == 1 and decided[0].details["via"] == "sms"
+    assert decided[0].details["acr"] == "L2"
+    assert [e.actor for e in events("ciba.sms_sent")] == ["agent-7"]
+    assert len(events("ciba.sms_failed")) == 1
+
+
+def test_sms_read_back_refusals(ctx, client, person):
+    hotline = ciba_client("hotline1", channel="hotline")
+    hall = ciba_client("hall1")
+    other = ciba_client("hotline2", channel="hotline")
+    aid = start(client, hotline)
+    hall_aid = start(client, hall)
+    assert err(client.post(f"/bc-authorize/{hall_aid}/sms-code",
+                           headers=hall.basic)) == "unauthorized_client"
+    assert err(client.post(f"/bc-authorize/{aid}/sms-code",
+                           headers=other.basic)) == "invalid_grant"
+    no_auth = client.post(f"/bc-authorize/{aid}/sms-code")
+    assert no_auth.status_code in (400, 401) and err(no_auth) == "invalid_client"
+    strong = start(client, hotline, acr_values="L3")
+    assert err(client.post(f"/bc-authorize/{strong}/sms-code",
+                           headers=hotline.basic)) == "unmet_authentication_requirements"
+    first = client.post(f"/bc-authorize/{aid}/sms-code", headers=hotline.basic)
+    assert first.status_code == 200
+    # One code a minute per phone (SMS_PHONE_INTERVAL): the next is refused, with a wait.
+    second = client.post(f"/bc-authorize/{aid}/sms-code", headers=hotline.basic)
+    assert second.status_code == 429 and err(second) == "temporarily_unavailable"
+    assert int(second.headers["Retry-After"]) > 0
+    approve(aid, ok=False)  # the citizen denied it on the app meanwhile
+    late = client.post(f"/bc-authorize/{aid}/sms-code", headers=hotline.basic,
+                       data={"code": _outbox_code(ctx, CITIZEN_PHONE)})
+    assert err(late) == "invalid_grant"
+    assert err(poll(client, hotline, aid)) == "access_denied"
+    assert events("ciba.sms_sent") and len(events("ciba.sms_sent")) == 1
+
+
+def test_demo_consoles_render_and_need_the_demo_clients(client):
+    for kind in ("hall", "hotline"):
+        page = client.get(f"/demo/{kind}")
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        assert 'name="csrf_token"' in html and 'name="login_hint"' in html
+        assert 'name="acting_party"' in html
+    assert client.get("/demo/hotline/r/unknown").status_code == 404
+    assert client.get("/demo/other").status_code == 404
