@@ -44,6 +44,12 @@ class ConnectorError(ValueError):
     """Bad configuration or an unreadable source; the message is meant for an operator."""
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_json_str = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept as is
+_FINGERPRINT_KEYS = tuple((f'"{name}":', name)
+                          for name in sorted((*FIELDS, "source", "password_format")))
+
+
 @dataclass(frozen=True)
 class LegacyRow:
     """One account read from a legacy system, with the mapped values trimmed.
@@ -73,10 +79,15 @@ class LegacyRow:
         Unchanged source row → unchanged fingerprint, so a re-run can skip it; any
         change to a mapped value (or to the password format) changes it.
         """
-        payload = {"source": self.source, "password_format": self.password_format}
-        for name in FIELDS:
-            payload[name] = getattr(self, name)
-        data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        # The canonical JSON (sorted keys, no spaces, UTF-8), written out directly: the
+        # keys are fixed and the values are strings or null, and a re-run computes this
+        # for every row it reads.
+        parts = []
+        for key, name in _FINGERPRINT_KEYS:
+            value = getattr(self, name)
+            parts.append(key + ("null" if value is None else _json_str(value)
+                                if type(value) is str else _CANONICAL.encode(value)))
+        data = "{" + ",".join(parts) + "}"
         return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
@@ -97,6 +108,8 @@ def clean(value: Any) -> str | None:
     Bytes are decoded as UTF-8 (LDAP and some SQL drivers hand them back raw);
     other scalars (ints, dates) are turned into strings; nothing else is normalised.
     """
+    if type(value) is str:  # the common case (CSV, most SQL columns), first
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, bytes | bytearray | memoryview):
@@ -191,8 +204,9 @@ class Source(ABC):
         self.errors = []
         self.error_counts = Counter()
         self.rows_read = 0
+        mapping = tuple(self.fields.items())
         for where, record in self._records():
-            values = {target: clean(record.get(column)) for target, column in self.fields.items()}
+            values = {target: clean(record.get(column)) for target, column in mapping}
             legacy_id = values.get("legacy_id")
             if legacy_id is None:
                 self._skip(where, "missing legacy id "
@@ -200,7 +214,7 @@ class Source(ABC):
                 continue
             self.rows_read += 1
             yield LegacyRow(source=self.name, password_format=self.password_format,
-                            raw=dict(values), **values)
+                            raw=values, **values)
 
     def _skip(self, where: str, reason: str) -> None:
         self.error_counts[reason.split(" (", 1)[0]] += 1

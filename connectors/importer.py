@@ -33,12 +33,13 @@ from idp.extensions import db
 from idp.models import ID_NUMBER, PHONE, LegacyAccount, Organisation, Person, ReviewItem
 
 from .base import LegacyRow
-from .bulk import insert_rows, update_rows
+from .bulk import among, insert_rows, update_rows
 from .matcher import Decision, Known, People, decide, prepare
 from .org_matcher import KnownOrg, Orgs, decide_org, is_org_row, prepare_org
 
 BATCH_SIZE = 2000
 ROW_CONTEXT = "legacy_account.row"
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 ACCOUNTS = LegacyAccount.__table__
 PEOPLE = Person.__table__
@@ -88,8 +89,7 @@ _ROW_KEYS = tuple(f.name for f in fields(LegacyRow) if f.name != "raw")
 
 def _row_blob(row) -> str:
     data = {k: v for k in _ROW_KEYS if (v := getattr(row, k)) is not None}
-    return current_app.extensions["idp.fieldcrypto"].encrypt(
-        json.dumps(data, ensure_ascii=False, sort_keys=True), ROW_CONTEXT)
+    return current_app.extensions["idp.fieldcrypto"].encrypt(_JSON.encode(data), ROW_CONTEXT)
 
 
 def read_row(account: LegacyAccount) -> dict:
@@ -116,12 +116,22 @@ class _Seen:
 
     def __init__(self) -> None:
         self._bits = bytearray()
+        self.count = 0
 
     def add(self, account_id: int) -> None:
-        byte = account_id >> 3
+        byte, bit = account_id >> 3, 1 << (account_id & 7)
         if byte >= len(self._bits):
             self._bits.extend(bytes(byte + 1 - len(self._bits) + len(self._bits) // 2))
-        self._bits[byte] |= 1 << (account_id & 7)
+        if not self._bits[byte] & bit:
+            self._bits[byte] |= bit
+            self.count += 1
+
+    def discard(self, account_id: int) -> None:
+        """A row read unchanged and then again changed (its legacy id repeats in the
+        source) is decided in this run after all."""
+        if account_id in self:
+            self._bits[account_id >> 3] &= ~(1 << (account_id & 7)) & 0xFF
+            self.count -= 1
 
     def __contains__(self, account_id: int) -> bool:
         byte = account_id >> 3
@@ -131,8 +141,8 @@ class _Seen:
 class _Batch:
     """The writes one batch makes, collected while deciding and then sent together."""
 
-    def __init__(self, source, summary: Summary, now: float) -> None:
-        self.source, self.summary, self.now = source, summary, now
+    def __init__(self, source, summary: Summary, seen: _Seen, now: float) -> None:
+        self.source, self.summary, self.seen, self.now = source, summary, seen, now
         self.crypto = current_app.extensions["idp.fieldcrypto"]
         self.new_people: dict[str, dict] = {}
         self.new_orgs: list[dict] = []
@@ -205,6 +215,7 @@ class _Batch:
                                       "first_seen": self.now, **values})
         else:
             s.updated += 1
+            self.seen.discard(held[0])
             self.changed_accounts.append({"id": held[0], **values})
 
     def write(self) -> None:
@@ -215,7 +226,7 @@ class _Batch:
         if self.changed_accounts:
             # A changed row's open question is answered by this decision.
             db.session.execute(db.update(ReviewItem).where(
-                ReviewItem.legacy_account_id.in_([a["id"] for a in self.changed_accounts]),
+                among(ReviewItem.legacy_account_id, [a["id"] for a in self.changed_accounts]),
                 ReviewItem.state == "pending").values(state="superseded"))
             update_rows(ACCOUNTS, "id", self.changed_accounts)
         insert_rows(ACCOUNTS, self.new_accounts)
@@ -224,7 +235,7 @@ class _Batch:
         new_ids = [legacy_id for legacy_id, account_id, _d in self.questions if account_id is None]
         ids = dict(db.session.execute(db.select(LegacyAccount.legacy_id, LegacyAccount.id).where(
             LegacyAccount.source == self.source.name,
-            LegacyAccount.legacy_id.in_(new_ids))).all()) if new_ids else {}
+            among(LegacyAccount.legacy_id, new_ids))).all()) if new_ids else {}
         insert_rows(REVIEWS, [
             {"legacy_account_id": account_id or ids[legacy_id], "reason": d.rule,
              "candidates": d.candidates, "state": "pending", "outcome": {},
@@ -234,11 +245,12 @@ class _Batch:
 
 def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
     summary.read += len(batch)
-    held = {legacy_id: (account_id, fp, state) for legacy_id, account_id, fp, state in
-            db.session.execute(db.select(LegacyAccount.legacy_id, LegacyAccount.id,
-                                         LegacyAccount.fingerprint, LegacyAccount.state)
-                               .where(LegacyAccount.source == source.name,
-                                      LegacyAccount.legacy_id.in_([r.legacy_id for r in batch])))}
+    query = db.select(LegacyAccount.legacy_id, LegacyAccount.id, LegacyAccount.fingerprint,
+                      LegacyAccount.state).where(
+        LegacyAccount.source == source.name,
+        among(LegacyAccount.legacy_id, [r.legacy_id for r in batch]))
+    held = {legacy_id: (account_id, fp, state)
+            for legacy_id, account_id, fp, state in db.session.execute(query)}
     todo = []
     for row in batch:
         fingerprint = row.fingerprint()
@@ -257,7 +269,7 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
             org_rows.append((*item, prepare_org(item[0])))
         else:
             person_rows.append((*item, prepare(item[0])))
-    out = _Batch(source, summary, time.time())
+    out = _Batch(source, summary, seen, time.time())
     if person_rows:
         people = People([p for *_rest, p in person_rows])
         for row, fingerprint, known, prep in person_rows:
@@ -280,19 +292,26 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
 
 def _flag_gone(source, summary: Summary, seen: _Seen) -> int:
     """Accounts of this source neither decided in this run nor read unchanged are gone.
-    Walked by primary key in pages, so memory stays flat however large the source."""
+
+    The read-unchanged ones are a subset of the accounts not decided in this run, so
+    equal counts mean nothing is gone (the usual case, settled by one count). Otherwise
+    the candidates are walked by primary key in pages: memory stays flat however large
+    the source."""
+    undecided = (LegacyAccount.source == source.name, LegacyAccount.state != "gone",
+                 LegacyAccount.run_id != summary.run_id)
+    if db.session.scalar(db.select(db.func.count()).select_from(LegacyAccount)
+                         .where(*undecided)) == seen.count:
+        return 0
     gone, last, page = 0, 0, 10_000
     while True:
         ids = db.session.scalars(db.select(LegacyAccount.id).where(
-            LegacyAccount.source == source.name, LegacyAccount.state != "gone",
-            LegacyAccount.run_id != summary.run_id, LegacyAccount.id > last)
-            .order_by(LegacyAccount.id).limit(page)).all()
+            *undecided, LegacyAccount.id > last).order_by(LegacyAccount.id).limit(page)).all()
         if not ids:
             return gone
         last = ids[-1]
         missing = [i for i in ids if i not in seen]
         if missing:
-            db.session.execute(db.update(LegacyAccount).where(LegacyAccount.id.in_(missing))
+            db.session.execute(db.update(LegacyAccount).where(among(LegacyAccount.id, missing))
                                .values(state="gone"))
             gone += len(missing)
 

@@ -16,6 +16,8 @@ from idp.extensions import db
 from idp.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
 from idp.models import Person, id_number_index, phone_index
 
+from .bulk import among
+
 
 @dataclass
 class Decision:
@@ -95,7 +97,7 @@ class People:
                    Person.id_number_idx, Person.phone_idx)
         for column, wanted in ((Person.id_number_idx, numbers), (Person.phone_idx, phones)):
             if wanted:
-                for row in db.session.execute(db.select(*columns).where(column.in_(wanted))):
+                for row in db.session.execute(db.select(*columns).where(among(column, wanted))):
                     self.add(Known(*row))
 
     def add(self, person: Known) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import String, func
 
 from idp.extensions import db
 from idp.identity import (
@@ -25,6 +25,7 @@ from idp.identity import (
 )
 from idp.models import Organisation
 
+from .bulk import among
 from .matcher import Decision, same_name
 
 #: ``[source] entity``: what a source's rows describe. "auto" decides per row: a row
@@ -87,7 +88,7 @@ class KnownOrg:
 def _embedded():
     """The organisation code inside a stored credit code (positions 9-17); migration
     0010 indexes this expression."""
-    return func.substr(Organisation.uscc, 9, 9)
+    return func.substr(Organisation.uscc, 9, 9, type_=String)
 
 
 class Orgs:
@@ -102,7 +103,7 @@ class Orgs:
         columns = (Organisation.id, Organisation.uscc, Organisation.name)
         for column, wanted in ((Organisation.uscc, codes), (_embedded(), olds)):
             if wanted:
-                for row in db.session.execute(db.select(*columns).where(column.in_(wanted))):
+                for row in db.session.execute(db.select(*columns).where(among(column, wanted))):
                     self.add(KnownOrg(*row))
 
     def add(self, org: KnownOrg) -> None:

@@ -146,8 +146,10 @@ def _security_headers(response):
 
 
 def _wants_json() -> bool:
-    return request.path in ("/token", "/introspect", "/revoke", "/userinfo") or (
-        request.accept_mimetypes.best == "application/json")
+    return request.path in ("/token", "/introspect", "/revoke", "/userinfo",
+                            "/device_authorization", "/bc-authorize") or (
+        request.path.startswith(("/api/", "/admin/api/"))
+        or request.accept_mimetypes.best == "application/json")
 
 
 def _error_handlers(app: Flask) -> None:

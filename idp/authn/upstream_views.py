@@ -105,10 +105,9 @@ def _check_config(state) -> None:
 
 @bp.app_context_processor
 def _login_buttons():
-    def upstream_logins(rid=None):
+    def upstream_logins():
         return [{"name": u.name, "label": _label(u),
-                 "url": url_for("upstream.start", name=u.name, rid=rid) if rid
-                 else url_for("upstream.start", name=u.name)}
+                 "url": url_for("upstream.start", name=u.name)}
                 for u in upstreams().values()]
     return {"upstream_logins": upstream_logins}
 

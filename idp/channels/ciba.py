@@ -248,10 +248,18 @@ def _error(req, err: OAuth2Error):
 def bc_authorize():
     srv = _server()
     req = srv.create_oauth2_request(None)
+    client = None
     try:
         client = _authenticate(req)
         p = _validate(req, client)
     except OAuth2Error as err:
+        if client is not None and err.error in ("unknown_user_id", "access_denied"):
+            # A registered hall or hotline looking up people who are not there (or not
+            # usable) is worth seeing in the log: it may be probing ID numbers.
+            audit.record("ciba.refused", actor=client.client_id, client_id=client.client_id,
+                         details={"error": err.error,
+                                  "acting_party": (req.payload.data.get("acting_party")
+                                                   or "")[:MAX_ACTING_PARTY]})
         return _error(req, err)
     person: Person = p["person"]
     interval = _cfg("CIBA_INTERVAL")
@@ -390,14 +398,17 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
             if not store().add(f"ciba_poll:{aid}", 1, interval):
                 raise SlowDownError("Polling too fast; add 5 seconds to the interval.")
             raise AuthorizationPendingError("The person has not yet approved the request.")
+        _record_decision(a, via="app")
+        # Checked before the request is used up: an approval too weak for what was asked
+        # stays refused on every poll rather than turning into "already used".
+        user = self._subject(a)
         taken = approvals.consume(aid)
         if taken is None:
             raise InvalidGrantError("The auth_req_id has already been used.")
-        _record_decision(taken, via="app")
         self.approval = taken
+        self.request.user = user
 
-    def _subject(self) -> Subject:
-        a = self.approval
+    def _subject(self, a: approvals.Approval) -> Subject:
         person = db.session.get(Person, a.person_id)
         if person is None or person.status != "active":
             raise InvalidGrantError("The person's account cannot be used.")
@@ -416,8 +427,7 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
 
     @hooked
     def create_token_response(self):
-        user = self._subject()
-        self.request.user = user
+        user = self.request.user
         scope = self.approval.scope
         client = self.request.client
         refresh = "offline_access" in scope.split() and client.check_grant_type("refresh_token")

@@ -72,6 +72,7 @@ class KioskAssertionGrant(JWTBearerGrant):
     def resolve_client_public_key(self, client):
         # Asked before the signature is checked: only a kiosk that could be trusted with
         # a face match gets that far (RFC 6749 §5.2 unauthorized_client otherwise).
+        self.request.idp_claimed_client = client.client_id  # for the audit of a refusal
         if client.is_public or client.channel != "kiosk" \
                 or not client.check_grant_type(JWT_BEARER):
             raise UnauthorizedClientError(
@@ -148,10 +149,13 @@ class KioskAssertionGrant(JWTBearerGrant):
         try:
             super().validate_token_request()
         except OAuth2Error as err:
+            # The kiosk named in 'iss', whether or not its signature held: its operator
+            # wants to see attempts made in its name.
             client = getattr(self.request, "client", None)
-            audit.record("kiosk.assertion.rejected",
-                         actor=client.client_id if client else "anonymous",
-                         client_id=client.client_id if client else None,
+            named = client.client_id if client else getattr(
+                self.request, "idp_claimed_client", None)
+            audit.record("kiosk.assertion.rejected", actor=named or "anonymous",
+                         client_id=named,
                          details={"error": err.error, "reason": err.get_error_description(),
                                   "id_number": getattr(self.request, "idp_masked_number", None)})
             raise

@@ -35,6 +35,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
@@ -54,8 +55,9 @@ CLIENT_ID = "demo-kiosk"
 KEY_FILE = "demo_kiosk_key.json"
 SCOPE = "openid profile"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-AMR_LABELS = {"pwd": "密码", "sms": "短信验证码", "otp": "动态口令", "hwk": "安全密钥",
-              "swk": "通行密钥", "face": "人脸比对", "idcard": "身份证芯片", "qr": "扫码"}
+AMR_LABELS = {"pwd": _l("密码"), "sms": _l("短信验证码"), "otp": _l("动态口令"),
+              "hwk": _l("安全密钥"), "swk": _l("通行密钥"), "face": _l("人脸比对"),
+              "idcard": _l("身份证芯片"), "qr": _l("扫码")}
 
 
 def enabled() -> bool:
@@ -179,7 +181,7 @@ def home():
     return render_template(
         "kiosk_signed_in.html", who=mask_name(person.name), acr=sess.acr,
         account_level=person.assurance_level,
-        methods=[_(AMR_LABELS[a]) if a in AMR_LABELS else a
+        methods=[str(AMR_LABELS.get(a, a))
                  for a in assurance.public_amr(sess.amr)],
         idle=current_app.config["KIOSK_IDLE_TIMEOUT"])
 
@@ -220,11 +222,12 @@ def device_start():
         return render_template("kiosk_home.html",
                                message=_("暂时无法生成登录二维码，请稍后再试。")), 503
     store().set(_screen_key(), {"device_code": body["device_code"]}, body["expires_in"])
-    qr = segno.make(body["verification_uri_complete"], error="m")
+    qr = segno.make(body["verification_uri_complete"], error="m").svg_inline(
+        scale=8, border=2, dark="#1f2328", omitsize=True)  # viewBox only: CSS sizes it
     return render_template(
         "kiosk_device.html", user_code=display_user_code(normalise_user_code(body["user_code"])),
         verification_uri=body["verification_uri"], expires_in=body["expires_in"],
-        interval=body["interval"], qr_svg=qr.svg_inline(scale=8, border=2, dark="#1f2328"))
+        interval=body["interval"], qr_svg=qr)
 
 
 @bp.post("/device/poll")

@@ -40,7 +40,7 @@ def test_good_config_resolves_relative_path(tmp_path):
     assert isinstance(source, CsvSource)
     assert source.name == "old-portal" and source.trusted is True
     assert source.describe() == {
-        "name": "old-portal", "kind": "csv", "trusted": True,
+        "name": "old-portal", "kind": "csv", "trusted": True, "entity": "auto",
         "location": {"path": str(tmp_path / "data" / "users.tsv"), "encoding": "gb18030",
                      "delimiter": "tab"},
         "fields": {"legacy_id": "ID", "name": "XM"}, "password_format": "md5-salt-before"}
@@ -56,6 +56,8 @@ def test_good_config_resolves_relative_path(tmp_path):
     (('kind = "csv"', 'kind = "excel"'), r"kind 'excel' is not one of csv, sql, ldap"),
     (('kind = "csv"', ""), r"\[source\] kind is required"),
     (("trusted = true", 'trusted = "yes"'), r"\[source\] trusted must be true/false"),
+    (("trusted = true", 'trusted = true\nentity = "company"'),
+     r"\[source\] entity 'company' is not one of auto, person, organisation"),
     (('path = "data/users.tsv"', "path = 3"), r"\[csv\] path must be a string"),
     (('path = "data/users.tsv"\n', ""), r"\[csv\] path is required"),
     (('encoding = "gb18030"', 'encoding = "big5"'), r"unsupported encoding 'big5'"),

@@ -1,7 +1,7 @@
 """Headless Chromium with a virtual platform authenticator (Chrome DevTools Protocol
 ``WebAuthn`` domain) against the real ``idp serve``: sign in with a password, bind a
-passkey at /account/passkeys, sign out, then sign in to a relying party with the
-passkey alone and read what the ID token says about it.
+passkey at /account/passkeys, sign out, sign in to a relying party with the passkey
+alone, then step a password session up to L3 with it; each time the ID token says how.
 
 WebAuthn runs on plain http only for ``localhost``, so the issuer and every page are
 ``http://localhost:PORT``.

@@ -169,8 +169,9 @@ def test_requested_level_not_reached_is_access_denied(client, person):
     rp = ciba_client()
     aid = start(client, rp, acr_values="L3")
     approve(aid, amr=["pwd"], acr="L2")
-    resp = poll(client, rp, aid)
-    assert resp.status_code == 400 and err(resp) == "access_denied"
+    for _ in range(2):  # stays refused; the weak approval is never turned into tokens
+        resp = poll(client, rp, aid)
+        assert resp.status_code == 400 and err(resp) == "access_denied"
 
 
 def test_denied_on_the_app(client, person):
@@ -284,6 +285,10 @@ def test_request_errors(client, person):
     assert locked.status_code == 403 and err(locked) == "access_denied"
     assert bc(client, rp, binding_message="字" * 64).status_code == 200
     assert len(events("ciba.requested")) == 1  # only the valid one
+    refusals = events("ciba.refused")
+    assert [e.details["error"] for e in refusals].count("unknown_user_id") == 4
+    assert [e.details["error"] for e in refusals].count("access_denied") == 1
+    assert all(e.client_id == "hall1" for e in refusals)
     assert client.get("/bc-authorize").status_code == 405
 
 

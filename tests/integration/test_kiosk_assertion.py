@@ -113,6 +113,8 @@ def test_another_kiosks_key_is_invalid_grant(client, person):
     # The same kid as kiosk-1's key, but other key material: the signature fails.
     impostor = new_key("kiosk-1-key")
     refused(exchange(client, assertion(impostor)))
+    rejected = _events("kiosk.assertion.rejected")  # recorded under the kiosk named in iss
+    assert len(rejected) == 2 and {e.client_id for e in rejected} == {"kiosk-1"}
     db.session.expire_all()
     assert db.session.get(Person, person.id).assurance_level == "L2"
 

@@ -8,6 +8,7 @@ hand back spoiled ID tokens. Both backends, as every integration test.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -16,12 +17,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.e2e.conftest import free_port
-from tests.e2e.upstream import NodeUpstream, sign_in
+from tests.e2e.upstream import NodeUpstream, free_port, sign_in
 from tests.helpers import (
     CITIZEN_ID,
     authorize_url,
     exchange,
+    form_fields,
     make_client,
     make_person,
     pkce_pair,
@@ -37,8 +38,6 @@ UPSTREAM_PW = "pw"  # the upstream's test accounts' password
 
 
 def _decode(jwt: str) -> dict:
-    import base64
-
     payload = jwt.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
@@ -326,10 +325,10 @@ def _signed_in(client) -> bool:
 
 
 def test_authorization_request_goes_through_the_upstream(client, upstream):
-    person = make_person()
-    person.assurance_level = "L3"
     from idp.extensions import db
 
+    person = make_person()
+    person.assurance_level = "L3"
     db.session.commit()
     rp = make_client()
     verifier, challenge = pkce_pair()
@@ -338,7 +337,8 @@ def test_authorization_request_goes_through_the_upstream(client, upstream):
     login = resp.headers["Location"]
     page = client.get(login).get_data(as_text=True)
     rid = query(login)["rid"]
-    assert "使用外省政务服务网账号登录" in page and f"/login/upstream/prov?rid={rid}" in page
+    form = page[page.index('action="/login/upstream/prov"'):]
+    assert "使用外省政务服务网账号登录" in form and f'name="rid" value="{rid}"' in form
 
     auth_url = _start(client, rid=rid)
     q = query(auth_url)
@@ -352,8 +352,6 @@ def test_authorization_request_goes_through_the_upstream(client, upstream):
     while urlsplit(resp.headers["Location"]).path == "/consent":
         page = client.get(resp.headers["Location"]).get_data(as_text=True)
         assert CITIZEN_ID not in page
-        from tests.helpers import form_fields
-
         resp = client.post("/consent", data={**form_fields(page), "consent": "allow"})
         if urlsplit(resp.headers["Location"]).path == "/authorize":
             resp = client.get(resp.headers["Location"])
