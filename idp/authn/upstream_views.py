@@ -156,6 +156,10 @@ def _verified_claims(client: FlaskOAuth2App, up: Upstream, data: dict) -> dict:
     if not code or len(code) > 2048:
         raise UpstreamError("no_code")
     metadata = _metadata(client, up)
+    iss = request.args.get("iss")
+    if iss is not None and iss != metadata["issuer"]:
+        # RFC 9207: the response says it comes from another provider (a mix-up attack).
+        raise UpstreamError("iss_mismatch")
     token = client.fetch_access_token(code=code, redirect_uri=data["redirect_uri"],
                                       code_verifier=data.get("code_verifier"))
     if "id_token" not in token:

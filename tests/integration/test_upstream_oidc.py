@@ -446,6 +446,16 @@ def test_spoiled_id_tokens_are_refused(client, upstream, mode):
     assert (failure["reason"], failure["detail"]) == ("upstream_invalid", TAMPER[mode])
 
 
+def test_authorization_response_naming_another_issuer_is_refused(client, upstream):
+    make_person()
+    back = sign_in(requests.Session(), _start(client), CALLBACK, username="lisi",
+                   password="pw-lisi")
+    assert query(back)["iss"] == upstream.issuer  # RFC 9207, sent by this upstream
+    resp = _back(client, back.replace("iss=http", "iss=https"))
+    assert resp.status_code == 400 and not _signed_in(client) and _accounts() == []
+    assert _audit("login.failure")[0]["detail"] == "iss_mismatch"
+
+
 def test_unknown_and_unreachable_upstreams(client, upstream, ctx):
     resp = client.get("/login/upstream/nowhere")
     assert resp.status_code == 404 and "未找到该登录方式" in resp.get_data(as_text=True)
