@@ -60,7 +60,8 @@ class Summary:
     unchanged: int = 0
     updated: int = 0
     gone: int = 0
-    skipped_rows: int = 0
+    skipped_rows: int = 0  # rows the source could not read (see Source.errors)
+    repeated: int = 0  # rows whose legacy id came earlier in the same run: ignored
     organisations: int = 0  # rows decided as organisations (of the counts above)
     rules: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -126,13 +127,6 @@ class _Seen:
             self._bits[byte] |= bit
             self.count += 1
 
-    def discard(self, account_id: int) -> None:
-        """A row read unchanged and then again changed (its legacy id repeats in the
-        source) is decided in this run after all."""
-        if account_id in self:
-            self._bits[account_id >> 3] &= ~(1 << (account_id & 7)) & 0xFF
-            self.count -= 1
-
     def __contains__(self, account_id: int) -> bool:
         byte = account_id >> 3
         return byte < len(self._bits) and bool(self._bits[byte] >> (account_id & 7) & 1)
@@ -141,8 +135,8 @@ class _Seen:
 class _Batch:
     """The writes one batch makes, collected while deciding and then sent together."""
 
-    def __init__(self, source, summary: Summary, seen: _Seen, now: float) -> None:
-        self.source, self.summary, self.seen, self.now = source, summary, seen, now
+    def __init__(self, source, summary: Summary, now: float) -> None:
+        self.source, self.summary, self.now = source, summary, now
         self.crypto = current_app.extensions["idp.fieldcrypto"]
         self.new_people: dict[str, dict] = {}
         self.new_orgs: list[dict] = []
@@ -215,7 +209,6 @@ class _Batch:
                                       "first_seen": self.now, **values})
         else:
             s.updated += 1
-            self.seen.discard(held[0])
             self.changed_accounts.append({"id": held[0], **values})
 
     def write(self) -> None:
@@ -246,16 +239,21 @@ class _Batch:
 def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
     summary.read += len(batch)
     query = db.select(LegacyAccount.legacy_id, LegacyAccount.id, LegacyAccount.fingerprint,
-                      LegacyAccount.state).where(
+                      LegacyAccount.state, LegacyAccount.run_id).where(
         LegacyAccount.source == source.name,
         among(LegacyAccount.legacy_id, [r.legacy_id for r in batch]))
-    held = {legacy_id: (account_id, fp, state)
-            for legacy_id, account_id, fp, state in db.session.execute(query)}
+    held = {legacy_id: (account_id, fp, state, run_id)
+            for legacy_id, account_id, fp, state, run_id in db.session.execute(query)}
     todo = []
     for row in batch:
         fingerprint = row.fingerprint()
         known = held.get(row.legacy_id)
-        if known is not None and known[1] == fingerprint and known[2] != "gone":
+        if known is not None and (known[3] == summary.run_id or known[0] in seen):
+            # The legacy id was already read in this run (batches are cut before a
+            # repeat, so it is committed): the first occurrence counts, which keeps a
+            # re-run of the same file stable.
+            summary.repeated += 1
+        elif known is not None and known[1] == fingerprint and known[2] != "gone":
             seen.add(known[0])
             summary.unchanged += 1
         else:
@@ -269,7 +267,7 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
             org_rows.append((*item, prepare_org(item[0])))
         else:
             person_rows.append((*item, prepare(item[0])))
-    out = _Batch(source, summary, seen, time.time())
+    out = _Batch(source, summary, time.time())
     if person_rows:
         people = People([p for *_rest, p in person_rows])
         for row, fingerprint, known, prep in person_rows:
