@@ -184,7 +184,7 @@ def write_exports(folder: Path, rows: int, seed: int = 7) -> list[tuple[str, Pat
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _cpu_of(pid: int) -> float:
@@ -292,7 +292,7 @@ def main() -> None:
         with app.app_context():
             initialise()
             pid = None if args.sqlite else db.session.scalar(db.text("SELECT pg_backend_pid()"))
-            print(f"start RSS {_rss_mb():.0f} MB; batch size {batch_size}")
+            print(f"start RSS {_rss_mb():.0f} MiB; batch size {batch_size}")
             first = run_phase("first run", exports, pid, batch_size, samples)
             again = run_phase("unchanged re-run", exports, pid, batch_size, samples)
             audit.flush()
@@ -307,10 +307,10 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ratio = first["seconds"] / again["seconds"]
     print(f"re-run {ratio:.1f}x faster than the first run")
-    curve = ", ".join(f"{n // 1000:,}k: {mb:.0f} MB" for label, n, mb in samples
+    curve = ", ".join(f"{n // 1000:,}k: {mb:.0f} MiB" for label, n, mb in samples
                       if label == "first run")
     print(f"RSS during the first run: {curve or 'fewer than 100k rows'}; "
-          f"peak RSS {peak:.0f} MB ({'SQLite' if args.sqlite else 'PostgreSQL'})")
+          f"peak RSS {peak:.0f} MiB ({'SQLite' if args.sqlite else 'PostgreSQL'})")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(
             {"rows": args.rows, "batch_size": batch_size, "backend":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import String, func
+from sqlalchemy import String, func, literal_column
 
 from idp.extensions import db
 from idp.identity import (
@@ -88,7 +88,10 @@ class KnownOrg:
 def _embedded():
     """The organisation code inside a stored credit code (positions 9-17); migration
     0010 indexes this expression."""
-    return func.substr(Organisation.uscc, 9, 9, type_=String)
+    # Literal positions, not bound parameters: only the very expression the index was
+    # made on lets SQLite and PostgreSQL use it.
+    return func.substr(Organisation.uscc, literal_column("9"), literal_column("9"),
+                       type_=String)
 
 
 class Orgs:

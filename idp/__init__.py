@@ -136,7 +136,9 @@ def _fresh_request_state() -> None:
 def _security_headers(response):
     h = response.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: Flask-WTF refuses a form POST over HTTPS without a
+    # same-site Referer (WTF_CSRF_SSL_STRICT); other sites still learn nothing.
+    h.setdefault("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html":
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Content-Security-Policy",

@@ -128,6 +128,6 @@ def select_org():
 def home():
     sess = sso.current()
     person = sess.person if sess else None
-    return render_template("home.html", person=person,
+    return render_template("home.html", person=person, acr=sess.acr if sess else None,
                            who=mask_name(person.name) if person else None,
                            number=mask_id_number(person.id_number) if person else None)

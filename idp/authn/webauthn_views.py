@@ -234,14 +234,14 @@ def _json_error(code: str, message: str, status: int = 400):
 # -- the person's own credentials ----------------------------------------------------
 
 
-def _fresh_session() -> sso.SSOSession | None:
+def _signed_in() -> sso.SSOSession | None:
     sess = sso.current()
     return sess if sess is not None and sess.person is not None else None
 
 
 @bp.get("/account/passkeys")
 def manage():
-    sess = _fresh_session()
+    sess = _signed_in()
     if sess is None:
         from ..account.views import _sign_in_first
 
@@ -261,7 +261,7 @@ def _when(ts: float) -> str:
 
 @bp.post("/account/passkeys/<cred_id>/remove")
 def remove(cred_id: str):
-    sess = _fresh_session()
+    sess = _signed_in()
     if sess is None:
         return redirect(url_for("passkey.manage"))
     cred = db.session.scalar(db.select(WebAuthnCredential).where(
@@ -279,7 +279,7 @@ def remove(cred_id: str):
 
 @bp.post("/passkey/register/options")
 def register_options():
-    sess = _fresh_session()
+    sess = _signed_in()
     if sess is None:
         return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
     if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
@@ -302,7 +302,7 @@ def register_options():
 
 @bp.post("/passkey/register/verify")
 def register_verify():
-    sess = _fresh_session()
+    sess = _signed_in()
     if sess is None:
         return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
     try:

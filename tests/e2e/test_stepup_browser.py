@@ -62,7 +62,7 @@ def _sms_code(live: LiveIdP, after: float, timeout: float = 10) -> str:
     raise AssertionError("no step-up SMS in the outbox:\n" + live.log_tail(20))
 
 
-def test_password_then_sms_step_up_gives_an_l3_id_token(idp):
+def test_password_then_sms_step_up_gives_an_l3_id_token(idp, artifacts_dir):
     live, secret = idp
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(
@@ -98,6 +98,8 @@ def test_password_then_sms_step_up_gives_an_l3_id_token(idp):
             before = time.time() - 1
             sms.locator("button[type=submit]").click()
             code = _sms_code(live, before)
+            page.screenshot(path=str(artifacts_dir / "step-up-sms-phone-390x844.png"),
+                            full_page=True)
             page.fill("#sms-code", code)
             page.locator("#sms-code").press("Enter")
             page.wait_for_selector("#rp")
@@ -113,7 +115,9 @@ def test_password_then_sms_step_up_gives_an_l3_id_token(idp):
         "grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
         "code_verifier": verifier})
     assert resp.status_code == 200, resp.text
-    jwks = KeySet.import_key_set(requests.get(live.url("/jwks"), timeout=5).json())
+    published = requests.get(live.url("/jwks"), timeout=5).json()["keys"]
+    # This process does not load the provider's SM2 extension to joserfc; ES256 is the default.
+    jwks = KeySet.import_key_set({"keys": [k for k in published if k.get("crv") != "SM2"]})
     claims = jwt.decode(resp.json()["id_token"], jwks, algorithms=["ES256", "RS256"]).claims
     assert claims["acr"] == "L3" and set(claims["amr"]) == {"pwd", "sms"}
-    assert claims["nonce"] == nonce and claims["aud"] == "stepup-rp"
+    assert claims["nonce"] == nonce and claims["aud"] in ("stepup-rp", ["stepup-rp"])

@@ -162,3 +162,19 @@ def test_pbkdf2_sm3_matches_rfc8018_definition():
     for rounds in (1, 2, 1000):
         assert _pbkdf2_sm3("密码password", b"NaCl-salt", rounds) == reference(
             "密码password".encode(), b"NaCl-salt", rounds)
+
+
+def test_login_form_posts_over_https(client, person, rp):
+    """Behind TLS Flask-WTF insists on a same-site Referer; the pages must let browsers
+    send one (Referrer-Policy same-origin), or no form would ever submit."""
+    page = client.get("/login", base_url="https://localhost")
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    fields = form_fields(page.get_data(as_text=True))
+    posted = {"csrf_token": fields["csrf_token"], "username": person.id_number,
+              "password": CITIZEN_PASSWORD}
+    resp = client.post("/login", base_url="https://localhost", data=posted,
+                       headers={"Referer": "https://localhost/login"})
+    assert resp.status_code == 302
+    # Without the Referer a browser under no-referrer would send, the form is refused.
+    resp = client.post("/login", base_url="https://localhost", data=posted)
+    assert resp.status_code == 400
