@@ -27,7 +27,6 @@ is ignored, as are ``user_code`` (``backchannel_user_code_parameter_supported`` 
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from typing import Any
@@ -59,7 +58,6 @@ from ..oidc.subject import Subject, subject_for
 from ..store import store
 from . import approvals
 
-log = logging.getLogger(__name__)
 bp = Blueprint("ciba", __name__)
 
 CHANNELS = ("hall", "hotline")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 
 import pytest
 from joserfc import jwt
+from joserfc.jwk import ECKey
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
@@ -386,3 +388,36 @@ def test_demo_consoles_render_and_need_the_demo_clients(client):
         assert 'name="acting_party"' in html
     assert client.get("/demo/hotline/r/unknown").status_code == 404
     assert client.get("/demo/other").status_code == 404
+
+
+def test_private_key_jwt_at_the_backchannel_endpoint(client, person):
+    key = ECKey.generate_key("P-256", private=True, parameters={"kid": "hall-k1"})
+    pub = {**key.as_dict(private=False), "kid": "hall-k1"}
+    register_client(client_id="hall-pkj", name="窗口 pkj", secret=None,
+                    auth_method="private_key_jwt", redirect_uris=[], grant_types=[CIBA],
+                    post_logout_redirect_uris=[], backchannel_logout_uri=None,
+                    first_party=True, sensitive_scopes=[], channel="hall",
+                    jwks={"keys": [pub]}, id_token_alg=None)
+
+    def assertion(aud):
+        now = int(time.time())
+        return {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": jwt.encode({"alg": "ES256", "kid": "hall-k1"}, {
+                    "iss": "hall-pkj", "sub": "hall-pkj", "aud": aud, "iat": now,
+                    "exp": now + 60, "jti": secrets.token_urlsafe(8)}, key)}
+
+    base = {"scope": "openid", "login_hint": CITIZEN_ID, "binding_message": BINDING,
+            "acting_party": CLERK}
+    # CIBA §7.1: the endpoint's own URL is an accepted audience, as is the issuer.
+    resp = client.post("/bc-authorize",
+                       data={**base, **assertion("http://localhost/bc-authorize")})
+    assert resp.status_code == 200, resp.get_json()
+    aid = resp.get_json()["auth_req_id"]
+    elsewhere = client.post("/bc-authorize",
+                            data={**base, **assertion("https://elsewhere.example/")})
+    assert err(elsewhere) == "invalid_client"
+    approve(aid)
+    tok = client.post("/token", data={"grant_type": CIBA, "auth_req_id": aid,
+                                      **assertion("http://localhost")})
+    assert tok.status_code == 200, tok.get_json()
+    assert decode(tok.get_json()["id_token"])["act"] == {"sub": CLERK, "client_id": "hall-pkj"}
