@@ -136,8 +136,9 @@ CIBA_MAX_EXPIRES_IN = 600
 CIBA_INTERVAL = 5
 # The counter-clerk and hotline-agent demo consoles (/demo/hall, /demo/hotline). They
 # let anyone who reaches them push approval requests and SMS codes to any citizen:
-# turn them off (IDP_CHANNEL_DEMOS=false) outside a demonstration.
-CHANNEL_DEMOS = True
+# so with None they are on only in the embedded default (as are the kiosk screen
+# /demo/kiosk and the app simulator /demo/app); IDP_CHANNEL_DEMOS=true|false decides.
+CHANNEL_DEMOS = None
 # Where the demo consoles reach the provider's own endpoints; None: the issuer.
 CIBA_DEMO_PROVIDER_URL = None
 
@@ -155,7 +156,7 @@ KIOSK_ASSERTION_MAX_AGE = 300
 KIOSK_FACE_MIN_SCORE = 0.8
 # A kiosk signs the person out after this many seconds without a touch.
 KIOSK_IDLE_TIMEOUT = 120
-# The demo kiosk screen at /demo/kiosk: "true"/"false"; None: on in the embedded default.
+# The demo kiosk screen at /demo/kiosk: "true"/"false"; None: as CHANNEL_DEMOS.
 KIOSK_DEMO = None
 
 # -- Upstream OpenID Connect providers (connectors.oidc_upstream, idp.authn.upstream_views)

@@ -13,6 +13,19 @@ import importlib
 CHANNEL_MODULES = ("app_api", "qr", "device", "kiosk", "ciba")
 
 
+def demos_enabled(cfg) -> bool:
+    """Whether the channel demo pages are served (kiosk screen, counter and hotline
+    consoles, app simulator). They let whoever reaches them push requests to any
+    citizen, so they are on only in the embedded default unless ``CHANNEL_DEMOS`` says
+    otherwise (``IDP_CHANNEL_DEMOS=true|false``)."""
+    value = cfg.get("CHANNEL_DEMOS")
+    if value is None:
+        return bool(cfg.get("EMBEDDED"))
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def init_app(app, server) -> None:
     for name in CHANNEL_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(app, server)

@@ -164,6 +164,7 @@ def scan():
 
 def register(app, server) -> None:
     app.register_blueprint(bp)
-    from . import app_sim
+    from . import app_sim, demos_enabled
 
-    app_sim.register(app)
+    if demos_enabled(app.config):
+        app_sim.register(app)

@@ -64,7 +64,9 @@ def enabled() -> bool:
     cfg = current_app.config
     value = cfg.get("KIOSK_DEMO")
     if value is None:
-        return bool(cfg.get("EMBEDDED")) and bool(cfg.get("CHANNEL_DEMOS", True))
+        from . import demos_enabled
+
+        return demos_enabled(cfg)
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)

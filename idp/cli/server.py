@@ -56,6 +56,14 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
             info = seed()
             c = info["citizen"]
             click.echo(f"demo citizen: ID number {c['id_number']}  password {c['password']}")
+            from ..channels import demos_enabled
+
+            if demos_enabled(current_app.config):
+                for label, path in (("app simulator (QR, approvals)", "/demo/app"),
+                                    ("self-service kiosk", "/demo/kiosk/"),
+                                    ("service-hall counter", "/demo/hall"),
+                                    ("hotline agent", "/demo/hotline")):
+                    click.echo(f"demo {label}: {issuer}{path}")
     if demo:
         from ..demo.sites import start_demo_sites
 

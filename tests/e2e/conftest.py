@@ -40,6 +40,9 @@ FAST_SETTINGS = {
     "IDP_ARGON2_TIME_COST": "1",
     "IDP_ARGON2_MEMORY_COST": str(8 * 1024),
     "IDP_BACKCHANNEL_LOGOUT_BACKOFF": "0.2",
+    # The channel demo pages (consoles, kiosk screen, app simulator) are part of what
+    # these tests drive; with an external database they are off unless asked for.
+    "IDP_CHANNEL_DEMOS": "true",
 }
 
 DEMO_CITIZEN_ID = "110105199003071239"
