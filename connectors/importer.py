@@ -13,9 +13,11 @@ rows already done (their fingerprint is unchanged) and finishes the rest, so the
 state is that of one clean run. Rows gone from the source are flagged only after a
 complete read, never deleted.
 
-Every decision is on its ``legacy_account`` row: ``state``, ``rule`` (why) and
-``run_id`` (which run decided it; unchanged rows keep the run that decided them). The
-run itself is one audit entry (``legacy.import``) with its counts and rules.
+Every decision is on its ``legacy_account`` row: ``state``, ``rule`` (why), ``run_id``
+and ``last_seen`` (the run that decided it, and when; an unchanged row keeps them, so a
+re-run writes nothing for it). The run itself is one audit entry (``legacy.import``)
+with its counts and rules. A legacy id that comes again in the same run is counted as
+``repeated`` and ignored: the first occurrence counts, so re-runs stay stable.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
+from itertools import islice
 
 from flask import current_app
 
@@ -71,17 +74,8 @@ class Summary:
 
 
 def _batches(rows: Iterable, size: int) -> Iterator[list]:
-    """Batches of up to ``size`` rows; a legacy id repeated in the source starts a new
-    batch, so that its second occurrence sees what the first one wrote."""
-    batch: list = []
-    ids: set[str] = set()
-    for row in rows:
-        if len(batch) >= size or row.legacy_id in ids:
-            yield batch
-            batch, ids = [], set()
-        batch.append(row)
-        ids.add(row.legacy_id)
-    if batch:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
         yield batch
 
 
@@ -244,16 +238,18 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
         among(LegacyAccount.legacy_id, [r.legacy_id for r in batch]))
     held = {legacy_id: (account_id, fp, state, run_id)
             for legacy_id, account_id, fp, state, run_id in db.session.execute(query)}
-    todo = []
+    todo, in_batch = [], set()
     for row in batch:
-        fingerprint = row.fingerprint()
         known = held.get(row.legacy_id)
-        if known is not None and (known[3] == summary.run_id or known[0] in seen):
-            # The legacy id was already read in this run (batches are cut before a
-            # repeat, so it is committed): the first occurrence counts, which keeps a
-            # re-run of the same file stable.
+        if row.legacy_id in in_batch or known is not None and (
+                known[3] == summary.run_id or known[0] in seen):
+            # The legacy id was already read in this run: the first occurrence counts,
+            # which keeps a re-run of the same file stable.
             summary.repeated += 1
-        elif known is not None and known[1] == fingerprint and known[2] != "gone":
+            continue
+        in_batch.add(row.legacy_id)
+        fingerprint = row.fingerprint()
+        if known is not None and known[1] == fingerprint and known[2] != "gone":
             seen.add(known[0])
             summary.unchanged += 1
         else:

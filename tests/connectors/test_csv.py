@@ -175,6 +175,23 @@ def test_fingerprint_stable_and_sensitive(tmp_path):
         **{**row.__dict__, "password_format": "md5"}).fingerprint()
 
 
+@pytest.mark.parametrize("name", ["张\"三\\", "李䶮\u2028\t\x01", "𠀀·O'Brien", None])
+def test_fingerprint_is_sha256_of_the_canonical_json(name):
+    """Fingerprints stored by earlier imports stay valid: the hand-written serialisation
+    is byte for byte the canonical JSON (sorted keys, no spaces, UTF-8)."""
+    import hashlib
+    import json
+
+    from connectors.base import FIELDS as ALL_FIELDS
+
+    row = LegacyRow(source="旧系统", legacy_id="u1", name=name, id_number="110105194912310021",
+                    password_format="md5", org_code="M0001000-6")
+    payload = {"source": row.source, "password_format": row.password_format,
+               **{f: getattr(row, f) for f in ALL_FIELDS}}
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert row.fingerprint() == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def test_unmapped_columns_do_not_affect_fingerprint(tmp_path):
     a = tmp_path / "a.csv"
     b = tmp_path / "b.csv"
