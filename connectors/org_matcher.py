@@ -28,12 +28,10 @@ from idp.models import Organisation
 from .bulk import among
 from .matcher import Decision, same_name
 
-#: ``[source] entity``: what a source's rows describe. "auto" decides per row: a row
-#: with an organisation or credit code and no ID number is an organisation.
-ENTITIES = ("auto", "person", "organisation")
-
 
 def is_org_row(row, entity: str) -> bool:
+    """Per ``[source] entity`` (connectors.base.ENTITIES); "auto": a row with an
+    organisation or credit code and no ID number is an organisation."""
     if entity == "organisation":
         return True
     if entity == "person":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from .crypto.passwords import hash_password
 from .extensions import db
 from .identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
@@ -44,3 +46,22 @@ def create_person(id_number: str, name: str, password: str | None, phone: str | 
     db.session.add(person)
     db.session.commit()
     return person
+
+
+def raise_level(person: Person, level: str, method: str, *, actor: str,
+                client_id: str | None = None) -> bool:
+    """Record that the account was verified to ``level`` by ``method`` (real-name
+    register, kiosk chip and face, counter): only ever upwards. True if it changed."""
+    from . import audit
+    from .authn import assurance
+
+    before = person.assurance_level
+    if assurance.rank(before) >= assurance.rank(level):
+        return False
+    person.assurance_level = level
+    person.assurance_method = method
+    person.assurance_verified_at = time.time()
+    db.session.commit()
+    audit.record("assurance.raised", actor=actor, subject=person.id, client_id=client_id,
+                 details={"from": before, "to": level, "method": method})
+    return True

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import importlib
 import logging
-import time
 import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
 
 from .. import audit
+from ..accounts import raise_level
 from ..extensions import db
 from ..identity import InvalidIdNumber, parse_person_id
 from ..models import Person, id_number_index
 from ..store import store
-from . import assurance
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +87,6 @@ def verifier():
             v = getattr(importlib.import_module(module), cls)()
         app.extensions["idp.realname"] = v
     return v
-
-
-def raise_level(person: Person, level: str, method: str, *, actor: str,
-                client_id: str | None = None) -> bool:
-    """Raise the account's level (never lower it); True if it changed."""
-    before = person.assurance_level
-    if assurance.rank(before) >= assurance.rank(level):
-        return False
-    person.assurance_level = level
-    person.assurance_method = method
-    person.assurance_verified_at = time.time()
-    db.session.commit()
-    audit.record("assurance.raised", actor=actor, subject=person.id, client_id=client_id,
-                 details={"from": before, "to": level, "method": method})
-    return True
 
 
 def verify_person(person: Person, name: str, id_number: str, *,

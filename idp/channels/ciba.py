@@ -21,6 +21,12 @@ Where the app is not at hand, a hotline agent may use an SMS read-back instead
 phone, the citizen reads it back, the agent types it in. One possession factor: the
 tokens say ``amr ["sms"]`` and at most ``L2``.
 
+At a service-hall counter the clerk also holds the citizen's ID card in hand. A hall
+client may say so with ``in_person_check=document``: the approval on the app then proves
+the account holder is the person standing there, the tokens say ``amr`` … ``"counter"``
+and ``L5`` ("in person at a counter"), and the account records that level with method
+``counter`` and the clerk as the one who verified it. Hotlines cannot vouch for this.
+
 Only the poll delivery mode is offered (discovery says so); ``client_notification_token``
 is ignored, as are ``user_code`` (``backchannel_user_code_parameter_supported`` false).
 """
@@ -46,6 +52,7 @@ from authlib.oidc.core.grants import OpenIDToken
 from flask import Blueprint, current_app, jsonify
 
 from .. import audit
+from ..accounts import raise_level
 from ..authn import assurance
 from ..clients import CIBA
 from ..extensions import csrf, db
@@ -231,10 +238,17 @@ def _validate(req, client) -> dict[str, Any]:
     staff = _acting_party(_param(req, "acting_party"))
     expires_in = _expiry(_param(req, "requested_expiry"))
     acr_asked = assurance.required_level(_param(req, "acr_values"))
+    in_person = _param(req, "in_person_check")
+    if in_person is not None:
+        if in_person != "document":
+            raise InvalidRequestError("'in_person_check' must be 'document'.")
+        if client.channel != "hall":
+            raise InvalidRequestError("Only service-hall counters can vouch for an in-person "
+                                      "document check.")
     person = _find_person(_param(req, "login_hint"))
     return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
             "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
-            "person": person}
+            "person": person, "in_person": in_person}
 
 
 def _error(req, err: OAuth2Error):
@@ -266,13 +280,13 @@ def bc_authorize():
         "ciba", client.client_id, ttl=p["expires_in"], person_id=person.id,
         binding_message=p["binding_message"], scope=p["scope"], acr_asked=p["acr_asked"],
         extra={"act": act, "client_name": client.name, "channel": client.channel,
-               "interval": interval})
+               "interval": interval, "in_person": p["in_person"]})
     audit.record("ciba.requested", actor=p["staff"], subject=person.id,
                  client_id=client.client_id,
                  details={"act": act, "request": a.id[:8], "scope": p["scope"],
                           "binding_message": p["binding_message"],
                           "acr_asked": p["acr_asked"], "expires_in": p["expires_in"],
-                          "channel": client.channel})
+                          "channel": client.channel, "in_person": p["in_person"]})
     resp = jsonify(auth_req_id=a.id, expires_in=p["expires_in"], interval=interval)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -405,22 +419,33 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
             raise InvalidGrantError("The auth_req_id has already been used.")
         self.approval = taken
         self.request.user = user
+        if "counter" in user.amr:
+            raise_level(user.person, "L5", "counter", client_id=client.get_client_id(),
+                        actor=(taken.extra.get("act") or {}).get("sub", client.get_client_id()))
 
     def _subject(self, a: approvals.Approval) -> Subject:
         person = db.session.get(Person, a.person_id)
         if person is None or person.status != "active":
             raise InvalidGrantError("The person's account cannot be used.")
-        # What the approving session proved, and never more than the account and those
-        # authenticators allow (an app that reports L4 after a password gets L2).
-        reached = assurance.session_level(person.assurance_level, a.amr)
-        acr = assurance.lower(a.acr, reached) if a.acr else reached
+        client = self.request.client
+        if a.extra.get("in_person") and client.channel == "hall" and a.amr:
+            # The clerk checked the document face to face and the holder of the account
+            # approved on its app: in person at a counter (L5), whatever the app's own
+            # session level (raise_level records it on the account once tokens go out).
+            amr = [*a.amr, "counter"]
+            acr = assurance.session_level("L5", amr)
+        else:
+            # What the approving session proved, and never more than the account and
+            # those authenticators allow (an app that reports L4 after a password gets L2).
+            amr = list(a.amr)
+            reached = assurance.session_level(person.assurance_level, amr)
+            acr = assurance.lower(a.acr, reached) if a.acr else reached
         if not assurance.meets(acr, a.acr_asked):
             raise AccessDeniedError("The approval did not reach the requested authentication "
                                     "level.")
-        client = self.request.client
         return Subject(person=person, auth_time=int(a.decided_at or time.time()),
                        gid=secrets.token_hex(16), sub=subject_for(client, person.id),
-                       acr=acr, amr=list(a.amr), channel=client.channel,
+                       acr=acr, amr=amr, channel=client.channel,
                        act=dict(a.extra.get("act") or {}) or None)
 
     @hooked

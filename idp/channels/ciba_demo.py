@@ -116,7 +116,8 @@ def _save(ref: str, state: dict[str, Any]) -> None:
 @bp.route("/<kind>", methods=["GET", "POST"])
 def console(kind: str):
     cfg = _console(kind)
-    form = {"login_hint": "", "binding_message": "", "acting_party": cfg["staff"]}
+    form = {"login_hint": "", "binding_message": "", "acting_party": cfg["staff"],
+            "in_person_check": ""}
     error = None
     if request.method == "POST":
         form = {k: (request.form.get(k) or "").strip() for k in form}
@@ -124,7 +125,8 @@ def console(kind: str):
         if auth is None:
             error = _("演示柜台尚未初始化：请先运行 idp init --demo。")
         else:
-            status, body = _call("/bc-authorize", auth, {**form, "scope": SCOPE})
+            sent = {k: v for k, v in form.items() if v}
+            status, body = _call("/bc-authorize", auth, {**sent, "scope": SCOPE})
             if status == 200 and body.get("auth_req_id"):
                 ref = secrets.token_urlsafe(16)
                 now = time.time()

@@ -32,6 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .. import audit
+from ..accounts import raise_level
 from ..authn import assurance
 from ..clients import JWT_BEARER, find_client
 from ..extensions import db
@@ -175,20 +176,6 @@ class KioskAssertionGrant(JWTBearerGrant):
         token = self.generate_token(scope=scope, user=user, include_refresh_token=False)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
-
-
-def raise_level(person: Person, level: str, method: str, *, actor: str) -> bool:
-    """Raise the account's verified level (never lower it); True if it changed."""
-    if assurance.rank(person.assurance_level) >= assurance.rank(level):
-        return False
-    before = person.assurance_level
-    person.assurance_level = level
-    person.assurance_method = method
-    person.assurance_verified_at = time.time()
-    db.session.commit()
-    audit.record("assurance.raised", actor=actor, subject=person.id,
-                 details={"from": before, "to": level, "method": method})
-    return True
 
 
 def register(app, server) -> None:

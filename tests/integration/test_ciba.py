@@ -423,3 +423,37 @@ def test_private_key_jwt_at_the_backchannel_endpoint(client, person):
                                       **assertion("http://localhost")})
     assert tok.status_code == 200, tok.get_json()
     assert decode(tok.get_json()["id_token"])["act"] == {"sub": CLERK, "client_id": "hall-pkj"}
+
+
+def test_in_person_document_check_at_a_hall_counter_reaches_l5(client, person):
+    set_level(person, "L3")
+    rp = ciba_client()
+    aid = start(client, rp, in_person_check="document", acr_values="L5")
+    approve(aid, amr=["pwd"], acr="L2")  # the app itself only proves a password
+    tok = poll(client, rp, aid).get_json()
+    idt = decode(tok["id_token"])
+    assert idt["acr"] == "L5" and idt["amr"] == ["pwd", "counter"]
+    assert idt["act"] == {"sub": CLERK, "client_id": "hall1"} and idt["channel"] == "hall"
+    db.session.expire_all()
+    account = db.session.get(Person, person.id)
+    assert account.assurance_level == "L5" and account.assurance_method == "counter"
+    raised = events("assurance.raised")[-1]
+    assert raised.actor == CLERK and raised.details["to"] == "L5"
+
+
+def test_in_person_check_without_the_app_approval_gives_nothing(client, person):
+    rp = ciba_client()
+    aid = start(client, rp, in_person_check="document")
+    approve(aid, ok=False)  # the clerk's word alone never signs anyone in
+    assert err(poll(client, rp, aid)) == "access_denied"
+    db.session.expire_all()
+    assert db.session.get(Person, person.id).assurance_level != "L5"
+
+
+def test_only_hall_counters_may_vouch_for_an_in_person_check(client, person):
+    hotline = ciba_client("hotline1", channel="hotline")
+    resp = bc(client, hotline, in_person_check="document")
+    assert resp.status_code == 400 and err(resp) == "invalid_request"
+    hall = ciba_client()
+    resp = bc(client, hall, in_person_check="video")
+    assert resp.status_code == 400 and err(resp) == "invalid_request"
