@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from connectors.importer import BATCH_SIZE
+
 from . import app_context, emit, fail
 
 
@@ -18,7 +20,8 @@ def legacy() -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The source's TOML file (connectors/config.py).")
 @click.option("--dry-run", is_flag=True, help="Decide everything, write nothing.")
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True,
+              type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True)
 def legacy_import(config_path: str, dry_run: bool, batch_size: int, as_json: bool) -> None:
     from connectors.base import ConnectorError

@@ -238,7 +238,11 @@ def authorize():
         pending.finish(rid)
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
                           "sid": sess.sid, "membership_id": membership.id if membership else None,
-                          "channel": sess.channel}
+                          # Where the tokens are obtained: the app or a kiosk client
+                          # says so itself; a website's tokens say where its browser
+                          # signed in (a website used on a kiosk screen is "kiosk").
+                          "channel": client.channel if client.channel != "web"
+                          else sess.channel}
     sso.add_client(sess, client.client_id)
     if membership is not None:
         claim = orgs.org_claim(membership)
