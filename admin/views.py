@@ -29,6 +29,8 @@ from connectors import merge as person_merge
 from connectors import review
 from idp import audit
 from idp.extensions import db
+from idp.identity import InvalidCreditCode, parse_credit_code
+from idp.orgs import find_org
 
 from . import auth, roles
 from . import queue as q
@@ -103,12 +105,14 @@ def queue():
                            notices=get_flashed_messages())
 
 
-def _render_item(item_id: int, *, found=None, error: str | None = None, status: int = 200):
+def _render_item(item_id: int, *, found=None, found_uscc: str | None = None,
+                 error: str | None = None, status: int = 200):
     info = q.detail(item_id)
     if info is None:
         abort(404)
     return render_template("admin/item.html", d=info, it=info.item, states=state_names(),
-                           found=found, error=error, is_admin="admin" in g.admin_roles,
+                           found=found, found_uscc=found_uscc, error=error,
+                           is_admin="admin" in g.admin_roles,
                            notices=get_flashed_messages()), status
 
 
@@ -121,6 +125,8 @@ def item(item_id: int):
 @bp.post("/review/<int:item_id>/search")
 @auth.require()
 def search(item_id: int):
+    if review.kind(item_id) == review.ORGANISATION:
+        return _search_org(item_id)
     try:
         person = roles.find_person(request.form.get("id_number", ""))
     except roles.RoleError:
@@ -133,8 +139,21 @@ def search(item_id: int):
     return _render_item(item_id, found=q.person_card(person))
 
 
+def _search_org(item_id: int):
+    # A credit code is on every business licence: looking one up is not audited.
+    try:
+        code = parse_credit_code(request.form.get("uscc", "")).code
+    except InvalidCreditCode:
+        return _render_item(item_id, error=_("统一社会信用代码格式有误。"), status=400)
+    org = find_org(code)
+    if org is None:
+        return _render_item(item_id, error=_("没有找到该统一社会信用代码的组织。"), status=404)
+    return _render_item(item_id, found=q.org_card(org), found_uscc=org.uscc)
+
+
 _DONE = {"approve": _l("已批准第 %(id)d 项。"), "reject": _l("已驳回第 %(id)d 项。"),
          "merge": _l("已将第 %(id)d 项合并到所选账号。"), "undo": _l("已撤销第 %(id)d 项的决定。")}
+_ORG_MERGED = _l("已将第 %(id)d 项关联到所选组织。")
 
 
 @bp.post("/review/<int:item_id>/<action>")
@@ -144,23 +163,35 @@ def decide(item_id: int, action: str):
         abort(404)
     note = request.form.get("note", "").strip()[:500]
     kw: dict = {"by": g.admin_id, "note": note}
-    person_id = request.form.get("person_id") or None
-    if action == "approve":
-        kw["person_id"] = person_id
-    elif action == "merge":
-        if not person_id:
-            return _render_item(item_id, error=_("请选择要合并到的账号。"), status=400)
-        kw["person_id"] = person_id
-        kw["force"] = request.form.get("force") == "1"
-        if not auth.may_merge(item_id, person_id, kw["force"]):
-            return _render_item(item_id, error=_("合并两个已有账号或强制合并需要管理员角色。"),
-                                status=403)
+    if review.kind(item_id) == review.ORGANISATION:
+        # The form names an organisation by its credit code (candidates' and the
+        # looked-up one's): nothing is merged but the link, so a reviewer may.
+        uscc = request.form.get("uscc") or None
+        if action == "merge" and not uscc:
+            return _render_item(item_id, error=_("请选择要关联到的组织。"), status=400)
+        if action in ("approve", "merge"):
+            kw["uscc"] = uscc
+    else:
+        person_id = request.form.get("person_id") or None
+        if action == "approve":
+            kw["person_id"] = person_id
+        elif action == "merge":
+            if not person_id:
+                return _render_item(item_id, error=_("请选择要合并到的账号。"), status=400)
+            kw["person_id"] = person_id
+            kw["force"] = request.form.get("force") == "1"
+            if not auth.may_merge(item_id, person_id, kw["force"]):
+                return _render_item(item_id,
+                                    error=_("合并两个已有账号或强制合并需要管理员角色。"),
+                                    status=403)
     try:
         getattr(review, action)(item_id, **kw)
     except review.ReviewError as exc:
         db.session.rollback()
-        return _render_item(item_id, error=explain(str(exc)), status=409)
-    flash(str(_DONE[action]) % {"id": item_id})
+        status = 400 if isinstance(exc, review.InvalidTarget) else 409
+        return _render_item(item_id, error=explain(str(exc)), status=status)
+    done = _ORG_MERGED if action == "merge" and "uscc" in kw else _DONE[action]
+    flash(str(done) % {"id": item_id})
     return redirect(url_for(".item", item_id=item_id))
 
 
@@ -179,6 +210,15 @@ _ERRORS = (
     ("came later and involves the same persons",
      _l("之后还有涉及同一账号的合并，请先撤销那一次合并。")),
     ("not pending", _l("该项已处理，请刷新页面。")),
+    ("several candidates or no valid credit code",
+     _l("有多个候选组织或没有有效的统一社会信用代码，请选择要关联到的组织。")),
+    ("an organisation with this credit code exists now",
+     _l("已有使用该统一社会信用代码的组织，请选择关联到该组织。")),
+    ("name is neither in the row nor in the registry",
+     _l("旧账号和登记机关都没有该组织的名称：请先登记该组织，再关联到它。")),
+    ("no organisation with this credit code", _l("没有使用该统一社会信用代码的组织。")),
+    ("invalid credit code", _l("统一社会信用代码格式有误。")),
+    ("the organisation is", _l("所选组织已停用，不能关联到该组织。")),
 )
 
 

@@ -293,6 +293,23 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (see browser.py)."""
+    from .browser import chromium  # Playwright only where a test drives a browser
+
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The node binary, with tests/e2e/node_modules installed if missing."""
+    from .node_script import ensure_node
+
+    return ensure_node()
+
+
+@pytest.fixture(scope="module")
 def live_idp(tmp_path_factory) -> Iterator[LiveIdP]:
     """A provider on PostgreSQL + Redis with an issuer of http://127.0.0.1:PORT."""
     with backend_env() as shared:
