@@ -83,27 +83,43 @@ def decide(item_id: int, action: str):
     if not isinstance(body, dict):
         return _error("invalid_request", "the body must be a JSON object", 400)
     note = body.get("note") or ""
-    person_id = body.get("person_id")
-    if not isinstance(note, str) or (person_id is not None and not isinstance(person_id, str)):
-        return _error("invalid_request", "note and person_id must be strings", 400)
-    kw: dict = {"by": g.admin_id, "note": note.strip()[:500]}
-    if action == "approve":
-        kw["person_id"] = person_id
-    elif action == "merge":
-        if not person_id:
-            return _error("invalid_request", "person_id is required", 400)
-        kw["person_id"], kw["force"] = person_id, body.get("force") is True
-        if not auth.may_merge(item_id, person_id, kw["force"]):
-            return _error("access_denied", "merging two persons or forcing needs the admin "
-                          "role", 403)
-    if db.session.get(review.ReviewItem, item_id) is None:
+    person_id, uscc = body.get("person_id"), body.get("uscc")
+    if not all(isinstance(v, str) for v in (note, person_id or "", uscc or "")):
+        return _error("invalid_request", "note, person_id and uscc must be strings", 400)
+    kind = review.kind(item_id)
+    if kind is None:
         return _missing(None)
+    kw: dict = {"by": g.admin_id, "note": note.strip()[:500]}
+    if kind == review.ORGANISATION:
+        if person_id:
+            return _error("invalid_request", "this item is an organisation's legacy account: "
+                          "name the organisation by its credit code (uscc)", 400)
+        if action == "merge" and not uscc:
+            return _error("invalid_request", "uscc is required", 400)
+        if action in ("approve", "merge"):
+            kw["uscc"] = uscc or None
+    else:
+        if uscc:
+            return _error("invalid_request", "this item is a person's legacy account: name "
+                          "the person (person_id)", 400)
+        if action == "approve":
+            kw["person_id"] = person_id
+        elif action == "merge":
+            if not person_id:
+                return _error("invalid_request", "person_id is required", 400)
+            kw["person_id"], kw["force"] = person_id, body.get("force") is True
+            if not auth.may_merge(item_id, person_id, kw["force"]):
+                return _error("access_denied", "merging two persons or forcing needs the "
+                              "admin role", 403)
     try:
         item = getattr(review, action)(item_id, **kw)
+    except review.InvalidTarget as exc:
+        db.session.rollback()
+        return _error("invalid_request", str(exc), 400)
     except review.ReviewError as exc:
         db.session.rollback()
         return _error("conflict", str(exc), 409)
-    return jsonify(id=item.id, state=item.state,
+    return jsonify(id=item.id, state=item.state, kind=kind,
                    merge_record=(item.outcome or {}).get("merge_record"))
 
 
@@ -135,6 +151,8 @@ def _item_id() -> dict:
 
 def openapi_document() -> dict:
     note = {"type": "string", "maxLength": 500, "description": "Why (kept in the audit log)."}
+    uscc = {"type": "string", "description": "Unified social credit code (GB 32100) of the "
+                                             "organisation, for an organisation's item."}
     query = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
         ("state", {"type": "string", "enum": [*q.STATES, "all"], "default": "pending"}),
         ("source", {"type": "string"}), ("reason", {"type": "string"}),
@@ -154,18 +172,20 @@ def openapi_document() -> dict:
             review_path: {"get": _op("One review item with its candidates",
                                      params=[_item_id()])},
             review_path + "/approve": {"post": _op(
-                "Approve: link to person_id, the single candidate, or a new person",
+                "Approve: link to person_id, the single candidate, or a new person (an "
+                "organisation's item: to uscc, the single candidate organisation, or a new "
+                "organisation from the row's credit code)",
                 params=[_item_id()], body={"type": "object", "properties": {
-                    "person_id": {"type": "string"}, "note": note}})},
+                    "person_id": {"type": "string"}, "uscc": uscc, "note": note}})},
             review_path + "/reject": {"post": _op(
                 "Reject", params=[_item_id()],
                 body={"type": "object", "properties": {"note": note}})},
             review_path + "/merge": {"post": _op(
-                "Link to person_id; a person the account was linked to is merged into it",
-                params=[_item_id()], body={"type": "object", "required": ["person_id"],
-                                           "properties": {"person_id": {"type": "string"},
-                                                          "force": {"type": "boolean"},
-                                                          "note": note}})},
+                "Link to person_id; a person the account was linked to is merged into it. "
+                "An organisation's item: link to the organisation with credit code uscc",
+                params=[_item_id()], body={"type": "object", "properties": {
+                    "person_id": {"type": "string"}, "uscc": uscc,
+                    "force": {"type": "boolean"}, "note": note}})},
             review_path + "/undo": {"post": _op(
                 "Undo the decision (and a person merge it made)", params=[_item_id()],
                 body={"type": "object", "properties": {"note": note}})},

@@ -30,6 +30,7 @@ from connectors import review
 from idp import audit
 from idp.extensions import db
 from idp.identity import InvalidCreditCode, parse_credit_code
+from idp.models import Organisation
 from idp.orgs import find_org
 
 from . import auth, roles
@@ -105,14 +106,12 @@ def queue():
                            notices=get_flashed_messages())
 
 
-def _render_item(item_id: int, *, found=None, found_uscc: str | None = None,
-                 error: str | None = None, status: int = 200):
+def _render_item(item_id: int, *, found=None, error: str | None = None, status: int = 200):
     info = q.detail(item_id)
     if info is None:
         abort(404)
     return render_template("admin/item.html", d=info, it=info.item, states=state_names(),
-                           found=found, found_uscc=found_uscc, error=error,
-                           is_admin="admin" in g.admin_roles,
+                           found=found, error=error, is_admin="admin" in g.admin_roles,
                            notices=get_flashed_messages()), status
 
 
@@ -148,7 +147,7 @@ def _search_org(item_id: int):
     org = find_org(code)
     if org is None:
         return _render_item(item_id, error=_("没有找到该统一社会信用代码的组织。"), status=404)
-    return _render_item(item_id, found=q.org_card(org), found_uscc=org.uscc)
+    return _render_item(item_id, found=q.org_card(org))
 
 
 _DONE = {"approve": _l("已批准第 %(id)d 项。"), "reject": _l("已驳回第 %(id)d 项。"),
@@ -164,9 +163,12 @@ def decide(item_id: int, action: str):
     note = request.form.get("note", "").strip()[:500]
     kw: dict = {"by": g.admin_id, "note": note}
     if review.kind(item_id) == review.ORGANISATION:
-        # The form names an organisation by its credit code (candidates' and the
-        # looked-up one's): nothing is merged but the link, so a reviewer may.
-        uscc = request.form.get("uscc") or None
+        # The form's choices are organisation ids (a type-92 code is shown masked, so
+        # it cannot be sent back); the decision names the organisation by its code.
+        # Nothing is merged but the link, so a reviewer may.
+        chosen = request.form.get("org")
+        org = db.session.get(Organisation, chosen) if chosen else None
+        uscc = org.uscc if org else None
         if action == "merge" and not uscc:
             return _render_item(item_id, error=_("请选择要关联到的组织。"), status=400)
         if action in ("approve", "merge"):
