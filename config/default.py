@@ -112,9 +112,11 @@ TOTP_WINDOW = 1
 # Wrong TOTP codes or step-up passwords per person before that method rests for the window.
 STEPUP_MAX_FAILURES = 5
 STEPUP_FAILURE_WINDOW = 15 * 60
-# Real-name check against the population register: "dev" (matches the account record;
-# for demos and tests) or "package.module:ClassName" with verify(name, id_number).
-REALNAME_VERIFIER = "dev"
+# Real-name check against the population register: "package.module:ClassName" with
+# verify(name, id_number), or "dev" (matches the account record: passes anyone who types
+# their own account's details; for demos and tests). None: "dev" in the embedded default,
+# and outside it no verifier (every check "unavailable") until one is configured.
+REALNAME_VERIFIER = None
 # ID numbers the dev verifier answers "not in the register" for.
 REALNAME_DEV_NOT_IN_REGISTER = []
 # Register look-ups per person per day (each may cost money and reveals a match).
@@ -168,3 +170,20 @@ UPSTREAM_IDPS = []
 UPSTREAM_STATE_TTL = 600
 # Seconds to wait for an upstream's discovery, JWKS, token and userinfo endpoints.
 UPSTREAM_TIMEOUT = 10.0
+
+# -- Online face match (idp.authn.face): an L3 account steps up to L4 with a camera.
+# "package.module:ClassName" with verify(person, image, *, liveness) asking the photo
+# register (CTID or provincial face-comparison service); "dev" (accepts any usable
+# picture: demos and tests only); "off". None: "dev" in the embedded demo and in tests,
+# "off" otherwise, so a production deployment never hands out L4 for any photo.
+FACE_VERIFIER = None
+# ID numbers the dev verifier answers "not the same person" for.
+FACE_DEV_MISMATCH = []
+# Comparisons per person per day (each costs money and tells an impostor how close they came).
+FACE_DAILY_TRIES = 5
+# The lowest similarity score accepted as a match, whatever the service says.
+FACE_MIN_SCORE = 0.8
+# What a picture must be: bytes, and the shorter side in pixels.
+FACE_IMAGE_MIN_BYTES = 1024
+FACE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+FACE_IMAGE_MIN_SIDE = 200

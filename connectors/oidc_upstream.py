@@ -18,7 +18,10 @@ Configuration is one TOML file per upstream (or a table of the same shape in the
     token_endpoint_auth_method = "client_secret_basic"  # | client_secret_post | none
     scope = "openid profile idcard"
     create = false        # true: a person unknown here is created (a real-name platform)
-    level = "L3"          # assurance level of the people it creates
+    level = "L3"          # how far it verified its people: L3/L4 (real name checked against
+                          # the register) may link to existing accounts by ID number and
+                          # name; L2 (self-declared) only by review. Also the level of the
+                          # people it creates
     redirect_uri = ""     # default: ISSUER + /login/upstream/<name>/callback
 
     [claims]              # which claims carry what (ID token, else userinfo)
@@ -28,7 +31,8 @@ Configuration is one TOML file per upstream (or a table of the same shape in the
 
 Matching applies the importer's rules (``connectors.matcher.decide``) to the claims as
 one legacy row keyed by (system, ``sub``): same ID number and same name → linked and
-signed in; a different name, an invalid number or a phone of someone else → the review
+signed in if the upstream verifies real names (``level`` L3 or L4), else the review
+queue; a different name, an invalid number or a phone of someone else → the review
 queue, no sign-in; nobody with the number → created if the upstream may create, else
 refused. A ``sub`` linked before signs in by its link, whatever its claims say now (the
 change is recorded).
@@ -51,7 +55,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import ConnectorError, LegacyRow, clean
-from connectors.matcher import decide
+from connectors.matcher import Decision, decide
 from idp import audit
 from idp.extensions import db
 from idp.identity import InvalidIdNumber, parse_person_id
@@ -61,6 +65,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 # L1 is no real name at all; L5 needs a clerk who saw the person.
 CREATE_LEVELS = ("L2", "L3", "L4")
+# Levels that say the upstream checked ID number and name against the register: only
+# then may its claims alone link a sign-in to an account that already exists here.
+REAL_NAME_LEVELS = ("L3", "L4")
 RUN_ID = "upstream-login"  # LegacyAccount.run_id of links made at sign-in, not by an import
 
 _KEYS: dict[str, dict[str, type]] = {
@@ -282,6 +289,11 @@ def _link(upstream: Upstream, claims: Mapping[str, Any]) -> Outcome:
     decision = decide(row, trusted=upstream.create)
     if decision.action == "queue" and decision.rule == "no_match_untrusted_source":
         return Outcome("refused", decision.rule)
+    if decision.action == "merge" and upstream.level not in REAL_NAME_LEVELS:
+        # An upstream that does not verify real names lets its users type any ID number
+        # and name: taking over the local account that holds them needs an administrator.
+        decision = Decision("queue", "upstream_not_real_name", candidates=[decision.person_id],
+                            id_number=decision.id_number, phone=decision.phone)
 
     if account is None:
         account = LegacyAccount(source=upstream.system, legacy_id=row.legacy_id,

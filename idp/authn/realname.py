@@ -1,7 +1,7 @@
 """Real-name verification: does this name go with this ID number in the population register?
 
-``REALNAME_VERIFIER`` picks the verifier: ``"dev"`` (below) or
-``"package.module:ClassName"`` — a class made with no arguments whose
+``REALNAME_VERIFIER`` picks the verifier: ``"dev"`` (below), ``None`` (the dev verifier
+in the embedded demo and tests, none at all otherwise) or ``"package.module:ClassName"`` — a class made with no arguments whose
 ``verify(name, id_number) -> RealNameResult`` asks the real register (a provincial
 data-sharing platform's "two-item check"). ``reasons``: ``mismatch`` (the register has
 this number under another name), ``not_in_register``, ``invalid_number``,
@@ -75,12 +75,24 @@ class DevVerifier:
             False, "mismatch")
 
 
+class NoVerifier:
+    """No register configured outside the embedded demo: every check is "unavailable".
+    The dev verifier there would pass anyone who types their own account's details,
+    raising self-declared accounts to real-name ``L3``."""
+
+    def verify(self, name: str, id_number: str) -> RealNameResult:
+        return RealNameResult(False, "unavailable")
+
+
 def verifier():
     app = current_app
     v = app.extensions.get("idp.realname")
     if v is None:
-        name = app.config.get("REALNAME_VERIFIER") or "dev"
-        if name == "dev":
+        name = app.config.get("REALNAME_VERIFIER")
+        if name is None and not (app.config.get("EMBEDDED") or app.testing):
+            log.warning("REALNAME_VERIFIER is not set: real-name verification is unavailable")
+            v = NoVerifier()
+        elif (name or "dev") == "dev":
             v = DevVerifier()
         else:
             module, _, cls = name.partition(":")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -67,14 +68,29 @@ def _code_key(phone: str, purpose: str) -> str:
     return f"sms:code:{purpose}:{_phone_key(phone)}"
 
 
+def _ip_bucket(ip: str) -> str:
+    """The address a per-client limit counts: an IPv6 host usually holds a whole /64,
+    so counting single addresses would give it 2**64 budgets."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if addr.version == 6:
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
+    return str(addr)
+
+
 def check_rate(phone: str, ip: str | None) -> SendResult | None:
     """Count one send request for ``phone`` (normalised) and ``ip``; a refusal, or None
-    when it may go ahead. Sign-in calls this alone for unregistered numbers, so a refusal
-    tells nobody whether a number is registered."""
+    when it may go ahead. Charged for decoys too, so a refusal tells nobody whether a
+    number is registered."""
     cfg = current_app.config
     masked = mask_phone(phone)
     if ip:
-        if store().incr(f"sms:ip:{_mac('sms-ip', ip)[:32]}", HOUR) > cfg["SMS_IP_HOURLY"]:
+        bucket = _ip_bucket(ip)
+        if store().incr(f"sms:ip:{_mac('sms-ip', bucket)[:32]}", HOUR) > cfg["SMS_IP_HOURLY"]:
             return SendResult(False, "rate_limited", HOUR, masked)
     pk = _phone_key(phone)
     interval = cfg["SMS_PHONE_INTERVAL"]
@@ -101,8 +117,31 @@ def _text(code: str, purpose: str, minutes: int) -> str:
             "请勿告诉他人，工作人员不会向您索要验证码。")
 
 
-def send_code(phone: str, purpose: str, *, ip: str | None) -> SendResult:
-    """Make a fresh code for (phone, purpose), store its HMAC and send it."""
+_LATENCY_KEY = "sms:gateway_seconds"
+_LATENCY_CAP = 5.0
+
+
+def _note_latency(seconds: float) -> None:
+    # A moving average, shared by workers, of how long the gateway takes to accept.
+    last = store().get(_LATENCY_KEY)
+    avg = seconds if last is None else 0.8 * float(last) + 0.2 * seconds
+    store().set(_LATENCY_KEY, avg, 24 * HOUR)
+
+
+def _pretend_to_send() -> None:
+    """Take about as long as a real send, so the answer's timing does not tell a
+    registered number from an unregistered one."""
+    last = store().get(_LATENCY_KEY)
+    if last is not None:
+        time.sleep(min(max(0.0, float(last)), _LATENCY_CAP))
+
+
+def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True) -> SendResult:
+    """Make a fresh code for (phone, purpose), store its HMAC and send it.
+
+    ``deliver=False`` makes a decoy: everything happens (limits, a stored code, the
+    time a send takes) except the message, so a page that must not reveal whether a
+    number is registered answers and verifies alike for both."""
     try:
         phone = normalize_phone(phone)
     except InvalidPhone:
@@ -119,6 +158,10 @@ def send_code(phone: str, purpose: str, *, ip: str | None) -> SendResult:
     key = _code_key(phone, purpose)
     store().set(key, record, ttl)
     minutes = max(1, ttl // 60)
+    if not deliver:
+        _pretend_to_send()
+        return SendResult(True, masked_phone=mask_phone(phone))
+    started = time.monotonic()
     try:
         gateway().send(SmsMessage(phone=phone, text=_text(code, purpose, minutes),
                                   purpose=purpose, code=code, ttl_minutes=minutes))
@@ -127,6 +170,7 @@ def send_code(phone: str, purpose: str, *, ip: str | None) -> SendResult:
         _release_gap(phone)
         log.warning("SMS to %s not sent: %s", mask_phone(phone), exc)
         return SendResult(False, "gateway_error", masked_phone=mask_phone(phone))
+    _note_latency(time.monotonic() - started)
     return SendResult(True, masked_phone=mask_phone(phone))
 
 

@@ -1,8 +1,9 @@
 """Sign-in with an SMS code to the account's registered phone (amr ``sms``, level L2).
 
 The page answers the same whether or not the number is registered — a code goes out
-only to registered numbers, and the send limits are charged either way — so it cannot
-be used to find out who has an account.
+only to registered numbers, an unregistered one gets a decoy code that is stored but never
+sent, and the send limits are charged either way — so neither the answer to "send", its
+timing, nor what a wrong code then says can be used to find out who has an account.
 """
 
 from __future__ import annotations
@@ -59,11 +60,9 @@ def page():
 
 def _send(phone: str, view: dict) -> None:
     person = _person_by_phone(phone)
-    ip = request.remote_addr
-    if person is not None:
-        result = sms.send_code(phone, "login", ip=ip)
-    else:
-        result = sms.check_rate(phone, ip) or sms.SendResult(True, masked_phone=mask_phone(phone))
+    # An unregistered number gets a decoy code that is never sent: the limits, the time
+    # taken and what a wrong code then says are the same as for a registered one.
+    result = sms.send_code(phone, "login", ip=request.remote_addr, deliver=person is not None)
     if result.ok:
         view["sent"] = True
         view["notice"] = _("如果该号码已在本平台注册，验证码已发送至 %(phone)s，"

@@ -8,20 +8,27 @@ authorization ends with ``unmet_authentication_requirements``.
 What is offered follows from ``assurance.session_level`` (the lower of the account's
 level and what the session's authenticators prove):
 
-1. an account below ``L3`` asked for ``L3`` first verifies its real name against the
-   register (``realname``), which raises the account, then adds a second factor;
+1. an account below ``L3`` asked for ``L3`` or ``L4`` first verifies its real name
+   against the register (``realname``), which raises the account, then adds a second
+   factor (``L3``) or a face match (``L4``);
 2. an SMS code to the registered phone (amr ``sms``);
 3. a TOTP code, if an authenticator app is enrolled (amr ``otp``);
 4. the password, if this session was opened without one (an SMS sign-in);
-5. a passkey, through ``step_up_passkey.html`` (the WebAuthn module's own endpoint).
+5. a passkey, through ``step_up_passkey.html`` (the WebAuthn module's own endpoint);
+6. a face match against the register's ID-card photo (``face``, ``/login/step-up/face``):
+   for an ``L3`` account asked for ``L4``, it raises the account to ``L4`` and adds amr
+   ``face``, which is what lets the session reach ``L4``.
 
 Each is offered only if, added to what the session already holds, it reaches the level.
-``L4`` needs an ``L4`` account and an ``L4`` passkey, a kiosk chip read or a counter.
+``L4`` otherwise needs an ``L4`` account and an ``L4`` passkey, a kiosk chip read or a
+counter.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
+import json
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import audit
@@ -30,7 +37,7 @@ from ..extensions import db
 from ..identity.masking import mask_phone
 from ..models import WebAuthnCredential
 from ..oidc import pending
-from . import assurance, password, realname, sms, totp
+from . import assurance, face, password, realname, sms, totp
 from . import session as sso
 
 bp = Blueprint("stepup", __name__)
@@ -53,17 +60,22 @@ def _passkey_reaches(person, sess, account_level: str, asked: str) -> bool:
 
 def _options(person, sess, asked: str) -> dict:
     """Which authenticators can take this session to ``asked``."""
-    realname_needed = asked == "L3" and assurance.rank(person.assurance_level) < 3
+    realname_needed = (assurance.rank(asked) >= assurance.rank("L3")
+                       and assurance.rank(person.assurance_level) < assurance.rank("L3"))
     account = "L3" if realname_needed else person.assurance_level
 
-    def reaches(amr: list[str]) -> bool:
-        return assurance.meets(assurance.session_level(account, [*sess.amr, *amr]), asked)
+    def reaches(amr: list[str], level: str = account) -> bool:
+        return assurance.meets(assurance.session_level(level, [*sess.amr, *amr]), asked)
 
     opts = {
         "sms": bool(person.phone_enc) and reaches(["sms"]),
         "totp": totp.has_totp(person.id) and reaches(["otp"]),
         "password": bool(person.password_hash) and "pwd" not in sess.amr and reaches(["pwd"]),
         "passkey": _passkey_reaches(person, sess, account, asked),
+        # A match compares with the register's photo of a verified number (so L3 first),
+        # and raises the account to L4 as it succeeds.
+        "face": (face.enabled() and assurance.rank(account) >= assurance.rank("L3")
+                 and reaches(["face"], "L4")),
     }
     opts["any"] = any(opts.values())
     opts["realname"] = realname_needed and opts["any"]
@@ -179,3 +191,108 @@ def page():
                            reached=sess.acr, opts=opts,
                            masked_phone=mask_phone(person.phone) if person.phone else None,
                            **view), status
+
+
+# -- face match ----------------------------------------------------------------------
+
+_FACE_ERRORS = {
+    # reason: (HTTP status, message)
+    "bad_image": (400, lambda: _(
+        "照片无法使用：请上传 JPEG 或 PNG 格式、不小于 %(side)d×%(side)d 像素、不超过 %(mb)d MB "
+        "的正面照片。", side=int(current_app.config["FACE_IMAGE_MIN_SIDE"]),
+        mb=max(1, int(current_app.config["FACE_IMAGE_MAX_BYTES"]) // (1024 * 1024)))),
+    "mismatch": (403, lambda: _("人脸比对未通过：照片与身份证登记照片不一致。"
+                                "请摘下帽子和眼镜，正对摄像头，在光线充足处重试。")),
+    "no_liveness": (403, lambda: _("活体检测未通过，请按提示重新拍摄。")),
+    "realname_required": (403, lambda: _("请先完成实名核验。")),
+    "not_offered": (403, lambda: _("该验证方式在此不可用。")),
+    "too_many": (429, lambda: _("今日人脸识别次数已用完，请明天再试，"
+                                "或前往自助终端、政务服务大厅办理。")),
+    "unavailable": (503, lambda: _("人脸比对服务暂时不可用，请稍后再试。")),
+    "request_expired": (400, lambda: _("授权请求已过期，请回到原网站重新点击登录。")),
+}
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _liveness() -> dict | None:
+    """What the capture page reports about the capture (camera or file, size); a capture
+    SDK's liveness result in deployments that have one. Passed to the verifier as is."""
+    raw = request.form.get("liveness") or ""
+    if not raw or len(raw) > 4096:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _upload() -> bytes:
+    f = request.files.get("image")
+    if f is None:
+        return b""
+    # One byte past the limit is enough to refuse it as too large.
+    return f.read(int(current_app.config["FACE_IMAGE_MAX_BYTES"]) + 1)
+
+
+@bp.route("/login/step-up/face", methods=["GET", "POST"])
+def face_page():
+    """The capture page (GET) and the comparison (POST: multipart ``rid``, ``image``,
+    optional ``liveness`` JSON). The page's script posts with ``Accept:
+    application/json`` and the CSRF token in ``X-CSRFToken``, and gets ``{ok, redirect}``
+    or ``{error, message}``; the plain upload form (no script) gets a redirect or the
+    page again with the message."""
+    rid = request.values.get("rid")
+    rec = pending.load(rid)
+    sess = sso.current()
+    if rec is None or sess is None:
+        if request.method == "POST" and _wants_json():
+            return _face_error("request_expired")
+        return _expired()
+    client = find_client(rec["params"].get("client_id", ""))
+    cid = client.client_id if client else None
+    asked = assurance.required_level(rec["params"].get("acr_values"))
+    if assurance.meets(sess.acr, asked):
+        return _face_done(pending.resume_url(rid, rec), sess.acr)
+    person = sess.person
+    opts = _options(person, sess, asked)
+    if request.method == "GET":
+        if not opts["face"] or opts["realname"]:
+            return redirect(url_for("stepup.page", rid=rid))
+        return render_template("step_up_face.html", rid=rid, client=client, asked=asked,
+                               reached=sess.acr, error=None)
+    if not opts["face"]:
+        return _face_error("not_offered", rid=rid, client=client, asked=asked, sess=sess)
+    if opts["realname"]:
+        return _face_error("realname_required", rid=rid, client=client, asked=asked,
+                           sess=sess)
+    result = face.verify_person(person, _upload(), liveness=_liveness(), client_id=cid)
+    if not result.ok:
+        return _face_error(result.reason or "mismatch", rid=rid, client=client, asked=asked,
+                           sess=sess)
+    before = sess.acr
+    after = sso.elevate(sess, ["face"])
+    audit.record("stepup.success", actor=person.id, subject=person.id, client_id=cid,
+                 details={"method": "face", "from": before, "to": after, "amr": ["face"],
+                          "score": result.score, "asked": asked, "sid": sess.sid})
+    if not assurance.meets(after, asked):
+        # Not expected (a match raises the account to L4), but never claim what is not so.
+        return _face_error("not_offered", rid=rid, client=client, asked=asked, sess=sess)
+    return _face_done(pending.resume_url(rid, rec), after)
+
+
+def _face_done(url: str, acr: str | None):
+    if request.method == "POST" and _wants_json():
+        return jsonify(ok=True, acr=acr, redirect=url)
+    return redirect(url)
+
+
+def _face_error(reason: str, *, rid=None, client=None, asked=None, sess=None):
+    status, message = _FACE_ERRORS.get(reason, _FACE_ERRORS["unavailable"])
+    if _wants_json() or sess is None:
+        return jsonify(error=reason, message=message()), status
+    return render_template("step_up_face.html", rid=rid, client=client, asked=asked,
+                           reached=sess.acr, error=message()), status

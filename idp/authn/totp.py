@@ -118,8 +118,14 @@ def locked(person_id: str) -> bool:
     return count is not None and int(count) >= cfg["STEPUP_MAX_FAILURES"]
 
 
-def _failed(person_id: str) -> None:
-    store().incr(_fail_key(person_id), current_app.config["STEPUP_FAILURE_WINDOW"])
+def _try(person_id: str) -> bool:
+    """Count this attempt before any code is compared; False when the tries are used up.
+    Counting first (one atomic increment) is what stops parallel requests that would all
+    pass a "locked?" check made before any of them counted its failure; a right code
+    clears the count."""
+    cfg = current_app.config
+    return store().incr(_fail_key(person_id), cfg["STEPUP_FAILURE_WINDOW"]) <= int(
+        cfg["STEPUP_MAX_FAILURES"])
 
 
 def verify(person_id: str, code: str) -> TotpResult:
@@ -127,7 +133,7 @@ def verify(person_id: str, code: str) -> TotpResult:
     creds = confirmed(person_id)
     if not creds:
         return TotpResult(False, "not_enrolled")
-    if locked(person_id):
+    if not _try(person_id):
         return TotpResult(False, "locked")
     at = _now()
     replayed = False
@@ -139,18 +145,17 @@ def verify(person_id: str, code: str) -> TotpResult:
             store().delete(_fail_key(person_id))
             return TotpResult(True, credential=cred)
         replayed = True
-    _failed(person_id)
     return TotpResult(False, "replayed" if replayed else "invalid")
 
 
 def confirm(cred: TotpCredential, code: str) -> TotpResult:
     """Prove a new credential with a first code; it then counts as enrolled."""
-    if locked(cred.person_id):
+    if not _try(cred.person_id):
         return TotpResult(False, "locked")
     step = _matching_step(secret_of(cred), code, _now())
     if step is None or not _claim_step(cred, step):
-        _failed(cred.person_id)
         return TotpResult(False, "invalid")
+    store().delete(_fail_key(cred.person_id))
     cred.confirmed_at = _now()
     db.session.commit()
     return TotpResult(True, credential=cred)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 import time
 from typing import Any
@@ -360,19 +361,29 @@ def login_options():
     body = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}
     hinted: list[WebAuthnCredential] = []
+    allowed: list[PublicKeyCredentialDescriptor] = []
     username = body.get("username")
     if isinstance(username, str) and username.strip():
-        person, problem, _lock = password.find_person(username)
+        person, problem, lock_key = password.find_person(username)
         if person is not None and problem is None and person.status == "active":
             hinted = credentials_of(person.id)
-    # With a hint, only that person's credentials count; without one (or for a name we
-    # know no credential of) the authenticator offers its discoverable credentials.
+        # A name we know no credential of gets a made-up one, the same each time: an
+        # empty list would tell anyone who has an account with passkeys here.
+        allowed = _descriptors(hinted) if hinted else [_decoy(lock_key)]
+    # With a hint, only that person's credentials count; without one the authenticator
+    # offers its discoverable credentials.
     challenge = _issue("login", person_id=hinted[0].person_id if hinted else None)
     options = generate_authentication_options(
         rp_id=rp_id(), challenge=challenge, timeout=_ttl() * 1000,
-        allow_credentials=_descriptors(hinted),
-        user_verification=UserVerificationRequirement.REQUIRED)
+        allow_credentials=allowed, user_verification=UserVerificationRequirement.REQUIRED)
     return jsonify(options_to_json_dict(options))
+
+
+def _decoy(seed: str) -> PublicKeyCredentialDescriptor:
+    key = current_app.config["SECRET_KEY"].encode()
+    return PublicKeyCredentialDescriptor(
+        id=hmac.new(key, f"passkey-decoy\x1f{seed}".encode(), hashlib.sha256).digest(),
+        transports=[AuthenticatorTransport.INTERNAL])
 
 
 @bp.post("/passkey/login/verify")

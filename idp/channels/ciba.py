@@ -184,6 +184,47 @@ def _find_person(hint: str) -> Person:
     return person
 
 
+# Lookups that named nobody (or nobody usable), per client and window. ID numbers are
+# structured (region, birth date, sequence, check digit) and phones are dense, so a hall
+# or hotline client — or whoever holds its credentials — could otherwise list who has
+# an account; past the limit it looks up nobody until the window ends.
+UNKNOWN_HINT_LIMIT = 30
+UNKNOWN_HINT_WINDOW = 600
+
+
+class TooManyUnknownHintsError(OAuth2Error):
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, window: int):
+        super().__init__("Too many requests for unknown users; try again later.")
+        self.retry_after = window
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+def _unknown_key(client) -> str:
+    return f"ciba_unknown:{client.client_id}"
+
+
+def _hint_limits() -> tuple[int, int]:
+    cfg = current_app.config
+    return (int(cfg.get("CIBA_UNKNOWN_HINT_LIMIT", UNKNOWN_HINT_LIMIT)),
+            int(cfg.get("CIBA_UNKNOWN_HINT_WINDOW", UNKNOWN_HINT_WINDOW)))
+
+
+def _check_hint_budget(client) -> None:
+    limit, window = _hint_limits()
+    seen = store().get(_unknown_key(client))
+    if seen is not None and int(seen) >= limit:
+        raise TooManyUnknownHintsError(window)
+
+
+def _count_unknown_hint(client) -> None:
+    store().incr(_unknown_key(client), _hint_limits()[1])
+
+
 def _binding_message(value: str | None) -> str:
     # Read out by the clerk and shown on the citizen's app: short, one line, printable.
     if value is None or not value.strip():
@@ -245,6 +286,7 @@ def _validate(req, client) -> dict[str, Any]:
         if client.channel != "hall":
             raise InvalidRequestError("Only service-hall counters can vouch for an in-person "
                                       "document check.")
+    _check_hint_budget(client)
     person = _find_person(_param(req, "login_hint"))
     return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
             "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
@@ -265,11 +307,15 @@ def bc_authorize():
         client = _authenticate(req)
         p = _validate(req, client)
     except OAuth2Error as err:
-        if client is not None and err.error in ("unknown_user_id", "access_denied"):
+        limited = isinstance(err, TooManyUnknownHintsError)
+        if client is not None and (limited or err.error in ("unknown_user_id",
+                                                            "access_denied")):
             # A registered hall or hotline looking up people who are not there (or not
             # usable) is worth seeing in the log: it may be probing ID numbers.
+            if not limited:
+                _count_unknown_hint(client)
             audit.record("ciba.refused", actor=client.client_id, client_id=client.client_id,
-                         details={"error": err.error,
+                         details={"error": "rate_limited" if limited else err.error,
                                   "acting_party": (req.payload.data.get("acting_party")
                                                    or "")[:MAX_ACTING_PARTY]})
         return _error(req, err)

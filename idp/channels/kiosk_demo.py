@@ -164,7 +164,10 @@ def _start_kiosk_session(access_token: str, amr: list[str], acr: str | None) -> 
     person = db.session.get(Person, pid) if pid else None
     if person is None or person.status != "active":
         return False
-    sess = sso.start(person, amr, acr, channel="kiosk",
+    # The token's acr is a ceiling as well as amr: a phone session signed in by a QR
+    # scan holds less than its amr alone would prove (the app's level caps it), and
+    # the kiosk session must not claim more than the tokens it rests on.
+    sess = sso.start(person, amr, assurance.lower(acr, claims.get("acr")), channel="kiosk",
                      idle_timeout=current_app.config["KIOSK_IDLE_TIMEOUT"])
     sso.add_client(sess, CLIENT_ID)
     session["kiosk_sid"] = sess.sid

@@ -1,5 +1,6 @@
 """``idp merge …``: the review queue of legacy accounts (list, approve, reject, link to a
-person, undo) and merging two persons who are one citizen. The admin console decides
+person — or an organisation, by its credit code — undo) and merging two persons who are
+one citizen. The admin console decides
 through the same functions (``connectors.review``, ``connectors.merge``)."""
 
 from __future__ import annotations
@@ -20,34 +21,30 @@ def merge() -> None:
 @click.option("--state", default="pending", type=click.Choice(_STATES))
 @click.option("--json", "as_json", is_flag=True)
 def merge_list(state: str, as_json: bool) -> None:
-    from connectors.importer import read_row
-    from idp.extensions import db
-    from idp.identity.masking import mask_id_number, mask_name, mask_phone
-    from idp.models import LegacyAccount, ReviewItem
+    """Review items, masked as the admin console shows them."""
+    from admin.queue import list_items
 
     with app_context():
-        query = db.select(ReviewItem, LegacyAccount).join(
-            LegacyAccount, LegacyAccount.id == ReviewItem.legacy_account_id)
-        if state != "all":
-            query = query.where(ReviewItem.state == state)
-        out = []
-        for item, account in db.session.execute(query.order_by(ReviewItem.id).limit(1000)):
-            row = read_row(account)
-            out.append({"id": item.id, "state": item.state, "reason": item.reason,
-                        "source": account.source, "legacy_id": account.legacy_id,
-                        "name": mask_name(row.get("name") or ""),
-                        "id_number": mask_id_number(row.get("id_number") or ""),
-                        "phone": mask_phone(row.get("phone") or ""),
-                        "candidates": item.candidates})
+        rows, _total = list_items(state, page=1, per_page=1000)
+        out = [{"id": r.id, "state": r.state, "reason": r.reason, "source": r.source,
+                "legacy_id": r.legacy_id, "kind": r.kind, "name": r.name,
+                "id_number": r.id_number, "phone": r.phone, "credit_code": r.credit_code,
+                "org_code": r.org_code, "candidates": r.candidates} for r in rows]
     emit(out, as_json, "\n".join(
         f"{o['id']}\t{o['state']}\t{o['reason']}\t{o['source']}:{o['legacy_id']}\t{o['name']}"
-        f"\t{o['id_number']}" for o in out))
+        f"\t{o['credit_code'] or o['org_code'] if o['kind'] == 'organisation' else o['id_number']}"
+        for o in out))
 
 
-def _decide(action: str, item_id: int, as_json: bool, **kw) -> None:
+def _decide(action: str, item_id: int, as_json: bool, target: str | None = None,
+            **kw) -> None:
+    """``target`` names whom to link to: a person's internal id, or for an
+    organisation's item the organisation's credit code."""
     from connectors import review
 
     with app_context():
+        if target is not None:
+            kw["uscc" if review.kind(item_id) == review.ORGANISATION else "person_id"] = target
         try:
             item = getattr(review, action)(item_id, by=operator(), **kw)
         except review.ReviewError as exc:
@@ -64,10 +61,15 @@ _note = click.option("--note", default="", help="Why (kept in the audit log).")
 @merge.command("approve")
 @click.argument("item_id", type=int)
 @click.option("--person", "person_id", default=None, help="Merge into this person (internal id).")
+@click.option("--org", "uscc", default=None,
+              help="An organisation's item: link to the organisation with this credit code.")
 @_note
 @click.option("--json", "as_json", is_flag=True)
-def merge_approve(item_id: int, person_id: str | None, note: str, as_json: bool) -> None:
-    _decide("approve", item_id, as_json, person_id=person_id, note=note)
+def merge_approve(item_id: int, person_id: str | None, uscc: str | None, note: str,
+                  as_json: bool) -> None:
+    """Link to the single candidate (or --person / --org), or to a new person or
+    organisation made from the row's valid ID number or credit code."""
+    _decide("approve", item_id, as_json, person_id=person_id, uscc=uscc, note=note)
 
 
 @merge.command("reject")
@@ -80,14 +82,15 @@ def merge_reject(item_id: int, note: str, as_json: bool) -> None:
 
 @merge.command("into")
 @click.argument("item_id", type=int)
-@click.argument("person_id")
+@click.argument("target")
 @click.option("--force", is_flag=True, help="Even if the ID numbers differ (needs --note).")
 @_note
 @click.option("--json", "as_json", is_flag=True)
-def merge_into(item_id: int, person_id: str, force: bool, note: str, as_json: bool) -> None:
-    """Link the item's legacy account to PERSON_ID; a person it was linked to before is
-    merged into PERSON_ID."""
-    _decide("merge", item_id, as_json, person_id=person_id, force=force, note=note)
+def merge_into(item_id: int, target: str, force: bool, note: str, as_json: bool) -> None:
+    """Link the item's legacy account to TARGET: a person's internal id (a person it was
+    linked to before is merged into them), or for an organisation's item the
+    organisation's unified social credit code."""
+    _decide("merge", item_id, as_json, target=target, force=force, note=note)
 
 
 @merge.command("undo")

@@ -7,7 +7,12 @@ import secrets
 import time
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    grants,
+)
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -163,6 +168,22 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         person = _active_person(refresh_token.person_id)
         if person is None:
             return None
+        # Rotate before anything is issued, in one conditional UPDATE: of two requests
+        # racing with the same token (the client and a thief) only one gets tokens, and
+        # the other is reuse like any later one — the family is revoked.
+        claimed = db.session.execute(
+            db.update(RefreshToken)
+            .where(RefreshToken.id == refresh_token.id, RefreshToken.rotated_at.is_(None),
+                   RefreshToken.revoked_at.is_(None))
+            .values(rotated_at=time.time())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if claimed != 1:
+            n = revoke_grant(refresh_token.family_id, reason="refresh token reused")
+            log.warning("concurrent refresh token use for client %s; revoked %d tokens",
+                        refresh_token.client_id, n)
+            raise InvalidGrantError("The refresh token has already been used.")
         return Subject(person=person, auth_time=refresh_token.auth_time,
                        gid=refresh_token.family_id, sub=subject_for(self.request.client, person.id),
                        acr=refresh_token.acr,
@@ -171,8 +192,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                        channel=refresh_token.channel, act=refresh_token.act)
 
     def revoke_old_credential(self, refresh_token: RefreshToken):
-        refresh_token.rotated_at = time.time()
-        db.session.commit()
+        pass  # already rotated atomically in authenticate_user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

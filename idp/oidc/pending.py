@@ -54,7 +54,10 @@ def finish(rid: str) -> None:
 
 def resume_url(rid: str, record: dict[str, Any]) -> str:
     back = record.get("next")
-    if isinstance(back, str) and back.startswith("/") and not back.startswith(("//", "/\\")):
+    # Browsers drop tabs and line breaks inside URLs ("/\t/evil" becomes "//evil"), so
+    # any control character disqualifies the path.
+    if isinstance(back, str) and back.startswith("/") and not back.startswith(("//", "/\\")) \
+            and back.isprintable():
         # A local page waiting for sign-in that is not an authorization request
         # (e.g. /device); only a path on this site, never an open redirect.
         return back

@@ -5,53 +5,22 @@
 // own client authentication and error parsing), and the ID token is checked with its
 // validateIdToken (signature from the JWKS, iss, aud, exp, at_hash).
 //
-// Input (CIBA_CONFIG, JSON): { issuer, hall: {client_id, client_secret},
+// Config (RP_CONFIG, see oidc_common.mjs): { issuer, hall: {client_id, client_secret},
 //   other: {client_id, client_secret}, hotline: {client_id, client_secret},
 //   login_hint, unknown_hint, binding_message, acting_party, agent }
 // The caller takes part through stdin/stdout: each {"waiting": name, ...} line on stdout
 // waits for one line on stdin ("continue", or "code NNNNNN" for the SMS read-back).
 // Output: last line { completed, steps: { name: { outcome: "ok"|"error", ... } } }.
 
-import { createInterface } from 'node:readline';
+import { errors } from 'openid-client';
 
-import { custom, errors, Issuer } from 'openid-client';
+import {
+  ask, attempt, config, discover, finish, makeClient as clientOf, out,
+} from './oidc_common.mjs';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
-const config = JSON.parse(process.env.CIBA_CONFIG || '{}');
-custom.setHttpOptionsDefaults({ timeout: 15000 });
 
-const out = { completed: false, steps: {} };
-const input = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-
-function describe(err) {
-  const d = { name: err && err.constructor ? err.constructor.name : typeof err };
-  if (err instanceof errors.OPError) {
-    d.error = err.error;
-    d.error_description = err.error_description;
-    if (err.response) d.status = err.response.statusCode;
-  } else {
-    d.message = String(err && err.message ? err.message : err);
-  }
-  return d;
-}
-
-async function step(name, fn) {
-  try {
-    const detail = await fn();
-    out.steps[name] = { outcome: 'ok', ...(detail || {}) };
-    return detail;
-  } catch (err) {
-    out.steps[name] = { outcome: 'error', error: describe(err) };
-    return undefined;
-  }
-}
-
-async function waitFor(name, info) {
-  process.stdout.write(`${JSON.stringify({ waiting: name, ...info })}\n`);
-  const { value, done } = await input.next();
-  if (done) throw new Error(`no answer after ${name}`);
-  return value.trim();
-}
+const waitFor = (name, info) => ask({ waiting: name, ...info });
 
 function basic(c) {
   // RFC 6749 §2.3.1: form-encode id and secret before joining them.
@@ -77,18 +46,12 @@ function payload(jwt) {
 }
 
 function makeClient(issuer, c) {
-  return new issuer.Client({
-    client_id: c.client_id,
-    client_secret: c.client_secret,
-    token_endpoint_auth_method: 'client_secret_basic',
-    id_token_signed_response_alg: 'ES256', // the provider's default
-    grant_types: [CIBA],
-    response_types: [],
-  });
+  return clientOf(issuer, c, { token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: [CIBA], response_types: [] });
 }
 
 async function start(name, endpoint, c, params) {
-  const r = await step(name, async () => {
+  const r = await attempt(name, async () => {
     const body = await bcAuthorize(endpoint, c, params);
     return { has_id: typeof body.auth_req_id === 'string' && body.auth_req_id.length >= 32,
              expires_in: body.expires_in, interval: body.interval, auth_req_id: body.auth_req_id };
@@ -98,7 +61,7 @@ async function start(name, endpoint, c, params) {
 }
 
 async function poll(name, client, aid) {
-  await step(name, async () => {
+  await attempt(name, async () => {
     const tokenSet = await client.grant({ grant_type: CIBA, auth_req_id: aid });
     await client.validateIdToken(tokenSet, undefined, 'token');
     const at = payload(tokenSet.access_token);
@@ -112,17 +75,14 @@ async function poll(name, client, aid) {
   });
 }
 
-async function main() {
-  const issuer = await Issuer.discover(config.issuer);
-  const m = issuer.metadata;
-  out.steps.discovery = {
-    outcome: 'ok',
+await finish(async () => {
+  const issuer = await discover((m) => ({
     endpoint: m.backchannel_authentication_endpoint,
     modes: m.backchannel_token_delivery_modes_supported,
     user_code: m.backchannel_user_code_parameter_supported,
     grant_listed: (m.grant_types_supported || []).includes(CIBA),
-  };
-  const endpoint = m.backchannel_authentication_endpoint;
+  }));
+  const endpoint = issuer.metadata.backchannel_authentication_endpoint;
   const hall = makeClient(issuer, config.hall);
   const other = makeClient(issuer, config.other);
   const hotline = makeClient(issuer, config.hotline);
@@ -164,13 +124,4 @@ async function main() {
   const checked = await post({ code: answer.replace(/^code\s+/, '') });
   out.steps.sms_checked = { outcome: checked.status === 200 ? 'ok' : 'error', ...checked };
   await poll('poll_sms', hotline, sms);
-}
-
-try {
-  await main();
-  out.completed = true;
-} catch (err) {
-  out.crash = describe(err);
-}
-process.stdout.write(`${JSON.stringify(out)}\n`);
-process.exit(0);
+});

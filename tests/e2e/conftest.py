@@ -286,6 +286,20 @@ def running(*idps: LiveIdP, serve_args: tuple[str, ...] = ()) -> Iterator[tuple[
             idp.wait_stopped()
 
 
+@contextlib.contextmanager
+def provider(tmp_path_factory, name: str, *, span: int = 1, host: str = "127.0.0.1",
+             env: dict[str, str] | None = None, cls: type[LiveIdP] = LiveIdP,
+             ) -> Iterator[LiveIdP]:
+    """A provider with its own fresh backend, not started yet (set it up with its CLI,
+    then start it with ``running``): issuer http://HOST:PORT, and the ports after PORT,
+    ``span`` in all, free for the test's own servers."""
+    with backend_env() as shared:
+        port = free_port(span)
+        yield cls(port=port, issuer=f"http://{host}:{port}", url_host=host,
+                  shared_env={**shared, **(env or {})},
+                  instance_path=tmp_path_factory.mktemp(name))
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -312,10 +326,7 @@ def node() -> str:
 @pytest.fixture(scope="module")
 def live_idp(tmp_path_factory) -> Iterator[LiveIdP]:
     """A provider on PostgreSQL + Redis with an issuer of http://127.0.0.1:PORT."""
-    with backend_env() as shared:
-        port = free_port()
-        idp = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
-                      instance_path=tmp_path_factory.mktemp("live-idp"))
+    with provider(tmp_path_factory, "live-idp") as idp:
         idp.run_cli("init")
         with running(idp):
             yield idp

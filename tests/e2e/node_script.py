@@ -14,12 +14,14 @@ import queue
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import E2E_DIR
 from .rp_result import explain
+
+E2E_DIR = Path(__file__).resolve().parent  # the scripts and their node_modules
 
 
 def ensure_node(package: str = "openid-client") -> str:

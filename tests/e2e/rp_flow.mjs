@@ -5,8 +5,7 @@
 // Everything a relying party must check (state, iss, PKCE, ID-token signature, nonce,
 // at_hash, userinfo sub) is left to openid-client.
 //
-// Input: a JSON object in the RP_CONFIG environment variable (or a file named by the
-// first argument):
+// Config (RP_CONFIG, see oidc_common.mjs):
 //   { "scenario": "full" | "private_key_jwt" | "wrong_secret" | "public_revoke" | "silent",
 //     "issuer": "http://127.0.0.1:PORT",
 //     "username": "...", "password": "...", "scope": "openid profile",
@@ -21,58 +20,14 @@
 //                                     steps (see pause())
 // Scenarios for acting for an enterprise (scope "org"): "org" and "org_refused".
 // Output: one JSON object on stdout: { scenario, completed, steps: { name: {...} } }.
-// Each step records outcome "ok" or "error" (with the OAuth error code); the caller
-// decides which outcome each step should have had.
 
-import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { generators } from 'openid-client';
 
-import { custom, errors, generators, Issuer } from 'openid-client';
+import {
+  attempt, ask, config, discover, finish, Halt, isJwt, makeClient as clientOf, must, out,
+} from './oidc_common.mjs';
 
-const config = JSON.parse(
-  process.argv[2] ? readFileSync(process.argv[2], 'utf8') : process.env.RP_CONFIG || '{}',
-);
-custom.setHttpOptionsDefaults({ timeout: 15000 });
-
-const out = { scenario: config.scenario, completed: false, steps: {} };
-
-class Halt extends Error {}
-
-function describe(err) {
-  const d = { name: err && err.constructor ? err.constructor.name : typeof err };
-  if (err instanceof errors.OPError) {
-    d.error = err.error;
-    d.error_description = err.error_description;
-    if (err.response) d.status = err.response.statusCode;
-  } else {
-    d.message = String(err && err.message ? err.message : err);
-  }
-  return d;
-}
-
-// A step whose failure leaves nothing for later steps to work with.
-async function must(name, fn) {
-  try {
-    const detail = await fn();
-    out.steps[name] = { outcome: 'ok', ...(detail || {}) };
-    return detail;
-  } catch (err) {
-    out.steps[name] = { outcome: 'error', error: describe(err) };
-    throw new Halt(name);
-  }
-}
-
-// A step that may be meant to fail (the caller asserts which).
-async function attempt(name, fn) {
-  try {
-    const detail = await fn();
-    out.steps[name] = { outcome: 'ok', ...(detail || {}) };
-    return detail;
-  } catch (err) {
-    out.steps[name] = { outcome: 'error', error: describe(err) };
-    return undefined;
-  }
-}
+out.scenario = config.scenario;
 
 // ---------------------------------------------------------------- browser part
 
@@ -242,25 +197,11 @@ async function signIn(authorizationUrl, redirectUri) {
 // ---------------------------------------------------------------- relying party
 
 function makeClient(issuer, c, secretOverride) {
-  const metadata = {
-    client_id: c.client_id,
-    redirect_uris: [c.redirect_uri],
-    response_types: ['code'],
-    token_endpoint_auth_method: c.token_endpoint_auth_method,
-    // The provider's default; openid-client would otherwise insist on RS256.
-    id_token_signed_response_alg: 'ES256',
-  };
-  const secret = secretOverride ?? c.client_secret;
-  if (secret) metadata.client_secret = secret;
-  let jwks;
-  if (c.jwk) {
-    metadata.token_endpoint_auth_signing_alg = c.jwk.alg || 'ES256';
-    jwks = { keys: [c.jwk] };
-  }
-  return new issuer.Client(metadata, jwks);
+  const metadata = { redirect_uris: [c.redirect_uri], response_types: ['code'] };
+  if (c.jwk) metadata.token_endpoint_auth_signing_alg = c.jwk.alg || 'ES256';
+  return clientOf(issuer, { ...c, client_secret: secretOverride ?? c.client_secret }, metadata,
+    c.jwk ? { keys: [c.jwk] } : undefined);
 }
-
-const isJwt = (s) => typeof s === 'string' && s.split('.').length === 3;
 
 async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', extra = {}) {
   const codeVerifier = generators.codeVerifier();
@@ -481,14 +422,7 @@ async function silentWithoutSession(issuer) {
 // The caller acts (e.g. revokes an appointment) while the relying party waits: a line
 // {"paused": name} on stdout, then the caller writes "continue" on stdin.
 async function pause(name) {
-  process.stdout.write(`${JSON.stringify({ paused: name })}\n`);
-  const rl = createInterface({ input: process.stdin });
-  try {
-    const { value, done } = await rl[Symbol.asyncIterator]().next();
-    if (done || value.trim() !== 'continue') throw new Error(`not resumed after ${name}`);
-  } finally {
-    rl.close();
-  }
+  if ((await ask({ paused: name })) !== 'continue') throw new Error(`not resumed after ${name}`);
 }
 
 // Acting for an enterprise: selection (or login_hint), the org claim in the ID token and
@@ -533,28 +467,12 @@ const SCENARIOS = {
   public_revoke: publicRevoke,
 };
 
-async function main() {
+await finish(async () => {
   const run = SCENARIOS[config.scenario];
   if (!run) throw new Error(`unknown scenario ${config.scenario}`);
-  const issuer = await must('discovery', async () => {
-    const found = await Issuer.discover(config.issuer);
-    return {
-      issuer: found,
-      issuer_url: found.metadata.issuer,
-      code_challenge_methods: found.metadata.code_challenge_methods_supported,
-      iss_parameter: found.metadata.authorization_response_iss_parameter_supported,
-    };
-  }).then((d) => {
-    delete out.steps.discovery.issuer;
-    return d.issuer;
-  });
-  await run(issuer);
-  out.completed = true;
-}
-
-try {
-  await main();
-} catch (err) {
-  if (!(err instanceof Halt)) out.crash = describe(err);
-}
-process.stdout.write(`${JSON.stringify(out)}\n`);
+  await run(await discover((m) => ({
+    issuer_url: m.issuer,
+    code_challenge_methods: m.code_challenge_methods_supported,
+    iss_parameter: m.authorization_response_iss_parameter_supported,
+  })));
+});

@@ -1,23 +1,17 @@
 """The admin console in headless Chromium against ``idp serve`` on PostgreSQL + Redis:
-a reviewer (role granted by ``idp admin grant``) signs in with a password, is asked for
-a higher level, and — once the session is at L3 — approves a queued legacy account.
-
-Reaching L3 is the step-up page's business (another authenticator); this test stands in
-for it by raising the session record in Redis as ``sso.elevate`` would, so that it tests
-the console, not a particular second factor.
+a reviewer (role granted by ``idp admin grant``) signs in with a password, is told the
+console needs a higher level, steps up with the SMS code from the dev outbox on the
+provider's own step-up page, comes back through the console's callback, and approves a
+queued legacy account.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 from playwright.sync_api import expect, sync_playwright
-
-from tests import backends
 
 from .conftest import (
     DEMO_CITIZEN_ID,
@@ -28,6 +22,7 @@ from .conftest import (
     running,
 )
 from .test_browser_sso import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from .test_stepup_browser import _sms_code
 
 pytestmark = pytest.mark.browser
 
@@ -57,15 +52,6 @@ def admin_idp(tmp_path_factory) -> Iterator[LiveIdP]:
             yield idp
 
 
-def _raise_to_l3(idp: LiveIdP, cookie: str) -> None:
-    r = redis.Redis.from_url(backends.REDIS_URL)
-    key = idp.env["IDP_REDIS_PREFIX"] + "sso:" + hashlib.sha256(cookie.encode()).hexdigest()
-    record = json.loads(r.get(key))
-    record["amr"] = [*record["amr"], "otp"]
-    record["acr"] = "L3"
-    r.set(key, json.dumps(record), keepttl=True)
-
-
 def test_reviewer_approves_a_queued_account(admin_idp):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -82,9 +68,15 @@ def test_reviewer_approves_a_queued_account(admin_idp):
 
             page.goto(admin_idp.url("/admin/review"))
             expect(page.locator("h1")).to_have_text("需要更高认证等级")
-            cookie = next(c["value"] for c in context.cookies() if c["name"] == "idp_sso")
-            _raise_to_l3(admin_idp, cookie)
-            page.click("#step-up")  # through /authorize and the callback, back here
+            page.click("#step-up")  # the console's own request at L3, again
+            page.wait_for_url("**/login/step-up?**")
+            sms = page.locator("#stepup-sms")
+            expect(sms).to_contain_text("138****8000")
+            sent_after = time.time() - 1
+            sms.locator("button[type=submit]").click()
+            page.fill("#sms-code", _sms_code(admin_idp, sent_after))
+            page.locator("#sms-code").press("Enter")
+            # Raised in place (same session): through /authorize and the callback, back.
             page.wait_for_url("**/admin/review")
             item = page.locator("#queue li.item").first
             expect(item).to_contain_text("shebao-2012:u2")

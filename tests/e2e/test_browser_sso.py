@@ -12,8 +12,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
+# CHROMIUM and co. re-exported: test_admin_browser.py imports them from here.
+from .browser import CHROMIUM as CHROMIUM
+from .browser import CHROMIUM_ARGS as CHROMIUM_ARGS
+from .browser import TIMEOUT_MS as TIMEOUT_MS
+from .browser import assert_fits_width, fill_login, open_context, screenshot
 from .conftest import (
     DEMO_CITIZEN_ID,
     DEMO_CITIZEN_PASSWORD,
@@ -25,14 +30,10 @@ from .conftest import (
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # 110105 19900307 1239 typed in full-width digits with (ideographic and ASCII)
 # spaces, as a Chinese input method in full-width mode produces it.
 DEMO_ID_TYPED = "１１０１０５\u3000１９９００３０７ １２３９"
 WRONG_CHECK_DIGIT = DEMO_CITIZEN_ID[:-1] + "8"  # the right check character is 9
-TIMEOUT_MS = 15_000
 
 
 class DemoIdP(LiveIdP):
@@ -58,24 +59,10 @@ def demo_idp(tmp_path_factory) -> Iterator[DemoIdP]:
             yield idp
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
 def context(browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(locale="zh-CN")
-    ctx.set_default_timeout(TIMEOUT_MS)
-    try:
+    with open_context(browser) as ctx:
         yield ctx
-    finally:
-        ctx.close()
 
 
 def status(page: Page):
@@ -105,9 +92,7 @@ def test_single_sign_on_and_single_logout(demo_idp, context):
     expect(a.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(a.locator("label[for=username]")).to_contain_text("身份证号码")
     expect(a.locator("main")).to_contain_text("省政务服务网")  # which site is asking
-    a.fill("#username", DEMO_ID_TYPED)
-    a.fill("#password", DEMO_CITIZEN_PASSWORD)
-    a.click("button[type=submit]")
+    fill_login(a, DEMO_ID_TYPED, DEMO_CITIZEN_PASSWORD)
     a.wait_for_url(demo_idp.province + "/**")
     expect(status(a)).to_have_attribute("data-state", "signed-in")
     expect(status(a)).to_contain_text("张三")
@@ -147,10 +132,8 @@ def test_wrong_check_digit_names_expected_character(demo_idp, context):
     page = context.new_page()
     resp = page.goto(demo_idp.url("/login"))
     assert resp.status == 200
-    page.fill("#username", WRONG_CHECK_DIGIT)
-    page.fill("#password", "whatever-1")
     with page.expect_navigation() as nav:
-        page.click("button[type=submit]")
+        fill_login(page, WRONG_CHECK_DIGIT, "whatever-1")
     assert nav.value.status == 400
     error = page.locator("[role=alert]")
     expect(error).to_contain_text("校验码")
@@ -166,33 +149,24 @@ def test_wrong_check_digit_names_expected_character(demo_idp, context):
     ("phone", 390, 844, {"input": 24, "button": 44}),
     ("kiosk", 1080, 1920, {"input": 72, "button": 72}),
 ], ids=["phone-390x844", "kiosk-1080x1920"])
-def test_login_page_fits_phone_and_kiosk(demo_idp, browser, artifacts_dir, name, width, height,
-                                          min_height):
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": width, "height": height},
-                              is_mobile=name == "phone", has_touch=True)
-    try:
+def test_login_page_fits_phone_and_kiosk(demo_idp, browser, name, width, height, min_height):
+    with open_context(browser, viewport={"width": width, "height": height},
+                      is_mobile=name == "phone", has_touch=True) as ctx:
         page = ctx.new_page()
         page.goto(demo_idp.province + "/")
         page.click("#login")
         page.wait_for_url(demo_idp.base_url + "/login?**")
-        page.fill("#username", WRONG_CHECK_DIGIT)  # with the error shown: the widest state
-        page.fill("#password", "whatever-1")
-        page.click("button[type=submit]")
+        # With the error shown: the widest state.
+        fill_login(page, WRONG_CHECK_DIGIT, "whatever-1")
         expect(page.locator("[role=alert]")).to_be_visible()
-        shot = artifacts_dir / f"login-{name}-{width}x{height}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 0
-        scroll_width, inner_width = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
-        assert scroll_width <= inner_width, f"{name}: page scrolls sideways"
+        screenshot(page, f"login-{name}-{width}x{height}")
+        inner_width = assert_fits_width(page, name)
         for selector, kind in (("#username", "input"), ("#password", "input"),
                                ("button[type=submit]", "button")):
             box = page.locator(selector).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= inner_width, selector
             assert box["height"] >= min_height[kind], (
                 f"{name}: {selector} is {box['height']} px high, under {min_height[kind]}")
-    finally:
-        ctx.close()
 
 
 def test_english_by_lang_parameter(demo_idp, context):
@@ -203,9 +177,7 @@ def test_english_by_lang_parameter(demo_idp, context):
     expect(page.locator("h1")).to_have_text("Sign in")
     assert "身份证" not in page.locator("main").inner_text()
     # Identifier errors in English too.
-    page.fill("#username", WRONG_CHECK_DIGIT)
-    page.fill("#password", "whatever-1")
-    page.click("button[type=submit]")
+    fill_login(page, WRONG_CHECK_DIGIT, "whatever-1")
     expect(page.locator("[role=alert]")).to_contain_text("check character should be '9'")
     # The switch back to Chinese.
     page.click("header nav.lang a")
@@ -227,8 +199,6 @@ def test_english_by_ui_locales(demo_idp, context):
     page.wait_for_url(demo_idp.base_url + "/login?**")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("label[for=username]")).to_have_text("ID card number or mobile number")
-    page.fill("#username", DEMO_CITIZEN_ID)
-    page.fill("#password", DEMO_CITIZEN_PASSWORD)
-    page.click("button[type=submit]")
+    fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
     page.wait_for_url(demo_idp.province + "/**")
     expect(status(page)).to_have_attribute("data-state", "signed-in")

@@ -5,23 +5,17 @@ driven over HTTP. Nothing of the provider runs in the test process."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
-import queue
 import re
-import secrets
-import shutil
-import subprocess
-import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from .conftest import E2E_DIR, LiveIdP, backend_env, free_port, running
+from .conftest import LiveIdP, backend_env, free_port, running
+from .node_script import NodeScript
+from .oauth import hidden_fields, pkce_pair, query
 from .rp_result import explain, ok, refused
 
 pytestmark = pytest.mark.node
@@ -34,15 +28,6 @@ DEMO_CITIZEN_ID = "110105199003071239"
 DEMO_PASSWORD = "Demo@2026"
 DEMO_PHONE = "13800138000"
 APP_REDIRECT = "http://127.0.0.1/app/cb"
-TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def node_bin() -> str:
-    node = shutil.which("node")
-    if not node or not (E2E_DIR / "node_modules" / "openid-client" / "package.json").exists():
-        pytest.fail("node and tests/e2e/node_modules (npm ci) are required")
-    return node
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +63,7 @@ def world(idp):
 def app_token(idp: LiveIdP, username: str, password: str) -> str:
     """Sign in to the citizen's app (a public client: code + PKCE, plain HTTP)."""
     s = requests.Session()
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     resp = s.get(idp.url("/authorize"), allow_redirects=False, timeout=10, params={
         "response_type": "code", "client_id": "e2e-app", "redirect_uri": APP_REDIRECT,
         "scope": "openid", "state": "s1", "code_challenge": challenge,
@@ -92,14 +75,12 @@ def app_token(idp: LiveIdP, username: str, password: str) -> str:
         assert resp.status_code in (302, 303), resp.text[:300]
         target = loc if loc.startswith("http") else idp.url(loc)
         if urlsplit(target).path == "/login":
-            page = s.get(target, timeout=10).text
-            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
-                                     page))
+            fields = hidden_fields(s.get(target, timeout=10).text)
             resp = s.post(idp.url("/login"), allow_redirects=False, timeout=10,
                           data={**fields, "username": username, "password": password})
         else:
             resp = s.get(target, allow_redirects=False, timeout=10)
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    code = query(resp.headers["Location"])["code"]
     tok = requests.post(idp.url("/token"), timeout=10, data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT,
         "client_id": "e2e-app", "code_verifier": verifier}).json()
@@ -131,70 +112,22 @@ def outbox_code(idp: LiveIdP, phone: str) -> str:
     raise AssertionError("no SMS in the dev outbox")
 
 
-class Flow:
-    """ciba_flow.mjs, with its stdin/stdout conversation."""
-
-    def __init__(self, node: str, config: dict):
-        self.proc = subprocess.Popen([node, str(E2E_DIR / "ciba_flow.mjs")], cwd=E2E_DIR,
-                                     env={**os.environ, "CIBA_CONFIG": json.dumps(config)},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append),
-                         daemon=True).start()
-
-    @staticmethod
-    def _pump(stream, sink) -> None:
-        for line in stream:
-            sink(line)
-        sink(None)
-
-    def _line(self) -> dict | None:
-        try:
-            line = self.lines.get(timeout=TIMEOUT)
-        except queue.Empty:
-            self.proc.kill()
-            pytest.fail(f"ciba_flow.mjs silent for {TIMEOUT}s: {''.join(self.stderr)[-2000:]}")
-        return json.loads(line) if line else None
-
-    def waiting(self, name: str) -> dict:
-        msg = self._line()
-        if msg is None or msg.get("waiting") != name:
-            self.proc.kill()
-            pytest.fail(f"expected to wait for {name}, got {msg}\n{''.join(self.stderr)}")
-        return msg
-
-    def answer(self, line: str = "continue") -> None:
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def result(self, idp: LiveIdP) -> dict:
-        msg = self._line()
-        self.proc.wait(TIMEOUT)
-        assert msg is not None, "".join(self.stderr)
-        msg["_server_log"] = idp.log_tail(40)
-        return msg
-
-
-def test_openid_client_polls_ciba_approved_denied_and_sms(node_bin, idp, world):
+def test_openid_client_polls_ciba_approved_denied_and_sms(node, idp, world):
     binding = "窗口 7 核对码 3381"
-    flow = Flow(node_bin, {"issuer": idp.issuer, **world["clients"], "login_hint": CITIZEN_PHONE,
-                           "unknown_hint": "13600000000", "binding_message": binding,
-                           "acting_party": "clerk-0042", "agent": "agent-0007"})
-    token = app_token(idp, CITIZEN_ID, CITIZEN_PASSWORD)
-
-    approve = flow.waiting("approve")
-    app_decide(idp, token, approve["auth_req_id"], "approve", binding)
-    flow.answer()
-    deny = flow.waiting("deny")
-    app_decide(idp, token, deny["auth_req_id"], "deny", binding)
-    flow.answer()
-    assert flow.waiting("sms_code")["sms_sent"] is True
-    flow.answer("code " + outbox_code(idp, CITIZEN_PHONE))
-    r = flow.result(idp)
+    config = {"issuer": idp.issuer, **world["clients"], "login_hint": CITIZEN_PHONE,
+              "unknown_hint": "13600000000", "binding_message": binding,
+              "acting_party": "clerk-0042", "agent": "agent-0007"}
+    with NodeScript(node, "ciba_flow.mjs", config, idp=idp) as flow:
+        token = app_token(idp, CITIZEN_ID, CITIZEN_PASSWORD)
+        approve = flow.wait("waiting", "approve")
+        app_decide(idp, token, approve["auth_req_id"], "approve", binding)
+        flow.send()
+        deny = flow.wait("waiting", "deny")
+        app_decide(idp, token, deny["auth_req_id"], "deny", binding)
+        flow.send()
+        assert flow.wait("waiting", "sms_code")["sms_sent"] is True
+        flow.send("code " + outbox_code(idp, CITIZEN_PHONE))
+        r = flow.result()
     assert r["completed"], explain(r, "flow did not complete")
 
     d = ok(r, "discovery")

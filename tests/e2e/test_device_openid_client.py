@@ -4,18 +4,16 @@ HTTP, approves or denies the user code on /device."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from .conftest import E2E_DIR, LiveIdP, backend_env, free_port, running
+from .conftest import LiveIdP, backend_env, free_port, running
+from .node_script import NodeScript
+from .oauth import hidden_fields
 from .rp_result import explain, ok, refused
-from .test_openid_client import node  # noqa: F401  (fixture: node with openid-client)
 
 pytestmark = pytest.mark.node
 
@@ -53,10 +51,6 @@ def device_client(live_idp):
     return out
 
 
-def _hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
-
-
 def answer_on_phone(live_idp, device: dict, decision: str) -> str:
     """A person opens verification_uri_complete, signs in, checks the code, decides."""
     s = requests.Session()
@@ -65,46 +59,31 @@ def answer_on_phone(live_idp, device: dict, decision: str) -> str:
     r = s.get(url, allow_redirects=False, timeout=10)
     assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login"
     login = s.get(live_idp.url(r.headers["Location"]), timeout=10)
-    r = s.post(live_idp.url("/login"), data={**_hidden(login.text), "username": CITIZEN_ID,
+    r = s.post(live_idp.url("/login"), data={**hidden_fields(login.text), "username": CITIZEN_ID,
                                              "password": CITIZEN_PASSWORD},
                allow_redirects=False, timeout=10)
     assert r.status_code == 302, r.text[:500]
     confirm = s.get(live_idp.url(r.headers["Location"]), timeout=10)
     assert device["user_code"] in confirm.text and "大厅自助屏" in confirm.text
-    r = s.post(live_idp.url("/device"), data={**_hidden(confirm.text), "decision": decision},
+    r = s.post(live_idp.url("/device"), data={**hidden_fields(confirm.text), "decision": decision},
                timeout=10)
     assert r.status_code == 200, r.text[:500]
     return r.text
 
 
-def run_device_client(node_bin, live_idp, client: dict, decision: str) -> tuple[dict, str]:
+def run_device_client(node, live_idp, client: dict, decision: str) -> tuple[dict, str]:
     config = {"issuer": live_idp.issuer, "scope": "openid profile", "client": client}
-    proc = subprocess.Popen([node_bin, str(E2E_DIR / "device_flow.mjs")], cwd=E2E_DIR,
-                            env={**os.environ, "RP_CONFIG": json.dumps(config)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline()
-        try:
-            device = json.loads(first)["device"]
-        except (ValueError, KeyError):
-            proc.kill()
-            raise AssertionError(f"device_flow.mjs printed no codes: {first!r}\n"
-                                 f"{proc.stderr.read()[-3000:]}") from None
-        page = answer_on_phone(live_idp, device, decision)
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, f"device_flow.mjs exited {proc.returncode}:\n{err[-3000:]}"
-    result = json.loads(rest.strip().splitlines()[-1])
-    result["_server_log"] = live_idp.log_tail()
-    result["device"] = device
+    with NodeScript(node, "device_flow.mjs", config, idp=live_idp) as run:
+        first = run.message()
+        if not first or "device" not in first:
+            pytest.fail(f"device_flow.mjs printed no codes: {first!r}\n{run.stderr()}")
+        page = answer_on_phone(live_idp, first["device"], decision)
+        result = run.result()
+    result["device"] = first["device"]
     return result, page
 
 
-def test_device_flow_approved_on_phone_gives_kiosk_tokens(node, live_idp, citizen,  # noqa: F811
-                                                          device_client):
+def test_device_flow_approved_on_phone_gives_kiosk_tokens(node, live_idp, citizen, device_client):
     r, page = run_device_client(node, live_idp, {"client_id": "e2e-kiosk-tv",
                                                  "token_endpoint_auth_method": "none"}, "allow")
     assert r["completed"] is True, explain(r, "device flow did not complete")
@@ -127,8 +106,7 @@ def test_device_flow_approved_on_phone_gives_kiosk_tokens(node, live_idp, citize
     refused(r, "replay", "invalid_grant", 400, error_name="OPError")
 
 
-def test_device_flow_denied_on_phone_is_access_denied(node, live_idp, citizen,  # noqa: F811
-                                                      device_client):
+def test_device_flow_denied_on_phone_is_access_denied(node, live_idp, citizen, device_client):
     r, page = run_device_client(node, live_idp, {"client_id": "e2e-kiosk-tv",
                                                  "token_endpoint_auth_method": "none"}, "deny")
     assert r["completed"] is True, explain(r, "device flow did not complete")

@@ -9,16 +9,12 @@ its tokens are still worth.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import os
-import queue
 import re
-import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -26,7 +22,9 @@ import psycopg
 import pytest
 import requests
 
-from .conftest import E2E_DIR, ROOT, idp_command
+from .conftest import ROOT, idp_command
+from .node_script import NodeScript
+from .oauth import hidden_fields
 from .rp_result import explain, ok, refused
 
 USCC = "91350100M000100Y43"
@@ -48,7 +46,6 @@ PEOPLE = [(REP_ID, REP_NAME), (AGENT_ID, AGENT_NAME), (OUTSIDER_ID, OUTSIDER_NAM
 CLIENT_ID, CLIENT_NAME = "e2e-etax", "电子税务局（测试）"
 REDIRECT = "http://127.0.0.1/rp/org-callback"
 CST = dt.timezone(dt.timedelta(hours=8))
-RP_TIMEOUT = 60
 
 
 def masked_id(number: str) -> str:
@@ -60,19 +57,6 @@ def masked_name(name: str) -> str:
 
 
 # -- fixtures ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def node_bin() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.fail("node and npm are required for the e2e relying party")
-    if not (E2E_DIR / "node_modules" / "openid-client" / "package.json").exists():
-        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=E2E_DIR, timeout=300,
-                             capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            pytest.fail(f"npm ci failed:\n{res.stderr[-3000:]}")
-    return node
 
 
 def cli_all(live_idp, *commands: tuple[str, ...], check: bool = True) -> list:
@@ -107,79 +91,23 @@ def world(live_idp) -> dict:
 # -- the relying party ----------------------------------------------------------------------
 
 
-class RelyingParty:
-    """rp_flow.mjs in its own process; one cookie jar, i.e. one browser, per process."""
-
-    def __init__(self, node: str, live_idp, world: dict, scenario: str, username: str,
-                 **extra):
-        config = {"scenario": scenario, "issuer": live_idp.issuer, "username": username,
-                  "password": PASSWORD, "scope": "openid org offline_access",
-                  "client": {"client_id": CLIENT_ID, "redirect_uri": REDIRECT,
-                             "client_secret": world["client"]["client_secret"],
-                             "token_endpoint_auth_method": "client_secret_basic"},
-                  **extra}
-        self.live_idp = live_idp
-        self.proc = subprocess.Popen(
-            [node, str(E2E_DIR / "rp_flow.mjs")], cwd=E2E_DIR,
-            env={**os.environ, "RP_CONFIG": json.dumps(config)}, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr.append),
-                         daemon=True).start()
-        self.last: str | None = None
-
-    @staticmethod
-    def _read(stream, sink) -> None:
-        for line in stream:
-            sink(line)
-        sink(None)
-
-    def _next_line(self) -> str | None:
-        try:
-            return self.lines.get(timeout=RP_TIMEOUT)
-        except queue.Empty:
-            self.proc.kill()
-            pytest.fail(f"rp_flow.mjs silent for {RP_TIMEOUT}s:\n{''.join(self.stderr)[-2000:]}")
-
-    def wait_paused(self) -> None:
-        """Until the relying party holds its tokens and waits for us."""
-        while (line := self._next_line()) is not None:
-            self.last = line
-            if line.strip().startswith('{"paused"'):
-                return
-        pytest.fail(explain(self.result(), "the relying party ended without pausing"))
-
-    def resume(self) -> None:
-        self.proc.stdin.write("continue\n")
-        self.proc.stdin.flush()
-
-    def result(self) -> dict:
-        with_stdin = self.proc.stdin
-        if with_stdin and not with_stdin.closed:
-            with_stdin.close()
-        while (line := self._next_line()) is not None:
-            if line.strip():
-                self.last = line
-        try:
-            self.proc.wait(RP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            pytest.fail("rp_flow.mjs did not exit")
-        assert self.proc.returncode == 0, (
-            f"rp_flow.mjs exited {self.proc.returncode}:\n{''.join(self.stderr)[-3000:]}")
-        try:
-            out = json.loads(self.last or "")
-        except ValueError:
-            pytest.fail(f"rp_flow.mjs printed no JSON:\n{self.last}\n{''.join(self.stderr)}")
-        out["_server_log"] = self.live_idp.log_tail(40)
-        return out
+def relying_party(node: str, live_idp, world: dict, scenario: str, username: str,
+                  **extra) -> NodeScript:
+    """rp_flow.mjs in its own process; one cookie jar, i.e. one browser, per process.
+    With ``pause=True`` it stops holding its tokens: ``wait("paused", "revoke")``, act,
+    ``send()``."""
+    config = {"scenario": scenario, "issuer": live_idp.issuer, "username": username,
+              "password": PASSWORD, "scope": "openid org offline_access",
+              "client": {"client_id": CLIENT_ID, "redirect_uri": REDIRECT,
+                         "client_secret": world["client"]["client_secret"],
+                         "token_endpoint_auth_method": "client_secret_basic"},
+              **extra}
+    return NodeScript(node, "rp_flow.mjs", config, idp=live_idp)
 
 
-def run_rp(node_bin, live_idp, world, scenario: str, username: str, **extra) -> dict:
-    return RelyingParty(node_bin, live_idp, world, scenario, username, **extra).result()
+def run_rp(node, live_idp, world, scenario: str, username: str, **extra) -> dict:
+    with relying_party(node, live_idp, world, scenario, username, **extra) as rp:
+        return rp.result()
 
 
 def org_claim(role: str, scopes: list[str], uscc: str = USCC, name: str = ORG_NAME) -> dict:
@@ -250,12 +178,12 @@ def test_cli_refuses_wrong_codes_past_dates_and_unknown_scopes(live_idp, world):
 
 
 @pytest.mark.node
-def test_agent_acts_for_the_enterprise_until_the_cli_revokes(node_bin, live_idp, world):
-    rp = RelyingParty(node_bin, live_idp, world, "org", AGENT_ID, org_choice=USCC, pause=True)
-    rp.wait_paused()
+def test_agent_acts_for_the_enterprise_until_the_cli_revokes(node, live_idp, world):
+    rp = relying_party(node, live_idp, world, "org", AGENT_ID, org_choice=USCC, pause=True)
+    rp.wait("paused", "revoke")
     out = revoke_by_cli(live_idp, AGENT_ID)  # the legal representative's decision, by the CLI
     assert out["revoked"] == [world["agent_membership"]] and out["grants_ended"] >= 1, out
-    rp.resume()
+    rp.send()
     r = rp.result()
     assert r["completed"] is True, explain(r, "flow did not complete")
 
@@ -280,9 +208,9 @@ def test_agent_acts_for_the_enterprise_until_the_cli_revokes(node_bin, live_idp,
 
 
 @pytest.mark.node
-def test_person_without_appointment_is_refused_and_the_rp_gets_access_denied(node_bin, live_idp,
+def test_person_without_appointment_is_refused_and_the_rp_gets_access_denied(node, live_idp,
                                                                            world):
-    r = run_rp(node_bin, live_idp, world, "org_refused", OUTSIDER_ID, follow_refusal=True)
+    r = run_rp(node, live_idp, world, "org_refused", OUTSIDER_ID, follow_refusal=True)
     assert r["completed"] is True, explain(r, "flow did not complete")
     check_refusal(r, live_idp.issuer, None)
     assert ok(r, "authorize")["trail"][-2:] == ["GET /authorize 403",
@@ -290,16 +218,16 @@ def test_person_without_appointment_is_refused_and_the_rp_gets_access_denied(nod
 
 
 @pytest.mark.node
-def test_login_hint_naming_an_enterprise_decides_or_refuses(node_bin, live_idp, world):
+def test_login_hint_naming_an_enterprise_decides_or_refuses(node, live_idp, world):
     # The legal representative of USCC, hinted at USCC: no selection page, acts for it.
-    r = run_rp(node_bin, live_idp, world, "org", REP_ID, login_hint=USCC)
+    r = run_rp(node, live_idp, world, "org", REP_ID, login_hint=USCC)
     a = ok(r, "authorize")
     assert "org_select" not in a and "/org/select" not in " ".join(a["trail"]), a
     assert ok(r, "callback")["id_token_claims"]["org"] == org_claim("legal_rep", ["all"])
 
     # Hinted at a (valid) credit code the person cannot act for: refused, whatever else
     # the person may act for.
-    r = run_rp(node_bin, live_idp, world, "org_refused", REP_ID, login_hint=STRANGER_USCC,
+    r = run_rp(node, live_idp, world, "org_refused", REP_ID, login_hint=STRANGER_USCC,
                follow_refusal=True)
     check_refusal(r, live_idp.issuer, STRANGER_USCC)
 
@@ -313,7 +241,7 @@ def _expire(live_idp, membership_id: str) -> None:
 
 
 @pytest.mark.node
-def test_expired_appointment_is_not_offered_and_is_refused(node_bin, live_idp, world):
+def test_expired_appointment_is_not_offered_and_is_refused(node, live_idp, world):
     until = (dt.datetime.now(CST).date() + dt.timedelta(days=30)).isoformat()
     m = live_idp.run_cli("org", "grant", "--uscc", USCC, "--id-number", EXPIRING_ID, "--role",
                          "agent", "--scope", "tax", "--scope", "customs", "--until", until)
@@ -321,11 +249,11 @@ def test_expired_appointment_is_not_offered_and_is_refused(node_bin, live_idp, w
                      "agent", "--scope", "housing")
 
     # While valid: offered, and the tokens work; then it runs out under them.
-    rp = RelyingParty(node_bin, live_idp, world, "org", EXPIRING_ID, org_choice=USCC,
+    rp = relying_party(node, live_idp, world, "org", EXPIRING_ID, org_choice=USCC,
                       pause=True)
-    rp.wait_paused()
+    rp.wait("paused", "revoke")
     _expire(live_idp, m["membership"])
-    rp.resume()
+    rp.send()
     r = rp.result()
     assert sorted(ok(r, "authorize")["org_select"]["options"]) == sorted([USCC, ORG_B])
     assert ok(r, "callback")["id_token_claims"]["org"] == org_claim("agent", ["customs", "tax"])
@@ -336,21 +264,17 @@ def test_expired_appointment_is_not_offered_and_is_refused(node_bin, live_idp, w
     assert row["valid"] is False and row["revoked_at"] is None  # expired, not revoked
 
     # Expired: no longer offered (only ORG_B is) ...
-    r = run_rp(node_bin, live_idp, world, "org", EXPIRING_ID, org_choice=ORG_B)
+    r = run_rp(node, live_idp, world, "org", EXPIRING_ID, org_choice=ORG_B)
     assert ok(r, "authorize")["org_select"] == {"options": [ORG_B]}, explain(r, "offered")
     assert ok(r, "callback")["id_token_claims"]["org"] == org_claim(
         "agent", ["housing"], ORG_B, ORG_B_NAME)
     # ... and refused when asked for by name.
-    r = run_rp(node_bin, live_idp, world, "org_refused", EXPIRING_ID, login_hint=USCC,
+    r = run_rp(node, live_idp, world, "org_refused", EXPIRING_ID, login_hint=USCC,
                follow_refusal=True)
     check_refusal(r, live_idp.issuer, USCC)
 
 
 # -- the account pages over plain HTTP ------------------------------------------------------
-
-
-def hidden_fields(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
 
 
 def sign_in_at(live_idp, path: str, id_number: str) -> tuple[requests.Session, str]:
@@ -440,52 +364,19 @@ def test_enterprise_page_is_for_its_managers_and_explains_refusals(live_idp, wor
 # -- the enterprise page in a browser ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                     "--disable-background-networking", "--disable-sync",
-                                     "--disable-component-update"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _sign_in(page, live_idp, path: str, id_number: str) -> None:
-    page.goto(live_idp.url(path))
-    page.wait_for_url(live_idp.url("/login") + "?**")
-    page.fill("#username", id_number)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_idp.url(path))
-
-
-def _no_sideways_scroll(page, name: str) -> None:
-    scroll_width, inner_width = page.evaluate(
-        "[document.documentElement.scrollWidth, window.innerWidth]")
-    assert scroll_width <= inner_width, f"{name}: the page scrolls sideways"
-
-
 @pytest.mark.browser
 @pytest.mark.node
-def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node_bin, live_idp, world,
-                                                               browser, artifacts_dir):
+def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node, live_idp, world, browser):
     from playwright.sync_api import expect
 
+    from .browser import KIOSK_VIEWPORT, PHONE, assert_fits_width, open_context, screenshot, sign_in
+
     started = time.time() - 1
-    phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844},
-                                is_mobile=True, has_touch=True)
-    agent_ctx = browser.new_context(locale="zh-CN")
-    rp = None
-    try:
-        phone.set_default_timeout(15_000)
-        agent_ctx.set_default_timeout(15_000)
+    with (open_context(browser, **PHONE) as phone, open_context(browser) as agent_ctx,
+          contextlib.ExitStack() as cleanup):
         page = phone.new_page()
-        _sign_in(page, live_idp, f"/account/org/{USCC}", REP_ID)  # and back to the page
+        # Signed out: to the sign-in page, and back to the enterprise's page.
+        sign_in(page, live_idp.base_url, f"/account/org/{USCC}", REP_ID, PASSWORD)
         expect(page.locator("h1")).to_have_text(ORG_NAME)
         expect(page.locator("#members li[data-role=legal_rep] .person")).to_have_text(
             masked_name(REP_NAME))
@@ -523,15 +414,15 @@ def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node_bin, live_id
 
         # The new agent sees the enterprise on their own page ...
         agent = agent_ctx.new_page()
-        _sign_in(agent, live_idp, "/account/", NEW_AGENT_ID)
+        sign_in(agent, live_idp.base_url, "/account/", NEW_AGENT_ID, PASSWORD)
         listed = agent.locator(f"#orgs li[data-uscc='{USCC}']")
         expect(listed).to_contain_text(ORG_NAME)
         expect(listed).to_contain_text("经办人")
         expect(listed.locator("a.button")).to_have_count(0)  # agents do not manage
         # ... and signs in to the application for it; the application keeps the tokens.
-        rp = RelyingParty(node_bin, live_idp, world, "org", NEW_AGENT_ID, org_choice=USCC,
-                          pause=True)
-        rp.wait_paused()
+        rp = cleanup.enter_context(relying_party(node, live_idp, world, "org", NEW_AGENT_ID,
+                                                 org_choice=USCC, pause=True))
+        rp.wait("paused", "revoke")
 
         # That sign-in is in the enterprise's history: newest first, masked, CST.
         page.reload()
@@ -545,10 +436,8 @@ def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node_bin, live_id
         assert NEW_AGENT_NAME not in page.content()
 
         # On a phone: nothing scrolls sideways, the buttons are big enough to touch.
-        shot = artifacts_dir / "enterprise-phone-390x844.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 0
-        _no_sideways_scroll(page, "phone")
+        screenshot(page, "enterprise-phone-390x844")
+        assert_fits_width(page, "phone")
         for selector in ("#appoint-submit", "button.revoke", "label.choice"):
             box = page.locator(selector).first.bounding_box()
             assert box["height"] >= 44 and box["x"] + box["width"] <= 390, (selector, box)
@@ -560,9 +449,8 @@ def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node_bin, live_id
         expect(row).to_have_attribute("data-status", "revoked")
         expect(row.locator(".status")).to_have_text("已撤销")
         expect(row.locator("button.revoke")).to_have_count(0)
-        rp.resume()
+        rp.send()
         r = rp.result()
-        rp = None
         assert ok(r, "callback")["id_token_claims"]["org"] == org_claim(
             "agent", ["social-security", "tax"])
         assert ok(r, "introspect_access")["active"] is True
@@ -592,23 +480,14 @@ def test_legal_rep_appoints_and_revokes_on_the_enterprise_page(node_bin, live_id
         page.reload()
         expect(page.locator("#history li .who", has_text=masked_name(NEW_AGENT_NAME))
                ).not_to_have_count(0)
-        _no_sideways_scroll(page, "phone, after revocation")
+        assert_fits_width(page, "phone, after revocation")
 
         # A kiosk (same signed-in browser, larger screen): no sideways scroll either.
-        kiosk = browser.new_context(locale="zh-CN", viewport={"width": 1080, "height": 1920},
-                                    storage_state=phone.storage_state())
-        try:
+        with open_context(browser, viewport=KIOSK_VIEWPORT,
+                          storage_state=phone.storage_state()) as kiosk:
             kpage = kiosk.new_page()
             kpage.goto(live_idp.url(f"/account/org/{USCC}"))
             expect(kpage.locator("h1")).to_have_text(ORG_NAME)
-            kpage.screenshot(path=str(artifacts_dir / "enterprise-kiosk-1080x1920.png"),
-                             full_page=True)
-            _no_sideways_scroll(kpage, "kiosk")
+            screenshot(kpage, "enterprise-kiosk-1080x1920")
+            assert_fits_width(kpage, "kiosk")
             assert kpage.locator("#appoint-submit").bounding_box()["height"] >= 72
-        finally:
-            kiosk.close()
-    finally:
-        if rp is not None:
-            rp.proc.kill()
-        agent_ctx.close()
-        phone.close()

@@ -9,14 +9,11 @@ HTTP with a cookie jar (see rp_flow.mjs).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
 from joserfc.jwk import ECKey
 
-from .conftest import E2E_DIR
+from .node_script import run_script
 from .rp_result import explain as _explain
 from .rp_result import ok
 from .rp_result import refused as _refused
@@ -25,6 +22,7 @@ from .rp_result import refused as _refused
 def refused(result: dict, step: str, error: str, status: int | None = None) -> dict:
     """Refused by the provider itself: openid-client raises an OPError."""
     return _refused(result, step, error, status, error_name="OPError")
+
 
 pytestmark = pytest.mark.node
 
@@ -35,23 +33,6 @@ CITIZEN_NAME = "王五"
 CITIZEN_PASSWORD = "E2e-Password-2026"
 CITIZEN_PHONE = "13912345678"
 REDIRECT = "http://127.0.0.1/rp/callback"
-
-
-@pytest.fixture(scope="session")
-def node() -> str:
-    """The node binary, with tests/e2e/node_modules installed (npm ci) if missing."""
-    node_bin, npm = shutil.which("node"), shutil.which("npm")
-    if not node_bin or not npm:
-        pytest.fail("node and npm are required for the e2e relying party "
-                    "(scripts/setup.sh --test installs them)")
-    if not (E2E_DIR / "node_modules" / "openid-client" / "package.json").exists():
-        lock = (E2E_DIR / "package-lock.json").exists()
-        cmd = [npm, "ci" if lock else "install", "--no-audit", "--no-fund"]
-        res = subprocess.run(cmd, cwd=E2E_DIR, capture_output=True, text=True, timeout=300,
-                             check=False)
-        if res.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
-    return node_bin
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +55,7 @@ def run_rp(node: str, live_idp, scenario: str, client: dict, **extra) -> dict:
     config = {"scenario": scenario, "issuer": live_idp.issuer, "username": CITIZEN_TYPED,
               "password": CITIZEN_PASSWORD, "scope": "openid profile phone",
               "client": {"redirect_uri": REDIRECT, **client}, **extra}
-    res = subprocess.run([node, str(E2E_DIR / "rp_flow.mjs")], cwd=E2E_DIR, timeout=90,
-                         env={**os.environ, "RP_CONFIG": json.dumps(config)},
-                         capture_output=True, text=True, check=False)
-    assert res.returncode == 0, f"rp_flow.mjs exited {res.returncode}:\n{res.stderr[-3000:]}"
-    try:
-        result = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        pytest.fail(f"rp_flow.mjs printed no JSON:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    result["_server_log"] = live_idp.log_tail(40)
-    return result
+    return run_script(node, "rp_flow.mjs", config, idp=live_idp, timeout=90)
 
 
 def check_discovery(result: dict, issuer: str) -> None:

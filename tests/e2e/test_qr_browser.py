@@ -10,16 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.helpers import pkce_pair
-
+from .browser import PHONE, fill_login, open_context
 from .conftest import (
     DEMO_CITIZEN_ID,
     DEMO_CITIZEN_PASSWORD,
@@ -28,13 +24,10 @@ from .conftest import (
     free_port,
     running,
 )
+from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 15_000
 SITE_NAME = "扫码演示网站"
 
 
@@ -72,26 +65,10 @@ class _Arrived(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def test_website_signs_in_by_scanning_with_the_app(qr_idp, browser):
     idp, site = qr_idp
     redirect_uri = site["redirect_uris"][0]
-    website = browser.new_context(locale="zh-CN")
-    phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844},
-                                is_mobile=True, has_touch=True)
-    try:
-        for ctx in (website, phone):
-            ctx.set_default_timeout(TIMEOUT_MS)
-
+    with open_context(browser) as website, open_context(browser, **PHONE) as phone:
         # The website's browser: an authorization request, then the login page's QR code.
         page = website.new_page()
         verifier, challenge = pkce_pair()
@@ -112,9 +89,7 @@ def test_website_signs_in_by_scanning_with_the_app(qr_idp, browser):
         expect(app.locator("#app-sim")).to_have_attribute("data-signed-in", "no")
         app.click("#sim-login")
         app.wait_for_url(idp.url("/login?**"))
-        app.fill("#username", DEMO_CITIZEN_ID)
-        app.fill("#password", DEMO_CITIZEN_PASSWORD)
-        app.click("button[type=submit]")
+        fill_login(app, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
         expect(app.locator("#app-sim")).to_have_attribute("data-signed-in", "yes")
         expect(app.locator("#sim-who")).to_contain_text("acr L2")
         expect(app.locator("#sim-empty")).to_be_visible()
@@ -134,23 +109,15 @@ def test_website_signs_in_by_scanning_with_the_app(qr_idp, browser):
         page.wait_for_url(redirect_uri + "**", timeout=5_000)
         assert time.monotonic() - approved_at < 5
         expect(app.locator("#sim-empty")).to_be_visible()
-        q = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+        q = query(page.url)
         assert q["state"] == "s-1"
-        resp = requests.post(idp.url("/token"), auth=("qr-site", site["client_secret"]),
-                             data={"grant_type": "authorization_code", "code": q["code"],
-                                   "redirect_uri": redirect_uri, "code_verifier": verifier},
-                             timeout=10)
-        assert resp.status_code == 200, resp.text
-        keys = KeySet.import_key_set(requests.get(idp.url("/jwks"), timeout=5).json())
-        claims = jwt.decode(resp.json()["id_token"], keys, algorithms=["ES256"]).claims
+        claims = redeem_code(idp, "qr-site", site["client_secret"], q["code"], redirect_uri,
+                             verifier)
         # The demo citizen is a real-name (L3) account, but the app signed in with a
         # password only: L2, and a QR sign-in from it is L2 too.
         assert claims["amr"] == ["pwd", "qr"] and claims["acr"] == "L2"
         assert claims["nonce"] == "n-1" and claims["channel"] == "web"
         assert "idp_sso" in {c["name"] for c in website.cookies(idp.base_url)}
-    finally:
-        website.close()
-        phone.close()
 
 
 def _wait_for(check, message: str, timeout: float = 5) -> None:

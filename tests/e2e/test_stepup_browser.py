@@ -4,20 +4,16 @@ SMS code from the dev outbox, and the relying party gets an ID token saying L3."
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
 from .conftest import (
     DEMO_CITIZEN_ID,
     DEMO_CITIZEN_PASSWORD,
@@ -26,12 +22,10 @@ from .conftest import (
     free_port,
     running,
 )
+from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 DEMO_PHONE = "13800138000"
 REDIRECT = "https://rp.example/stepup/cb"  # never reached: the browser is stopped there
 
@@ -62,62 +56,43 @@ def _sms_code(live: LiveIdP, after: float, timeout: float = 10) -> str:
     raise AssertionError("no step-up SMS in the outbox:\n" + live.log_tail(20))
 
 
-def test_password_then_sms_step_up_gives_an_l3_id_token(idp, artifacts_dir):
+def test_password_then_sms_step_up_gives_an_l3_id_token(idp, browser):
     live, secret = idp
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
     url = live.url("/authorize?" + urlencode({
         "response_type": "code", "client_id": "stepup-rp", "redirect_uri": REDIRECT,
         "scope": "openid profile", "state": state, "nonce": nonce, "acr_values": "L3",
         "code_challenge": challenge, "code_challenge_method": "S256"}))
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            ctx = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
-            ctx.set_default_timeout(15_000)
-            landed: list[str] = []
+    with open_context(browser, viewport=PHONE_VIEWPORT) as ctx:
+        landed: list[str] = []
 
-            def at_rp(route):
-                landed.append(route.request.url)
-                route.fulfill(status=200, content_type="text/html", body="<p id=rp>ok</p>")
+        def at_rp(route):
+            landed.append(route.request.url)
+            route.fulfill(status=200, content_type="text/html", body="<p id=rp>ok</p>")
 
-            ctx.route(REDIRECT + "**", at_rp)
-            page = ctx.new_page()
-            page.goto(url)
-            page.fill("#username", DEMO_CITIZEN_ID)
-            page.fill("#password", DEMO_CITIZEN_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/login/step-up?**")
-            expect(page.locator("main")).to_contain_text("L3")
-            expect(page.locator("main")).to_contain_text("高等级业务")
-            sms = page.locator("#stepup-sms")
-            expect(sms).to_contain_text("138****8000")
-            before = time.time() - 1
-            sms.locator("button[type=submit]").click()
-            code = _sms_code(live, before)
-            page.screenshot(path=str(artifacts_dir / "step-up-sms-phone-390x844.png"),
-                            full_page=True)
-            page.fill("#sms-code", code)
-            page.locator("#sms-code").press("Enter")
-            page.wait_for_selector("#rp")
-            scroll, inner = page.evaluate(
-                "[document.documentElement.scrollWidth, window.innerWidth]")
-        finally:
-            browser.close()
+        ctx.route(REDIRECT + "**", at_rp)
+        page = ctx.new_page()
+        page.goto(url)
+        fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
+        page.wait_for_url("**/login/step-up?**")
+        expect(page.locator("main")).to_contain_text("L3")
+        expect(page.locator("main")).to_contain_text("高等级业务")
+        sms = page.locator("#stepup-sms")
+        expect(sms).to_contain_text("138****8000")
+        before = time.time() - 1
+        sms.locator("button[type=submit]").click()
+        code = _sms_code(live, before)
+        screenshot(page, "step-up-sms-phone-390x844")
+        page.fill("#sms-code", code)
+        page.locator("#sms-code").press("Enter")
+        page.wait_for_selector("#rp")
+        assert_fits_width(page, "back at the relying party")
 
-    assert scroll <= inner
-    q = {k: v[0] for k, v in parse_qs(urlsplit(landed[-1]).query).items()}
+    q = query(landed[-1])
     assert q["state"] == state and q["iss"] == live.issuer and "code" in q
-    resp = requests.post(live.url("/token"), auth=("stepup-rp", secret), timeout=10, data={
-        "grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
-        "code_verifier": verifier})
-    assert resp.status_code == 200, resp.text
-    published = requests.get(live.url("/jwks"), timeout=5).json()["keys"]
-    # This process does not load the provider's SM2 extension to joserfc; ES256 is the default.
-    jwks = KeySet.import_key_set({"keys": [k for k in published if k.get("crv") != "SM2"]})
-    claims = jwt.decode(resp.json()["id_token"], jwks, algorithms=["ES256", "RS256"]).claims
+    claims = redeem_code(live, "stepup-rp", secret, q["code"], REDIRECT, verifier,
+                         algorithms=["ES256", "RS256"])
     assert claims["acr"] == "L3" and set(claims["amr"]) == {"pwd", "sms"}
     assert claims["nonce"] == nonce and claims["aud"] in ("stepup-rp", ["stepup-rp"])

@@ -6,7 +6,8 @@ providers, each a node-oidc-provider process (tests/e2e/upstream/server.mjs):
 - "zj", a provincial real-name platform: claims in the ID token, may create people (L3);
   configured as a table in IDP_UPSTREAM_IDPS;
 - "dept", a department's IdP: claims only at its userinfo endpoint, the ID number in a
-  custom claim "sfzh", may not create people; configured by a TOML file.
+  custom claim "sfzh", may not create people, but checks real names (level L3, so it
+  may link existing people); configured by a TOML file.
 
 A ``requests`` session plays the browser: the relying party's authorization request →
 our login page → "使用XX账号登录" → the upstream's login form → our callback → the code
@@ -98,6 +99,7 @@ client_id = "idp-at-dept"
 client_secret_env = "UPSTREAM_DEPT_SECRET"
 scope = "openid profile idcard"
 create = false
+level = "L3"
 
 [claims]
 id_number = "sfzh"

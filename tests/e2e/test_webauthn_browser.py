@@ -9,18 +9,14 @@ WebAuthn runs on plain http only for ``localhost``, so the issuer and every page
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
 from .conftest import (
     DEMO_CITIZEN_ID,
     DEMO_CITIZEN_PASSWORD,
@@ -29,13 +25,10 @@ from .conftest import (
     free_port,
     running,
 )
+from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 15_000
 CLIENT_ID = "passkey-rp"
 CLIENT_SECRET = secrets.token_urlsafe(24)
 
@@ -56,17 +49,10 @@ def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
 
 
 @pytest.fixture
-def page():
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        try:
-            # A phone's screen: the passkey pages must not scroll sideways there.
-            context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
-            context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
-        finally:
-            browser.close()
+def page(browser):
+    # A phone's screen: the passkey pages must not scroll sideways there.
+    with open_context(browser, viewport=PHONE_VIEWPORT) as context:
+        yield context.new_page()
 
 
 def _authenticator(page) -> tuple[object, str]:
@@ -80,28 +66,18 @@ def _authenticator(page) -> tuple[object, str]:
     return cdp, added["authenticatorId"]
 
 
-def _fits(page, artifacts_dir, name: str) -> None:
-    page.screenshot(path=str(artifacts_dir / f"{name}-390x844.png"), full_page=True)
-    scroll_width, inner_width = page.evaluate(
-        "[document.documentElement.scrollWidth, window.innerWidth]")
-    assert scroll_width <= inner_width, f"{name}: page scrolls sideways"
+def _fits(page, name: str) -> None:
+    screenshot(page, f"{name}-390x844")
+    assert_fits_width(page, name)
 
 
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
+def test_passkey_registration_sign_in_and_step_up(idp, page):
     live, callback = idp
     cdp, authenticator = _authenticator(page)
 
     # 1. Password sign-in (an L2 session on the demo citizen's L3 account).
     page.goto(live.url("/login"))
-    page.fill("#username", DEMO_CITIZEN_ID)
-    page.fill("#password", DEMO_CITIZEN_PASSWORD)
-    page.click("form button[type=submit]")
+    fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, submit="form button[type=submit]")
     page.wait_for_url(live.url("/"))
 
     # 2. Bind a passkey.
@@ -112,7 +88,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
     expect(page.locator("#passkeys li")).to_have_count(1)
     expect(page.locator("#passkeys li .passkey-name")).to_have_text("测试指纹")
     expect(page.locator("#passkeys li")).to_have_attribute("data-level", "L2")
-    _fits(page, artifacts_dir, "passkeys")
+    _fits(page, "passkeys")
     creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert len(creds) == 1 and creds[0]["isResidentCredential"]  # discoverable
     assert creds[0]["rpId"] == "localhost"
@@ -128,7 +104,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
     page.wait_for_url(live.url("/login?**"))
     button = page.locator("#passkey-login [data-passkey-start]")
     expect(button).to_have_text("使用通行密钥/指纹登录")
-    _fits(page, artifacts_dir, "login-passkey")
+    _fits(page, "login-passkey")
     with _arrival(page, callback) as arrived:
         button.click()
     claims = _id_token(live, callback, arrived.value.url, state, verifier)
@@ -143,9 +119,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
     page.wait_for_load_state()
     verifier, state = _authorize(page, live, callback, acr_values="L3")
     page.wait_for_url(live.url("/login?**"))
-    page.fill("#username", DEMO_CITIZEN_ID)
-    page.fill("#password", DEMO_CITIZEN_PASSWORD)
-    page.click("form button[type=submit]")
+    fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, submit="form button[type=submit]")
     page.wait_for_url(live.url("/login/step-up?**"))
     with _arrival(page, callback) as arrived:
         page.click("#passkey-stepup [data-passkey-start]")
@@ -154,7 +128,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page, artifacts_dir):
 
 
 def _authorize(page, live, callback, **extra) -> tuple[str, str]:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(8)
     page.goto(live.url("/authorize?" + urlencode({
         "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": callback,
@@ -169,15 +143,8 @@ def _arrival(page, callback):
 
 
 def _id_token(live, callback, url, state, verifier) -> dict:
-    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    assert query["state"] == state and "code" in query, query
-    resp = requests.post(live.url("/token"), auth=(CLIENT_ID, CLIENT_SECRET), timeout=10, data={
-        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": callback,
-        "code_verifier": verifier})
-    assert resp.status_code == 200, resp.text
-    published = requests.get(live.url("/jwks"), timeout=5).json()["keys"]
-    # Only the ES256 keys: reading SM2 ones would need the provider's own JOSE plug-in.
-    jwks = KeySet.import_key_set({"keys": [k for k in published if k.get("crv") == "P-256"]})
-    claims = jwt.decode(resp.json()["id_token"], jwks, algorithms=["ES256"]).claims
+    q = query(url)
+    assert q["state"] == state and "code" in q, q
+    claims = redeem_code(live, CLIENT_ID, CLIENT_SECRET, q["code"], callback, verifier)
     assert claims["nonce"] == "n-" + state and claims["iss"] == live.issuer
     return claims

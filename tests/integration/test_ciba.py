@@ -294,6 +294,27 @@ def test_request_errors(client, person):
     assert client.get("/bc-authorize").status_code == 405
 
 
+def test_looking_up_unknown_people_is_rate_limited_per_client(ctx, client, person,
+                                                               monkeypatch):
+    """unknown_user_id is what CIBA §13 says, so the answer tells a client whether an ID
+    number has an account; a client guessing numbers is stopped after a few misses, even
+    for numbers that do exist, and the refusal is audited."""
+    monkeypatch.setitem(ctx.config, "CIBA_UNKNOWN_HINT_LIMIT", 3)
+    rp = ciba_client()
+    other = ciba_client("hall2")
+    for n in range(3):
+        resp = bc(client, rp, login_hint=f"1360000000{n}")
+        assert resp.status_code == 400 and err(resp) == "unknown_user_id"
+    for hint in ("13600000009", CITIZEN_ID):
+        resp = bc(client, rp, login_hint=hint)
+        assert resp.status_code == 429 and err(resp) == "temporarily_unavailable"
+        assert int(resp.headers["Retry-After"]) > 0
+    assert not events("ciba.requested")
+    assert [e.details["error"] for e in events("ciba.refused")].count("rate_limited") == 2
+    # Another client's budget is its own.
+    assert bc(client, other).status_code == 200
+
+
 def test_offline_access_refresh_keeps_clerk_and_channel(client, person):
     rp = ciba_client("hall-rt", grants=(CIBA, "refresh_token"))
     aid = start(client, rp, scope="openid offline_access")

@@ -246,7 +246,8 @@ def test_entry_page_and_confirm_show_no_decision_before_post(ctx, client, person
     assert poll(client, rp, d["device_code"]).get_json()["error"] == "authorization_pending"
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil",
+                                    "/\t/evil.example/", "/\n\\evil.example"])
 def test_login_return_path_is_local_only(ctx, target):
     from idp.oidc import pending
 

@@ -263,3 +263,33 @@ def test_demo_device_path_polls_until_the_phone_approves(demo, client, person):
         "state": "done"}
     page = client.get("/demo/kiosk/").get_data(as_text=True)
     assert "李*" in page and 'id="kiosk-acr">L2<' in page  # what the phone's password proves
+
+
+def test_demo_device_path_keeps_the_approving_sessions_ceiling(demo, client, person):
+    """A phone signed in by QR scan holds its app's level (L2: a password on the app),
+    though pwd + qr on a real-name account would prove L3 on their own. The kiosk
+    session started from that phone's approval must not be recomputed above it."""
+    from flask import g
+
+    from idp.authn import session as sso
+
+    person.assurance_level = "L3"
+    db.session.commit()
+    token = _csrf(client, "/demo/kiosk/")
+    html = client.post("/demo/kiosk/device", data={"csrf_token": token}).get_data(as_text=True)
+    code = html.split('id="kiosk-user-code">')[1].split("<")[0]
+
+    phone = demo.test_client()
+    with demo.test_request_context("/"):
+        sess = sso.start(person, ["pwd", "qr"], "L2")
+        cookie = g.pop("idp_set_sso_cookie")
+    assert sess.acr == "L2"
+    phone.set_cookie(demo.config["SSO_COOKIE_NAME"], cookie)
+    confirm = phone.get("/device?user_code=" + code).get_data(as_text=True)
+    phone.post("/device", data={"csrf_token": form_fields(confirm)["csrf_token"],
+                                "user_code": code, "decision": "allow"})
+
+    assert client.post("/demo/kiosk/device/poll", headers={"X-CSRFToken": token}
+                       ).get_json() == {"state": "done"}
+    page = client.get("/demo/kiosk/").get_data(as_text=True)
+    assert 'id="kiosk-acr">L2<' in page and 'id="kiosk-acr">L3<' not in page

@@ -298,3 +298,70 @@ def test_sms_sign_in_does_not_reveal_whether_a_phone_is_registered(ctx, client, 
 def test_sms_sign_in_form_needs_csrf(client, person):
     resp = client.post("/login/sms", data={"action": "send", "phone": CITIZEN_PHONE})
     assert resp.status_code == 400 and "页面已过期" in resp.get_data(as_text=True)
+
+
+def _masked_page(resp, phone: str) -> str:
+    return resp.get_data(as_text=True).replace(phone, "P").replace(
+        phone[:3] + "****" + phone[-4:], "M")
+
+
+def test_a_wrong_code_reads_alike_for_registered_and_unregistered_numbers(ctx, client,
+                                                                          person, rp):
+    """Send, then one wrong code: "wrong code" for one number and "code expired" for the
+    other would tell who is registered in two requests."""
+    rid, token = _sms_page(client, rp)
+    for phone in (CITIZEN_PHONE, OTHER_PHONE):
+        assert client.post("/login/sms", data={"csrf_token": token, "rid": rid,
+                                               "action": "send",
+                                               "phone": phone}).status_code == 200
+    code = last_code(ctx, CITIZEN_PHONE, "login")
+    for tries in range(ctx.config["SMS_CODE_MAX_TRIES"]):
+        pages, codes = {}, set()
+        for phone in (CITIZEN_PHONE, OTHER_PHONE):
+            resp = client.post("/login/sms", data={"csrf_token": token, "rid": rid,
+                                                   "action": "verify", "phone": phone,
+                                                   "code": _wrong(code)})
+            codes.add(resp.status_code)
+            pages[phone] = _masked_page(resp, phone)
+        assert codes == {400} and pages[CITIZEN_PHONE] == pages[OTHER_PHONE], tries
+    assert "错误次数过多" in pages[OTHER_PHONE]
+    assert client.get_cookie("idp_sso") is None
+
+
+class SlowGateway:
+    """A gateway that takes a while to accept, as real ones do over the network."""
+
+    delay = 0.4
+
+    def send(self, message) -> None:
+        time.sleep(self.delay)
+
+
+def test_sending_takes_as_long_for_an_unregistered_number(ctx, client, person, rp, cfg):
+    cfg["SMS_GATEWAY"] = f"{__name__}:SlowGateway"
+    ctx.extensions.pop("idp.sms_gateway", None)
+    try:
+        rid, token = _sms_page(client, rp)
+        took = {}
+        for phone in (CITIZEN_PHONE, OTHER_PHONE):
+            started = time.monotonic()
+            resp = client.post("/login/sms", data={"csrf_token": token, "rid": rid,
+                                                   "action": "send", "phone": phone})
+            took[phone] = time.monotonic() - started
+            assert resp.status_code == 200
+    finally:
+        ctx.extensions.pop("idp.sms_gateway", None)
+    assert took[CITIZEN_PHONE] >= SlowGateway.delay
+    assert took[OTHER_PHONE] >= SlowGateway.delay * 0.75, took
+
+
+def test_per_ip_limit_counts_an_ipv6_host_by_its_64(ctx, cfg):
+    cfg["SMS_IP_HOURLY"] = 2
+    ips = ["2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:2:ffff::c"]
+    got = [sms.send_code(f"1370000001{i}", "login", ip=ip).ok for i, ip in enumerate(ips)]
+    assert got == [True, True, False]
+    assert sms.send_code("13700000019", "login", ip="2001:db8:1:3::1").ok
+    # An IPv4 client seen through an IPv6 socket is the same client.
+    cfg["SMS_IP_HOURLY"] = 1
+    assert sms.send_code("13700000020", "login", ip="192.0.2.44").ok
+    assert sms.send_code("13700000021", "login", ip="::ffff:192.0.2.44").error == "rate_limited"

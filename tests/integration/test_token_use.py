@@ -129,6 +129,38 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client, person, rp):
     assert client.get("/userinfo", headers=bearer(body["access_token"])).status_code == 401
 
 
+def test_two_racing_refreshes_with_one_token_get_tokens_once(ctx, client, person, rp,
+                                                             monkeypatch):
+    """A thief and the client present the same refresh token at the same moment: both
+    pass the lookup before either rotates it. Only one may get tokens, and the loser is
+    reuse (the family is revoked)."""
+    from idp.oidc import grants
+
+    body = tokens_for(client, rp, scope="openid profile offline_access")
+    rt = body["refresh_token"]
+    racer = {}
+    original = grants.RefreshTokenGrant.authenticate_user
+
+    def interleaved(self, token):
+        # The other request runs to completion between this one's lookup and its issue.
+        if not racer:
+            racer["started"] = True
+            racer["resp"] = refresh(ctx.test_client(), rp, rt)
+        return original(self, token)
+
+    monkeypatch.setattr(grants.RefreshTokenGrant, "authenticate_user", interleaved)
+    late = refresh(client, rp, rt)
+    first = racer["resp"]
+    assert first.status_code == 200, first.get_json()
+    assert late.status_code == 400 and late.get_json()["error"] == "invalid_grant"
+    # Reuse detected: what the first racer got is revoked too.
+    monkeypatch.undo()
+    assert refresh(client, rp, first.get_json()["refresh_token"]).get_json()["error"] == \
+        "invalid_grant"
+    assert client.get("/userinfo", headers=bearer(first.get_json()["access_token"])
+                      ).status_code == 401
+
+
 def test_refresh_cannot_widen_scope_and_is_bound_to_client(client, person, rp):
     body = tokens_for(client, rp, scope="openid profile")
     resp = refresh(client, rp, body["refresh_token"], scope="openid profile phone")

@@ -156,3 +156,32 @@ def test_enrolment_needs_a_recent_sign_in_and_csrf(ctx, client, person):
         ctx.config["SECURITY_REAUTH_SECONDS"] = saved
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
     assert db.session.scalar(db.select(TotpCredential.id)) is None
+
+
+def test_parallel_wrong_codes_cannot_outrun_the_limit(ctx, person, at, monkeypatch):
+    """Requests that arrive together must not all pass a "locked?" check made before any
+    of them has counted its failure: each compares a code only after counting itself."""
+    cred, gen = enrolled(person, at)
+    at(T0 + 600)
+    wrong = f"{(int(gen.at(T0 + 600)) + 1) % 10 ** 6:06d}"
+    limit = ctx.config["STEPUP_MAX_FAILURES"]
+    for _ in range(limit - 1):
+        assert totp.verify(person.id, wrong).error == "invalid"
+
+    compared, results = [], []
+    real = totp._matching_step
+
+    def matching_step(secret, code, when):
+        # While this request compares its code, the next one arrives (and so on): all
+        # of them are in flight before any has finished.
+        compared.append(code)
+        if len(results) + len(compared) < 6:
+            results.append(totp.verify(person.id, wrong).error)
+        return real(secret, code, when)
+
+    monkeypatch.setattr(totp, "_matching_step", matching_step)
+    results.append(totp.verify(person.id, wrong).error)
+    assert len(compared) == 1  # only one more code was compared: the last try allowed
+    assert sorted(results) == ["invalid"] + ["locked"] * (len(results) - 1)
+    monkeypatch.setattr(totp, "_matching_step", real)
+    assert totp.verify(person.id, gen.at(T0 + 600)).error == "locked"

@@ -119,6 +119,25 @@ def test_same_number_other_name_is_queued_once(ctx):
     assert [i.state for i in _reviews()] == ["superseded"]
 
 
+def test_upstream_without_real_name_checks_cannot_take_over_an_account(ctx):
+    """An upstream at L2 lets its users declare any ID number and name: claims naming an
+    existing account wait for an administrator instead of signing in as its holder."""
+    from connectors import review
+
+    person = make_person()
+    claims = {"sub": "u-claims", "id_number": CITIZEN_ID, "name": NAME}
+    for create in (False, True):
+        out = _link(claims, create=create, level="L2")
+        assert (out.action, out.rule, out.person) == ("review", "upstream_not_real_name", None)
+    [acct] = _accounts()
+    assert (acct.state, acct.person_id) == ("queued", None)
+    [item] = _reviews()
+    assert (item.reason, item.candidates) == ("upstream_not_real_name", [person.id])
+    review.approve(item.id, by="admin-1")
+    out = _link(claims, level="L2")
+    assert (out.action, out.rule, out.person.id) == ("signin", "linked_sub", person.id)
+
+
 def test_invalid_check_digit_is_queued_as_invalid(ctx):
     make_person()
     out = _link({"sub": "u-3", "id_number": BAD_CHECK, "name": NAME})

@@ -331,10 +331,22 @@ def test_username_hint_restricts_to_that_persons_credentials(client, person, aut
     assert [c["id"] for c in options["allowCredentials"]] == [mine.credential_id]
     resp = _post(client, "/passkey/login/verify", {"credential": theirs.get(options)}, csrf)
     assert resp.status_code == 403 and resp.get_json()["error"] == "wrong_person"
-    # An unknown name gives the same discoverable request as no name at all.
-    options = _post(client, "/passkey/login/options", {"username": "11010519800101001X"},
-                    csrf).get_json()
-    assert options["allowCredentials"] == []
+
+    # A name of nobody, or of somebody without passkeys, looks like a name with one: the
+    # answer must not tell who has an account (or a passkey) here.
+    def allowed(name):
+        return _post(client, "/passkey/login/options", {"username": name},
+                     csrf).get_json()["allowCredentials"]
+
+    real = allowed(CITIZEN_ID)
+    make_person("11010519800101001X", name="赵六", phone="13500000000")  # no passkey
+    for name in ("11010519800101001X", "110101199001010010", "13800009999"):
+        decoy = allowed(name)
+        assert len(decoy) == len(real) and decoy[0].keys() == real[0].keys()
+        assert decoy[0]["transports"] == real[0]["transports"]
+        assert len(decoy[0]["id"]) == len(real[0]["id"]) and decoy[0]["id"] != real[0]["id"]
+        assert allowed(name) == decoy  # the same each time, as a real list would be
+    assert allowed("11010519800101001X") != allowed("110101199001010010")
 
 
 def test_locked_account_cannot_sign_in_with_passkey(client, person, auth):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,29 +19,17 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-import pytest
 import requests
 
+from ..node_script import ensure_node
+
 HERE = Path(__file__).resolve().parent
-E2E_DIR = HERE.parent
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ensure_node_modules() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.fail("node and npm are required for the upstream OpenID provider")
-    if not (E2E_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
-        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=E2E_DIR, timeout=300,
-                             capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            pytest.fail(f"npm ci failed:\n{res.stderr[-3000:]}")
-    return node
 
 
 class NodeUpstream:
@@ -66,7 +53,7 @@ class NodeUpstream:
         tmp.replace(self.accounts_path)  # the server never reads half a file
 
     def start(self, timeout: float = 20) -> NodeUpstream:
-        node = ensure_node_modules()
+        node = ensure_node("oidc-provider")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         self.proc = subprocess.Popen([node, str(HERE / "server.mjs")], env=self.env, cwd=HERE,
                                      stdout=log, stderr=subprocess.STDOUT,
