@@ -37,6 +37,9 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
         BABEL_DEFAULT_LOCALE="zh_CN",
         BABEL_TRANSLATION_DIRECTORIES=os.path.join(HERE, "translations"),
         JSON_AS_ASCII=False,
+        # The largest thing anyone sends is a face capture (2 MB); refuse bigger bodies
+        # before Flask parses them.
+        MAX_CONTENT_LENGTH=cfg.get("MAX_REQUEST_BYTES") or 4 * 1024 * 1024,
     )
     app.json.ensure_ascii = False
 

@@ -29,9 +29,11 @@ SUBMIT = "button[type=submit]"
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Browser]:
+def chromium(*extra_args: str) -> Iterator[Browser]:
+    """Headless Chromium, with switches of its own for a test that needs them (e.g. a
+    fake camera); closed afterwards."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args],
                                      headless=True)
         try:
             yield browser

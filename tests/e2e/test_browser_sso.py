@@ -19,14 +19,7 @@ from .browser import CHROMIUM as CHROMIUM
 from .browser import CHROMIUM_ARGS as CHROMIUM_ARGS
 from .browser import TIMEOUT_MS as TIMEOUT_MS
 from .browser import assert_fits_width, fill_login, open_context, screenshot
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +41,7 @@ class DemoIdP(LiveIdP):
 
 @pytest.fixture(scope="module")
 def demo_idp(tmp_path_factory) -> Iterator[DemoIdP]:
-    with backend_env() as shared:
-        port = free_port(span=3)
-        idp = DemoIdP(port=port, issuer=f"http://localhost:{port}", url_host="localhost",
-                      shared_env=shared, instance_path=tmp_path_factory.mktemp("demo-idp"))
+    with provider(tmp_path_factory, "demo-idp", span=3, host="localhost", cls=DemoIdP) as idp:
         out = idp.run_cli("init", "--demo")
         assert out["demo"]["citizen"]["id_number"] == DEMO_CITIZEN_ID
         assert {s["url"] for s in out["demo"]["sites"]} == {idp.province, idp.city}

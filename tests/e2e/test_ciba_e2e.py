@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .conftest import LiveIdP, backend_env, free_port, running
+from .conftest import LiveIdP, provider, running
 from .node_script import NodeScript
 from .oauth import hidden_fields, pkce_pair, query
 from .rp_result import explain, ok, refused
@@ -33,11 +33,7 @@ APP_REDIRECT = "http://127.0.0.1/app/cb"
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory):
     """A provider with a 2-second CIBA interval, so the consoles' polling is quick."""
-    with backend_env() as shared:
-        port = free_port()
-        live = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}",
-                       shared_env={**shared, "IDP_CIBA_INTERVAL": "2"},
-                       instance_path=tmp_path_factory.mktemp("ciba-idp"))
+    with provider(tmp_path_factory, "ciba-idp", env={"IDP_CIBA_INTERVAL": "2"}) as live:
         live.run_cli("init", "--demo")  # the demo citizen and the demo hall/hotline clients
         with running(live):
             yield live

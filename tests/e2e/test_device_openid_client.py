@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .conftest import LiveIdP, backend_env, free_port, running
+from .conftest import provider, running
 from .node_script import NodeScript
 from .oauth import hidden_fields
 from .rp_result import explain, ok, refused
@@ -27,11 +27,8 @@ DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 def live_idp(tmp_path_factory):
     """As conftest's, but devices are told to poll every second (RFC 8628's 5 s default
     is covered by the integration tests) so openid-client does not idle here."""
-    with backend_env() as shared:
-        port = free_port()
-        idp = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}",
-                      shared_env={**shared, "IDP_DEVICE_POLL_INTERVAL": "1"},
-                      instance_path=tmp_path_factory.mktemp("live-idp-device"))
+    with provider(tmp_path_factory, "live-idp-device",
+                  env={"IDP_DEVICE_POLL_INTERVAL": "1"}) as idp:
         idp.run_cli("init")
         with running(idp):
             yield idp

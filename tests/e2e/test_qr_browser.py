@@ -16,14 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE, fill_login, open_context
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
@@ -33,10 +26,8 @@ SITE_NAME = "扫码演示网站"
 
 @pytest.fixture(scope="module")
 def qr_idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, dict]]:
-    with backend_env() as shared:
-        port = free_port(span=2)
-        idp = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
-                      instance_path=tmp_path_factory.mktemp("qr-idp"))
+    with provider(tmp_path_factory, "qr-idp", span=2) as idp:
+        port = idp.port
         idp.run_cli("init", "--demo")  # the demo citizen and the demo-app client
         # The website is only its redirect URI: a tiny server on port + 1 that says "ok".
         site = idp.run_cli("client", "add", "--client-id", "qr-site", "--name", SITE_NAME,

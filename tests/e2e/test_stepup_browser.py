@@ -14,14 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
@@ -32,10 +25,7 @@ REDIRECT = "https://rp.example/stepup/cb"  # never reached: the browser is stopp
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
-    with backend_env() as shared:
-        port = free_port()
-        live = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
-                       instance_path=tmp_path_factory.mktemp("stepup-idp"))
+    with provider(tmp_path_factory, "stepup-idp") as live:
         live.run_cli("init", "--demo")
         secret = live.run_cli("client", "add", "--client-id", "stepup-rp", "--name", "高等级业务",
                               "--redirect-uri", REDIRECT, "--first-party")["client_secret"]

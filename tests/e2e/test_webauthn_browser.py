@@ -17,14 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
@@ -35,11 +28,8 @@ CLIENT_SECRET = secrets.token_urlsafe(24)
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
-    with backend_env() as shared:
-        port = free_port(span=2)
-        callback = f"http://localhost:{port + 1}/cb"
-        live = LiveIdP(port=port, issuer=f"http://localhost:{port}", url_host="localhost",
-                       shared_env=shared, instance_path=tmp_path_factory.mktemp("passkey-idp"))
+    with provider(tmp_path_factory, "passkey-idp", span=2, host="localhost") as live:
+        callback = f"http://localhost:{live.port + 1}/cb"
         out = live.run_cli("init", "--demo")
         assert out["demo"]["citizen"]["id_number"] == DEMO_CITIZEN_ID
         live.run_cli("client", "add", "--client-id", CLIENT_ID, "--secret", CLIENT_SECRET,

@@ -178,3 +178,9 @@ def test_login_form_posts_over_https(client, person, rp):
     # Without the Referer a browser under no-referrer would send, the form is refused.
     resp = client.post("/login", base_url="https://localhost", data=posted)
     assert resp.status_code == 400
+
+
+def test_oversized_request_bodies_are_refused_before_parsing(client):
+    resp = client.post("/login", data={"username": "x" * (5 * 1024 * 1024)})
+    assert resp.status_code == 413
+    assert b"Traceback" not in resp.data

@@ -339,14 +339,15 @@ def test_username_hint_restricts_to_that_persons_credentials(client, person, aut
                      csrf).get_json()["allowCredentials"]
 
     real = allowed(CITIZEN_ID)
-    make_person("11010519800101001X", name="赵六", phone="13500000000")  # no passkey
-    for name in ("11010519800101001X", "110101199001010010", "13800009999"):
+    make_person("110105198001010016", name="赵六", phone="13500000000")  # no passkey
+    for name in ("110105198001010016", "110101199001010015", "13800009999",
+                 "11010519800101001X"):  # the last one's check character is wrong
         decoy = allowed(name)
         assert len(decoy) == len(real) and decoy[0].keys() == real[0].keys()
         assert decoy[0]["transports"] == real[0]["transports"]
         assert len(decoy[0]["id"]) == len(real[0]["id"]) and decoy[0]["id"] != real[0]["id"]
         assert allowed(name) == decoy  # the same each time, as a real list would be
-    assert allowed("11010519800101001X") != allowed("110101199001010010")
+    assert allowed("110105198001010016") != allowed("110101199001010015")
 
 
 def test_locked_account_cannot_sign_in_with_passkey(client, person, auth):
