@@ -138,9 +138,9 @@ CIBA_MAX_EXPIRES_IN = 600
 CIBA_INTERVAL = 5
 # The counter-clerk and hotline-agent demo consoles (/demo/hall, /demo/hotline). They
 # let anyone who reaches them push approval requests and SMS codes to any citizen:
-# so with None they are on only in the embedded default (as are the kiosk screen
-# /demo/kiosk and the app simulator /demo/app); IDP_CHANNEL_DEMOS=true|false decides.
-CHANNEL_DEMOS = None
+# so they are off unless asked for (as are the kiosk screen /demo/kiosk and the app
+# simulator /demo/app): `idp serve --demo` turns them on, or IDP_CHANNEL_DEMOS=true.
+CHANNEL_DEMOS = False
 # Where the demo consoles reach the provider's own endpoints; None: the issuer.
 CIBA_DEMO_PROVIDER_URL = None
 

@@ -40,6 +40,7 @@ def app(backend_config):
 
     overrides = {"ISSUER": "http://localhost", "ARGON2_TIME_COST": 1,
                  "ARGON2_MEMORY_COST": 8 * 1024, "BACKCHANNEL_LOGOUT_BACKOFF": 0.05,
+                 "CHANNEL_DEMOS": True,  # the demo pages are tested too
                  **backend_config["overrides"]}
     app = create_app(overrides, instance_path=backend_config["instance_path"])
     app.config["TESTING"] = True

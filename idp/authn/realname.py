@@ -1,7 +1,8 @@
 """Real-name verification: does this name go with this ID number in the population register?
 
 ``REALNAME_VERIFIER`` picks the verifier: ``"dev"`` (below), ``None`` (the dev verifier
-in the embedded demo and tests, none at all otherwise) or ``"package.module:ClassName"`` — a class made with no arguments whose
+in the embedded demo and tests, none at all otherwise) or ``"package.module:ClassName"``
+— a class made with no arguments whose
 ``verify(name, id_number) -> RealNameResult`` asks the real register (a provincial
 data-sharing platform's "two-item check"). ``reasons``: ``mismatch`` (the register has
 this number under another name), ``not_in_register``, ``invalid_number``,

@@ -265,6 +265,11 @@ def remove(cred_id: str):
     sess = _signed_in()
     if sess is None:
         return redirect(url_for("passkey.manage"))
+    if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
+        # Like binding: a session cookie left behind must not take the person's keys away.
+        from ..account.views import _sign_in_first
+
+        return _sign_in_first(url_for("passkey.manage"))
     cred = db.session.scalar(db.select(WebAuthnCredential).where(
         WebAuthnCredential.id == cred_id, WebAuthnCredential.person_id == sess.person_id))
     if cred is None:

@@ -15,12 +15,10 @@ CHANNEL_MODULES = ("app_api", "qr", "device", "kiosk", "ciba")
 
 def demos_enabled(cfg) -> bool:
     """Whether the channel demo pages are served (kiosk screen, counter and hotline
-    consoles, app simulator). They let whoever reaches them push requests to any
-    citizen, so they are on only in the embedded default unless ``CHANNEL_DEMOS`` says
-    otherwise (``IDP_CHANNEL_DEMOS=true|false``)."""
+    consoles, app simulator). They let whoever reaches them sign anyone in at a kiosk
+    or push requests to any citizen, so they are off unless asked for:
+    ``idp serve --demo`` (``scripts/run-demo.sh``) or ``IDP_CHANNEL_DEMOS=true``."""
     value = cfg.get("CHANNEL_DEMOS")
-    if value is None:
-        return bool(cfg.get("EMBEDDED"))
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)

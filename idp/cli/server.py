@@ -12,8 +12,14 @@ from . import app_context, emit, fail, operator
 @click.option("--json", "as_json", is_flag=True)
 def init(demo: bool, as_json: bool) -> None:
     """Create or upgrade the database and make signing keys."""
+    import os
+
     from ..bootstrap import initialise
 
+    if demo:
+        # The workers build their own app from the environment; an explicit
+        # IDP_CHANNEL_DEMOS=false still wins.
+        os.environ.setdefault("IDP_CHANNEL_DEMOS", "true")
     with app_context():
         from flask import current_app
 
@@ -40,8 +46,14 @@ def _redact(url: str) -> str:
 @click.option("--demo", is_flag=True, help="Also run the two demo relying-party sites.")
 def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
     """Run the provider (gunicorn). Initialises the embedded database on first start."""
+    import os
+
     from ..bootstrap import initialise
 
+    if demo:
+        # The workers build their own app from the environment; an explicit
+        # IDP_CHANNEL_DEMOS=false still wins.
+        os.environ.setdefault("IDP_CHANNEL_DEMOS", "true")
     with app_context():
         from flask import current_app
 
@@ -58,7 +70,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
             click.echo(f"demo citizen: ID number {c['id_number']}  password {c['password']}")
             from ..channels import demos_enabled
 
-            if demos_enabled(current_app.config):
+            if demos_enabled({"CHANNEL_DEMOS": os.environ.get("IDP_CHANNEL_DEMOS")}):
                 for label, path in (("app simulator (QR, approvals)", "/demo/app"),
                                     ("self-service kiosk", "/demo/kiosk/"),
                                     ("service-hall counter", "/demo/hall"),

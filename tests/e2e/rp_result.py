@@ -1,5 +1,6 @@
-"""Reading the JSON that the Node relying party (rp_flow.mjs) prints: each step's outcome,
-with the provider's log attached to every failure message."""
+"""Reading the result the Node clients print (rp_flow.mjs, device_flow.mjs, ciba_flow.mjs;
+run by node_script.NodeScript): each step's outcome, with the provider's log attached to
+every failure message."""
 
 from __future__ import annotations
 

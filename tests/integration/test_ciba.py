@@ -400,9 +400,7 @@ def test_sms_read_back_refusals(ctx, client, person):
     assert events("ciba.sms_sent") and len(events("ciba.sms_sent")) == 1
 
 
-def test_demo_consoles_render_and_need_the_demo_clients(ctx, client):
-    if not ctx.config["EMBEDDED"]:
-        return  # not served with an external database (tests/integration/test_channel_demos.py)
+def test_demo_consoles_render_and_need_the_demo_clients(client):
     for kind in ("hall", "hotline"):
         page = client.get(f"/demo/{kind}")
         assert page.status_code == 200

@@ -204,7 +204,7 @@ def test_demo_is_off_unless_configured(ctx, client, monkeypatch):
     monkeypatch.setitem(ctx.config, "KIOSK_DEMO", False)
     assert client.get("/demo/kiosk/").status_code == 404
     monkeypatch.setitem(ctx.config, "KIOSK_DEMO", None)
-    monkeypatch.setitem(ctx.config, "EMBEDDED", False)
+    monkeypatch.setitem(ctx.config, "CHANNEL_DEMOS", False)
     assert client.get("/demo/kiosk/").status_code == 404
 
 

@@ -507,6 +507,17 @@ def test_binding_needs_a_recent_sign_in(client, person, monkeypatch):
     assert resp.status_code == 401 and resp.get_json()["error"] == "login_required"
 
 
+def test_removing_needs_a_recent_sign_in(client, person, auth, monkeypatch):
+    cred_id = auth.store_for(person).id
+    csrf = _sign_in(client)
+    monkeypatch.setitem(client.application.config, "WEBAUTHN_REGISTER_MAX_AGE", -1)
+    resp = client.post(f"/account/passkeys/{cred_id}/remove", data={"csrf_token": csrf})
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login"
+    db.session.expire_all()
+    assert db.session.get(WebAuthnCredential, cred_id) is not None
+    assert _events("webauthn.removed") == []
+
+
 def test_expired_challenge_is_refused(client, person, auth, monkeypatch):
     auth.store_for(person)
     monkeypatch.setitem(client.application.config, "WEBAUTHN_CHALLENGE_TTL", 1)
