@@ -187,3 +187,7 @@ FACE_MIN_SCORE = 0.8
 FACE_IMAGE_MIN_BYTES = 1024
 FACE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 FACE_IMAGE_MIN_SIDE = 200
+
+# Reverse proxies / load balancers in front of the provider that set X-Forwarded-For and
+# X-Forwarded-Proto (0: none; the headers are then ignored, as anyone can send them).
+TRUSTED_PROXIES = 0

@@ -43,6 +43,15 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     )
     app.json.ensure_ascii = False
 
+    proxies = int(cfg.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        # Behind a load balancer every request comes from its address: per-address
+        # limits (SMS, device codes, lockout) and the audit log need the client's, which
+        # only the configured number of trusted hops may tell us (X-Forwarded-For/Proto).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
     from .logging_setup import install_masking_filter
     from .translations import compile_catalogs
     from .ui import select_locale, template_context
