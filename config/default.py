@@ -136,6 +136,14 @@ QR_TICKETS_PER_MINUTE = 20
 CIBA_EXPIRES_IN = 300
 CIBA_MAX_EXPIRES_IN = 600
 CIBA_INTERVAL = 5
+# Requests one hall or hotline client may have waiting on one person's app at once;
+# more are refused (429) until one is decided or expires, so a counter cannot wear
+# a citizen down with prompts until one is approved by mistake.
+CIBA_MAX_PENDING_PER_PERSON = 3
+# Lookups per client that name nobody (or nobody usable) within the window, seconds;
+# past the limit the client looks up no one until the window ends (ID-number probing).
+CIBA_UNKNOWN_HINT_LIMIT = 30
+CIBA_UNKNOWN_HINT_WINDOW = 600
 # The counter-clerk and hotline-agent demo consoles (/demo/hall, /demo/hotline). They
 # let anyone who reaches them push approval requests and SMS codes to any citizen:
 # so they are off unless asked for (as are the kiosk screen /demo/kiosk and the app

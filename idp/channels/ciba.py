@@ -184,45 +184,65 @@ def _find_person(hint: str) -> Person:
     return person
 
 
-# Lookups that named nobody (or nobody usable), per client and window. ID numbers are
-# structured (region, birth date, sequence, check digit) and phones are dense, so a hall
-# or hotline client — or whoever holds its credentials — could otherwise list who has
-# an account; past the limit it looks up nobody until the window ends.
-UNKNOWN_HINT_LIMIT = 30
-UNKNOWN_HINT_WINDOW = 600
+class TemporarilyUnavailableError(OAuth2Error):
+    """429 with Retry-After: a limit on this client, not a fault in the request."""
 
-
-class TooManyUnknownHintsError(OAuth2Error):
     error = "temporarily_unavailable"
     status_code = 429
 
-    def __init__(self, window: int):
-        super().__init__("Too many requests for unknown users; try again later.")
-        self.retry_after = window
+    def __init__(self, description: str, retry_after: int):
+        super().__init__(description)
+        self.retry_after = max(1, int(retry_after))
 
     def get_headers(self):
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+# Lookups that named nobody (or nobody usable), per client and window
+# (CIBA_UNKNOWN_HINT_LIMIT / _WINDOW). ID numbers are structured (region, birth date,
+# sequence, check digit) and phones are dense, so a hall or hotline client — or
+# whoever holds its credentials — could otherwise list who has an account; past the
+# limit it looks up nobody until the window ends.
+class TooManyUnknownHintsError(TemporarilyUnavailableError):
+    def __init__(self, window: int):
+        super().__init__("Too many requests for unknown users; try again later.", window)
+
+
+class TooManyPendingError(TemporarilyUnavailableError):
+    def __init__(self, retry_after: int):
+        super().__init__("Too many requests are already waiting for this person; wait for "
+                         "them to be answered.", retry_after)
 
 
 def _unknown_key(client) -> str:
     return f"ciba_unknown:{client.client_id}"
 
 
-def _hint_limits() -> tuple[int, int]:
-    cfg = current_app.config
-    return (int(cfg.get("CIBA_UNKNOWN_HINT_LIMIT", UNKNOWN_HINT_LIMIT)),
-            int(cfg.get("CIBA_UNKNOWN_HINT_WINDOW", UNKNOWN_HINT_WINDOW)))
-
-
 def _check_hint_budget(client) -> None:
-    limit, window = _hint_limits()
     seen = store().get(_unknown_key(client))
-    if seen is not None and int(seen) >= limit:
-        raise TooManyUnknownHintsError(window)
+    if seen is not None and int(seen) >= _cfg("CIBA_UNKNOWN_HINT_LIMIT"):
+        raise TooManyUnknownHintsError(_cfg("CIBA_UNKNOWN_HINT_WINDOW"))
 
 
 def _count_unknown_hint(client) -> None:
-    store().incr(_unknown_key(client), _hint_limits()[1])
+    store().incr(_unknown_key(client), _cfg("CIBA_UNKNOWN_HINT_WINDOW"))
+
+
+def _admit(a: approvals.Approval) -> None:
+    """Keep ``a`` only if fewer than CIBA_MAX_PENDING_PER_PERSON requests of the same
+    client were waiting on the person before it; else withdraw it and refuse.
+
+    A clerk pushing prompt after prompt can wear a citizen down until one is approved
+    to make them stop. The request is made first and counted after, in creation order,
+    so requests racing from several workers cannot all slip under the cap: each sees
+    every one made before it."""
+    cap = _cfg("CIBA_MAX_PENDING_PER_PERSON")
+    ahead = [p for p in approvals.pending_for(a.person_id or "")
+             if p.kind == "ciba" and p.client_id == a.client_id and p.id != a.id
+             and (p.created, p.id) < (a.created, a.id)]
+    if len(ahead) >= cap:
+        approvals.withdraw(a.id)
+        raise TooManyPendingError(min(p.expires for p in ahead) - time.time())
 
 
 def _binding_message(value: str | None) -> str:
@@ -286,11 +306,20 @@ def _validate(req, client) -> dict[str, Any]:
         if client.channel != "hall":
             raise InvalidRequestError("Only service-hall counters can vouch for an in-person "
                                       "document check.")
+        if not _may_check_in_person(client):
+            # It raises the account to L5 for good: a permission of its own, granted
+            # per counter client at registration (``--in-person-checks``).
+            raise UnauthorizedClientError("The client is not permitted to vouch for "
+                                          "in-person document checks.")
     _check_hint_budget(client)
     person = _find_person(_param(req, "login_hint"))
     return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
             "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
             "person": person, "in_person": in_person}
+
+
+def _may_check_in_person(client) -> bool:
+    return client.channel == "hall" and client.meta("in_person_checks") is True
 
 
 def _error(req, err: OAuth2Error):
@@ -327,6 +356,14 @@ def bc_authorize():
         binding_message=p["binding_message"], scope=p["scope"], acr_asked=p["acr_asked"],
         extra={"act": act, "client_name": client.name, "channel": client.channel,
                "interval": interval, "in_person": p["in_person"]})
+    try:
+        _admit(a)
+    except TooManyPendingError as err:
+        audit.record("ciba.refused", actor=client.client_id, subject=person.id,
+                     client_id=client.client_id,
+                     details={"error": "too_many_pending", "acting_party": p["staff"],
+                              "retry_after": err.retry_after})
+        return _error(req, err)
     audit.record("ciba.requested", actor=p["staff"], subject=person.id,
                  client_id=client.client_id,
                  details={"act": act, "request": a.id[:8], "scope": p["scope"],
@@ -474,7 +511,7 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
         if person is None or person.status != "active":
             raise InvalidGrantError("The person's account cannot be used.")
         client = self.request.client
-        if a.extra.get("in_person") and client.channel == "hall" and a.amr:
+        if a.extra.get("in_person") and _may_check_in_person(client) and a.amr:
             # The clerk checked the document face to face and the holder of the account
             # approved on its app: in person at a counter (L5), whatever the app's own
             # session level (raise_level records it on the account once tokens go out).

@@ -13,7 +13,8 @@ gives nobody a device code that works) and by the normalised user code:
 - ``device_uc:<USERCODE>``          user code -> device key, until it is decided;
 - ``device_used:<hash>``            set once when tokens are issued (single use);
 - ``device_poll:<hash>``            last poll time and current interval (slow_down);
-- ``device_ucfail:…``               wrong user codes per person and per address.
+- ``device_ucfail:…``               wrong user codes per person and per address;
+- ``device_ucpeek:…``               codes looked up by a link (GET), likewise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCredentialDict
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from authlib.oidc.core.grants import OpenIDToken
@@ -198,6 +200,19 @@ class DeviceCodeGrant(_DeviceCodeGrant):
                        sub=subject_for(client, person.id), acr=rec.get("acr"),
                        amr=rec.get("amr") or [], channel=rec.get("channel")), True
 
+    @hooked
+    def create_token_response(self):
+        """As Authlib's, except that a kiosk — a shared screen the next person walks up
+        to — never gets a refresh token, whatever its registration says: its sign-in
+        must end with the session, not outlive it in the device's storage."""
+        client = self.request.client
+        kiosk = "kiosk" in (client.channel, self._record.get("channel"))
+        token = self.generate_token(
+            user=self.request.user, scope=self.request.credential.get_scope(),
+            include_refresh_token=client.check_grant_type("refresh_token") and not kiosk)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
     def should_slow_down(self, credential):
         """RFC 8628 §3.5: polling faster than the interval answers slow_down, and the
         interval grows by 5 seconds for this and every later poll."""
@@ -214,19 +229,24 @@ class DeviceCodeGrant(_DeviceCodeGrant):
 
 # ---------------------------------------------------------------- the person's page
 
-def _too_many_attempts(person_id: str) -> bool:
+def _counters(kind: str, person_id: str) -> tuple[str, str]:
+    return (f"device_{kind}:p:{person_id}", f"device_{kind}:ip:{request.remote_addr}")
+
+
+def _blocked(person_id: str) -> bool:
+    """Read-only: whether this person or address has used up its wrong codes."""
     limit = int(_cfg("DEVICE_USER_CODE_ATTEMPTS"))
-    for key in (f"device_ucfail:p:{person_id}", f"device_ucfail:ip:{request.remote_addr}"):
-        seen = store().get(key)
-        if seen is not None and int(seen) >= limit:
-            return True
-    return False
+    return any(int(store().get(k) or 0) >= limit for k in _counters("ucfail", person_id))
 
 
-def _count_failure(person_id: str) -> None:
+def _over_budget(kind: str, person_id: str) -> bool:
+    """Count first, then compare: the store's increment is atomic, so each of many
+    parallel requests gets its own number and no more than the limit are answered
+    (a read, then a later increment, would let a burst through before any counted)."""
+    limit = int(_cfg("DEVICE_USER_CODE_ATTEMPTS"))
     window = int(_cfg("DEVICE_USER_CODE_WINDOW"))
-    store().incr(f"device_ucfail:p:{person_id}", window)
-    store().incr(f"device_ucfail:ip:{request.remote_addr}", window)
+    counts = [store().incr(k, window) for k in _counters(kind, person_id)]
+    return max(counts) > limit
 
 
 def _entry_page(error: str | None = None, code: str = "", status: int = 200):
@@ -244,16 +264,40 @@ def _sign_in_first(code: str | None):
     return redirect(url_for("authn.login", rid=rid))
 
 
+def _refused(sess):
+    audit.record("device.user_code.blocked", actor=sess.person_id, subject=sess.person_id)
+    return None, _entry_page(_("输入错误次数过多，请稍后再试。"), status=429)
+
+
 def _lookup(sess, typed: str):
-    """The pending request for a typed user code, counting wrong codes; (found, page)."""
-    if _too_many_attempts(sess.person_id):
-        audit.record("device.user_code.blocked", actor=sess.person_id, subject=sess.person_id)
-        return None, _entry_page(_("输入错误次数过多，请稍后再试。"), status=429)
+    """The pending request for a code the person submitted (a POST, so CSRF-checked:
+    only the signed-in person can make one); a wrong code counts. (found, page)."""
     code = normalise_user_code(typed)
     found = _load_by_user_code(code) if code else None
     if found is None:
-        _count_failure(sess.person_id)
+        if _over_budget("ucfail", sess.person_id):
+            return _refused(sess)
         audit.record("device.user_code.failed", actor=sess.person_id, subject=sess.person_id)
+        return None, _entry_page(_("验证码无效或已过期，请核对设备屏幕上的验证码。"),
+                                 typed[:32], 400)
+    if _blocked(sess.person_id):
+        return _refused(sess)
+    return (code, *found), None
+
+
+def _preview(sess, typed: str):
+    """``verification_uri_complete`` opened by a link (GET). Any page on the web can make
+    a signed-in browser follow such a link, so it never counts as a wrong code — else a
+    third party could lock the person out. Nor may it become a free way to test codes:
+    previews have a budget of their own, and past it the code is only filled in for
+    the person to submit. (found, page)."""
+    if _blocked(sess.person_id):
+        return _refused(sess)
+    code = normalise_user_code(typed)
+    if code is not None and _over_budget("ucpeek", sess.person_id):
+        return None, _entry_page(code=typed[:32])
+    found = _load_by_user_code(code) if code else None
+    if found is None:
         return None, _entry_page(_("验证码无效或已过期，请核对设备屏幕上的验证码。"),
                                  typed[:32], 400)
     return (code, *found), None
@@ -267,7 +311,7 @@ def page():
         return _sign_in_first(normalise_user_code(typed))
     if request.method == "GET" and not typed:
         return _entry_page()
-    found, problem = _lookup(sess, typed)
+    found, problem = (_preview if request.method == "GET" else _lookup)(sess, typed)
     if problem is not None:
         return problem
     code, h, rec = found

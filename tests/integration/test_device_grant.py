@@ -258,3 +258,84 @@ def test_login_return_path_is_local_only(ctx, target):
         assert pending.resume_url(rid, rec).startswith("/authorize?")
         rec["next"] = "/device?user_code=BCDF-GHJK"
         assert pending.resume_url(rid, rec) == "/device?user_code=BCDF-GHJK"
+
+
+def test_links_to_the_device_page_never_count_as_wrong_codes(ctx, client, person,
+                                                             monkeypatch):
+    """Any web page can make a signed-in browser open /device?user_code=…; if such GETs
+    counted, a third party could lock the person out. Only a POST by the person counts,
+    and links are no free way to test codes either: past a budget they only fill it in."""
+    monkeypatch.setitem(ctx.config, "DEVICE_USER_CODE_ATTEMPTS", 3)
+    rp = device_client()
+    d = start(client, rp).get_json()
+    browser = ctx.test_client()
+    sign_in(browser)
+    for guess in ("BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"):
+        r = browser.get("/device?user_code=" + guess)
+        assert r.status_code == 400 and "验证码无效或已过期" in r.get_data(as_text=True)
+    assert store().get(f"device_ucfail:p:{person.id}") is None
+    # The preview budget is spent: the right code is filled in, not looked up.
+    filled = browser.get("/device?user_code=" + d["user_code"])
+    html = filled.get_data(as_text=True)
+    assert filled.status_code == 200 and 'value="allow"' not in html
+    assert f'value="{d["user_code"]}"' in html
+    # The person submits it (POST, CSRF-checked) and is not blocked.
+    shown = browser.post("/device", data={"csrf_token": csrf_of(browser),
+                                          "user_code": d["user_code"]})
+    assert shown.status_code == 200 and 'value="allow"' in shown.get_data(as_text=True)
+    assert decide(browser, d["user_code"]).status_code == 200
+    assert not _events("device.user_code.failed")
+
+
+def _events(name):
+    from idp import audit
+    from idp.audit import AuditEvent
+    from idp.extensions import db
+
+    audit.flush()
+    return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)).all()
+
+
+def test_parallel_wrong_codes_cannot_overshoot_the_limit(ctx, client, person, monkeypatch):
+    """Two wrong codes in flight at once, with room for one: the second request arrives
+    while the first is being looked up. Counting first and checking the count makes
+    one of them the limit's last and the other refused."""
+    from idp.channels import device
+
+    monkeypatch.setitem(ctx.config, "DEVICE_USER_CODE_ATTEMPTS", 1)
+    browser = ctx.test_client()
+    sign_in(browser)
+    token = csrf_of(browser)
+    real = device._load_by_user_code
+    inner: list[int] = []
+
+    def racing(code):
+        if not inner:
+            inner.append(0)
+            inner.append(browser.post("/device", data={"csrf_token": token,
+                                                       "user_code": "CCCC-CCCC"}).status_code)
+        return real(code)
+
+    monkeypatch.setattr(device, "_load_by_user_code", racing)
+    outer = browser.post("/device", data={"csrf_token": token, "user_code": "BBBB-BBBB"})
+    assert sorted([inner[1], outer.status_code]) == [400, 429]
+    assert len(_events("device.user_code.failed")) == 1
+    assert len(_events("device.user_code.blocked")) == 1
+
+
+@pytest.mark.parametrize("channel", ["kiosk", "web"])
+def test_kiosk_screens_never_get_a_refresh_token(ctx, client, person, channel):
+    """A shared screen registered for refresh_token (by mistake or on purpose) and asking
+    for offline_access still gets none: the next person at the kiosk must not inherit
+    a sign-in. (A web client's device grant is a kiosk's too.)"""
+    rp = device_client("kiosk-rt", public=False, grants=(DEVICE_CODE, "refresh_token"),
+                       channel=channel)
+    d = start(client, rp, scope="openid profile offline_access").get_json()
+    browser = ctx.test_client()
+    sign_in(browser)
+    assert decide(browser, d["user_code"]).status_code == 200
+    resp = poll(client, rp, d["device_code"])
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["access_token"] and "refresh_token" not in body
+    assert claims_of(client, body["access_token"])["channel"] == "kiosk"
