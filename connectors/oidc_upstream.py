@@ -202,6 +202,12 @@ def load_all(entries: Any, *, base: str | os.PathLike[str] = ".") -> dict[str, U
             up = upstream_from_dict(entry, where=f"UPSTREAM_IDPS[{i}]")
         if up.name in found:
             raise ConnectorError(f"two upstream providers are named {up.name!r}")
+        # Links are keyed by (system, upstream sub): two providers sharing a system would
+        # sign people in through each other's links.
+        clash = next((u.name for u in found.values() if u.system == up.system), None)
+        if clash:
+            raise ConnectorError(f"upstream providers {clash!r} and {up.name!r} share the "
+                                 f"system name {up.system!r}; give each its own")
         found[up.name] = up
     return found
 

@@ -103,7 +103,8 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
                     subject_type: str = "public", userinfo_alg: str | None = None,
                     org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
                     legacy_systems: list[str] | None = None,
-                    sector_identifier_uri: str | None = None) -> Client:
+                    sector_identifier_uri: str | None = None,
+                    in_person_checks: bool = False) -> Client:
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
     if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
@@ -117,6 +118,11 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         raise ClientError("authorization_code clients need at least one --redirect-uri")
     if auth_method == "none" and {"client_credentials", JWT_BEARER, CIBA} & set(grants):
         raise ClientError("public clients cannot use client_credentials, jwt-bearer or CIBA")
+    # A counter's word that it checked the ID card raises the account to L5 for good:
+    # only service-hall CIBA clients may be trusted to give it (idp.channels.ciba).
+    if in_person_checks and (channel != "hall" or CIBA not in grants):
+        raise ClientError("in-person checks are only for service-hall (channel hall) "
+                          "clients with the CIBA grant type")
     for uri in redirect_uris:
         _check_uri(uri, "redirect URI")
     for uri in post_logout_redirect_uris:
@@ -159,6 +165,8 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         meta["jwks"] = jwks
     if legacy_systems:
         meta["legacy_systems"] = legacy_systems
+    if in_person_checks:
+        meta["in_person_checks"] = True
     if org_roles:
         meta["org_roles"] = org_roles
     if org_scopes:

@@ -67,6 +67,12 @@ def is_locked(lock_key: str) -> bool:
     return store().get(f"lock:{lock_key}") is not None
 
 
+def _lock(lock_key: str) -> None:
+    seconds = current_app.config["LOCKOUT_SECONDS"]
+    store().set(f"lock:{lock_key}", 1, seconds)
+    store().delete(f"fail:{lock_key}")
+
+
 def authenticate(username: str, password: str) -> LoginResult:
     cfg = current_app.config
     person, number_error, lock_key = find_person(username)
@@ -75,12 +81,18 @@ def authenticate(username: str, password: str) -> LoginResult:
                            detail_en=number_error.message_en)
     if is_locked(lock_key):
         return LoginResult(error="locked")
+    # The attempt is counted before the password is checked: counting only failures,
+    # afterwards, would let many parallel guesses all pass the check before any of them
+    # is counted. A success clears the count.
+    threshold = cfg["LOCKOUT_THRESHOLD"]
+    attempts = store().incr(f"fail:{lock_key}", cfg["LOCKOUT_SECONDS"])
+    if attempts > threshold:
+        _lock(lock_key)
+        return LoginResult(error="locked")
     ok = verify_password(person.password_hash if person else None, password or "")
     if not ok or person is None or person.status != "active":
-        fails = store().incr(f"fail:{lock_key}", cfg["LOCKOUT_SECONDS"])
-        if fails >= cfg["LOCKOUT_THRESHOLD"]:
-            store().set(f"lock:{lock_key}", 1, cfg["LOCKOUT_SECONDS"])
-            store().delete(f"fail:{lock_key}")
+        if attempts >= threshold:
+            _lock(lock_key)
             return LoginResult(error="locked")
         return LoginResult(error="bad_credentials")
     store().delete(f"fail:{lock_key}")

@@ -113,6 +113,10 @@ def elevate(sess: SSOSession, amr: list[str]) -> str:
     from the account's (possibly just raised) level. Same cookie and ``sid``, so relying
     parties already holding tokens stay in the same session; ``auth_time`` moves, since
     the person did authenticate now (OIDC Core §2). Returns the new level."""
+    if store().get(sess.key) is None:
+        # Signed out (or revoked) while the step-up was being checked: stay signed out
+        # rather than writing the session back to life.
+        return sess.acr
     person = db.session.get(Person, sess.person_id)
     for value in amr:
         if value not in sess.amr:

@@ -135,3 +135,9 @@ def consume(aid: str) -> Approval | None:
     if not store().add(f"approval_used:{aid}", 1, max(1.0, a.expires - time.time()) + 60):
         return None
     return a
+
+
+def withdraw(aid: str) -> None:
+    """Remove a request its maker may not keep (e.g. over a limit), before anyone acts
+    on it; the person's list skips ids it can no longer find."""
+    store().delete(_key(aid))

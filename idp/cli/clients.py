@@ -45,12 +45,14 @@ def client() -> None:
               help="Legacy system whose ids this client may receive (scope legacy; repeatable).")
 @click.option("--subject-type", default="public", type=click.Choice(["public", "pairwise"]))
 @click.option("--sector-identifier-uri", default=None)
+@click.option("--in-person-checks", is_flag=True,
+              help="Service-hall counter (--channel hall, CIBA) that may vouch for an ID card "
+                   "checked in person (in_person_check=document, L5).")
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
                jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
-               subject_type,
-               sector_identifier_uri, as_json) -> None:
+               subject_type, sector_identifier_uri, in_person_checks, as_json) -> None:
     from ..clients import ClientError, register_client
 
     jwks = None
@@ -77,14 +79,18 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 id_token_alg=id_token_alg, userinfo_alg=userinfo_alg,
                 org_roles=list(org_roles), org_scopes=list(org_scopes),
                 legacy_systems=list(legacy_systems), subject_type=subject_type,
-                sector_identifier_uri=sector_identifier_uri)
+                sector_identifier_uri=sector_identifier_uri,
+                in_person_checks=in_person_checks)
         except ClientError as exc:
             fail(str(exc), as_json)
         audit.record("admin.client.add", actor=operator(), client_id=row.client_id,
                      details={"auth_method": method, "grant_types": row.grant_types,
                               "redirect_uris": row.redirect_uris,
-                              "sensitive_scopes": list(allow_scopes)})
+                              "sensitive_scopes": list(allow_scopes),
+                              "in_person_checks": in_person_checks})
         out = {"client_id": row.client_id, "token_endpoint_auth_method": method,
                "client_secret": secret if method.startswith("client_secret") else None,
                "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
+        if in_person_checks:
+            out["in_person_checks"] = True
     emit(out, as_json, "\n".join(f"{k}: {v}" for k, v in out.items() if v is not None))

@@ -103,17 +103,29 @@ def _seed_demo_app(issuer: str) -> None:
 
 # The counter-clerk and hotline-agent consoles (/demo/hall, /demo/hotline; idp.channels.ciba).
 DEMO_CIBA_CLIENTS = [
-    {"client_id": "demo-hall", "name": "政务服务大厅窗口（演示）", "channel": "hall"},
+    # The counter clerk checks ID cards in person (in_person_check=document).
+    {"client_id": "demo-hall", "name": "政务服务大厅窗口（演示）", "channel": "hall",
+     "in_person_checks": True},
     {"client_id": "demo-hotline", "name": "12345 政务服务热线（演示）", "channel": "hotline"},
 ]
 
 
 def _seed_ciba_clients(known: dict) -> None:
-    from ..clients import CIBA
+    from ..clients import CIBA, forget_client
 
     for c in DEMO_CIBA_CLIENTS:
         row = db.session.scalar(db.select(Client).where(Client.client_id == c["client_id"]))
+        in_person = c.get("in_person_checks", False)
         if row is not None and c["client_id"] in known:
+            if bool(row.meta("in_person_checks")) != in_person:
+                # A demo database seeded before the permission existed.
+                meta = {k: v for k, v in (row.client_metadata or {}).items()
+                        if k != "in_person_checks"}
+                if in_person:
+                    meta["in_person_checks"] = True
+                row.client_metadata = meta
+                db.session.commit()
+                forget_client(row.client_id)
             continue
         if row is not None:  # secret lost: register afresh
             db.session.delete(row)
@@ -123,5 +135,6 @@ def _seed_ciba_clients(known: dict) -> None:
             client_id=c["client_id"], name=c["name"], secret=secret,
             auth_method="client_secret_basic", redirect_uris=[], grant_types=[CIBA],
             post_logout_redirect_uris=[], backchannel_logout_uri=None, first_party=True,
-            sensitive_scopes=[], channel=c["channel"], jwks=None, id_token_alg=None)
+            sensitive_scopes=[], channel=c["channel"], jwks=None, id_token_alg=None,
+            in_person_checks=in_person)
         known[c["client_id"]] = secret

@@ -27,13 +27,15 @@ BINDING = "窗口 3 核对码 4721"
 CLERK = "clerk-0042"
 
 
-def ciba_client(client_id="hall1", channel="hall", grants=(CIBA,), subject_type="public"):
+def ciba_client(client_id="hall1", channel="hall", grants=(CIBA,), subject_type="public",
+                in_person_checks=False):
     secret = f"secret-{client_id}-0123456789abcdef"
     register_client(client_id=client_id, name=f"测试窗口 {client_id}", secret=secret,
                     auth_method="client_secret_basic", redirect_uris=[],
                     grant_types=list(grants), post_logout_redirect_uris=[],
                     backchannel_logout_uri=None, first_party=True, sensitive_scopes=[],
-                    channel=channel, jwks=None, id_token_alg=None, subject_type=subject_type)
+                    channel=channel, jwks=None, id_token_alg=None, subject_type=subject_type,
+                    in_person_checks=in_person_checks)
     return RP(client_id, secret)
 
 
@@ -446,7 +448,7 @@ def test_private_key_jwt_at_the_backchannel_endpoint(client, person):
 
 def test_in_person_document_check_at_a_hall_counter_reaches_l5(client, person):
     set_level(person, "L3")
-    rp = ciba_client()
+    rp = ciba_client(in_person_checks=True)
     aid = start(client, rp, in_person_check="document", acr_values="L5")
     approve(aid, amr=["pwd"], acr="L2")  # the app itself only proves a password
     tok = poll(client, rp, aid).get_json()
@@ -461,7 +463,7 @@ def test_in_person_document_check_at_a_hall_counter_reaches_l5(client, person):
 
 
 def test_in_person_check_without_the_app_approval_gives_nothing(client, person):
-    rp = ciba_client()
+    rp = ciba_client(in_person_checks=True)
     aid = start(client, rp, in_person_check="document")
     approve(aid, ok=False)  # the clerk's word alone never signs anyone in
     assert err(poll(client, rp, aid)) == "access_denied"
@@ -473,6 +475,6 @@ def test_only_hall_counters_may_vouch_for_an_in_person_check(client, person):
     hotline = ciba_client("hotline1", channel="hotline")
     resp = bc(client, hotline, in_person_check="document")
     assert resp.status_code == 400 and err(resp) == "invalid_request"
-    hall = ciba_client()
+    hall = ciba_client(in_person_checks=True)
     resp = bc(client, hall, in_person_check="video")
     assert resp.status_code == 400 and err(resp) == "invalid_request"

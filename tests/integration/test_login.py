@@ -184,3 +184,35 @@ def test_oversized_request_bodies_are_refused_before_parsing(client):
     resp = client.post("/login", data={"username": "x" * (5 * 1024 * 1024)})
     assert resp.status_code == 413
     assert b"Traceback" not in resp.data
+
+
+def test_parallel_guesses_cannot_outrun_the_lockout(ctx, person, monkeypatch):
+    """Guesses arriving together are all counted before any password is checked."""
+    import threading
+
+    from idp.authn import password as pw
+
+    threshold = ctx.config["LOCKOUT_THRESHOLD"]
+    checked = []
+    gate = threading.Barrier(threshold * 2)
+    real_verify = pw.verify_password
+
+    def slow_verify(stored, given):
+        checked.append(given)
+        return real_verify(stored, given)
+
+    monkeypatch.setattr(pw, "verify_password", slow_verify)
+    results = []
+
+    def guess():
+        with ctx.app_context():
+            gate.wait()
+            results.append(pw.authenticate(person.id_number, "wrong-guess").error)
+
+    threads = [threading.Thread(target=guess) for _ in range(threshold * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checked) <= threshold  # never more password checks than the limit allows
+    assert results.count("locked") >= threshold

@@ -279,6 +279,16 @@ def test_duplicate_names_are_refused():
         load_all([upstream_conf(), upstream_conf()])
 
 
+def test_two_upstreams_sharing_a_system_name_are_refused():
+    from connectors.base import ConnectorError
+    from connectors.oidc_upstream import load_all
+
+    other = upstream_conf("dept")
+    other["source"]["system"] = "prov-idp"  # the links of 'prov' are keyed by this
+    with pytest.raises(ConnectorError, match="share the system name 'prov-idp'"):
+        load_all([upstream_conf(), other])
+
+
 # -- the protocol, against a real upstream provider -----------------------------------
 
 @pytest.fixture(scope="session")
