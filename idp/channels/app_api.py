@@ -24,6 +24,7 @@ from ..extensions import csrf, db
 from ..models import Person
 from ..oidc.tokens import InvalidAccessToken, decode_access_token, person_id_of, resource_audience
 from . import approvals
+from .qr import coarse_network
 
 bp = Blueprint("app_api", __name__, url_prefix="/api/app")
 csrf.exempt(bp)
@@ -149,7 +150,12 @@ def scan():
         return _error("unknown_ticket", "This QR code is not known here.", 404)
     if a.expired:
         return _error("expired_ticket", "This QR code has expired; ask for a new one.", 410)
-    bound = approvals.bind(a.id, person.id) if a.person_id is None else None
+    # Scanned from another network than the browser that showed the code: perhaps a
+    # code someone else's browser made, sent or shown to the person (QR login hijacking).
+    here = coarse_network(request.remote_addr)
+    different = bool(a.extra.get("network")) and (here is None or here[0] != a.extra["network"])
+    bound = approvals.bind(a.id, person.id, extra={"different_network": different}) \
+        if a.person_id is None else None
     if bound is None:
         # The first scan wins; a second scan (a photo of the code, or a race) learns
         # nothing about who made the first.
@@ -157,7 +163,10 @@ def scan():
     client = find_client(bound.client_id) if bound.client_id else None
     audit.record("qr.scanned", actor=person.id, subject=person.id,
                  client_id=bound.client_id or None,
-                 details={"approval": bound.id, "app_client": claims.get("client_id")})
+                 details={"approval": bound.id, "app_client": claims.get("client_id"),
+                          "different_network": different,
+                          "ticket_network": a.extra.get("network_shown"),
+                          "app_network": here[1] if here else None})
     return _json({"request": {**bound.public(),
                               "channel": client.channel if client is not None else "web"}})
 

@@ -53,7 +53,15 @@ class Approval:
                 "binding_message": self.binding_message, "scope": self.scope,
                 "acr_asked": self.acr_asked, "state": self.state,
                 "expires_in": max(0, int(self.expires - time.time())),
-                "client_name": self.extra.get("client_name")}
+                "client_name": self.extra.get("client_name"), **self._origin()}
+
+    def _origin(self) -> dict[str, Any]:
+        """For a QR code: where the sign-in it approves would happen (the browser that
+        showed the code), so the person can tell their own screen from someone else's."""
+        if self.kind != "qr":
+            return {}
+        return {"network": self.extra.get("network_shown"), "device": self.extra.get("device"),
+                "different_network": bool(self.extra.get("different_network"))}
 
 
 def _key(aid: str) -> str:
@@ -86,15 +94,17 @@ def get(aid: str | None) -> Approval | None:
     return Approval(**data) if data else None
 
 
-def bind(aid: str, person_id: str) -> Approval | None:
-    """Give an unbound request to ``person_id``. None if it is unknown, expired or was
-    bound before (by anyone: the first scan wins, later scans learn nothing)."""
+def bind(aid: str, person_id: str, *, extra: dict[str, Any] | None = None) -> Approval | None:
+    """Give an unbound request to ``person_id`` (adding ``extra``, what the binding
+    learned). None if it is unknown, expired or was bound before (by anyone: the first
+    scan wins, later scans learn nothing)."""
     a = get(aid)
     if a is None or a.expired or a.person_id is not None or a.state != "pending":
         return None
     if not store().add(f"approval_bound:{aid}", person_id, max(1.0, a.expires - time.time())):
         return None
     a.person_id = person_id
+    a.extra.update(extra or {})
     _save(a)
     store().append(f"approvals:{person_id}", a.id, max(1, int(a.expires - time.time())) + 60)
     return a

@@ -7,10 +7,20 @@ cookie), so the ticket id alone — in a photo of the screen, a shoulder-surfed 
 proxy log — cannot be polled or completed from anywhere else. It is single use and
 lives two minutes. The session it starts is never stronger than the app's own: the
 app's ``acr`` caps the level, and ``amr`` says "qr" next to how the app signed in.
+
+Binding the ticket to a browser does not stop QR login hijacking: an attacker asks for
+a ticket in their own browser and shows its code to the victim ("scan to claim your
+subsidy"); the victim's approval signs the attacker in. What stops it is the victim
+seeing *where* the sign-in would happen. So the ticket records the asking browser's
+coarse network (IPv4 /24, IPv6 /48) and a device summary (browser and system) from
+its User-Agent; the app shows both with a warning, and is told when it scans from a
+network other than the ticket's (``different_network``). A User-Agent can be forged,
+a network much less easily.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import segno
@@ -42,6 +52,50 @@ bp = Blueprint("qr", __name__, url_prefix="/qr")
 def scan_url(ticket: str) -> str:
     """What the QR code says: the app recognises this issuer's ``/qr/s/`` URLs."""
     return current_app.config["ISSUER"] + url_for("qr.scan_landing", ticket=ticket)
+
+
+def coarse_network(addr: str | None) -> tuple[str, str] | None:
+    """(network, shown) for an address: its IPv4 /24 or IPv6 /48, as a CIDR to compare
+    and masked to show (``203.0.113.*``, ``2001:db8:1:*``). Enough to tell "this
+    building" from "another city", too little to name a household."""
+    try:
+        ip = ipaddress.ip_address((addr or "").split("%")[0])
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.version == 4:
+        net = ipaddress.ip_network(f"{ip}/24", strict=False)
+        return str(net), ".".join(str(net.network_address).split(".")[:3]) + ".*"
+    net = ipaddress.ip_network(f"{ip}/48", strict=False)
+    head = net.network_address.exploded.split(":")[:3]
+    return str(net), ":".join(h.lstrip("0") or "0" for h in head) + ":*"
+
+
+# Checked in order: many browsers name others in their User-Agent (Edge says Chrome and
+# Safari, Chrome says Safari), so the most specific comes first. Only these fixed names
+# are ever shown, never text from the header itself.
+_BROWSERS = (("MicroMessenger/", "WeChat"), ("QQBrowser/", "QQ Browser"),
+             ("UCBrowser/", "UC Browser"), ("Edg/", "Edge"), ("EdgA/", "Edge"),
+             ("EdgiOS/", "Edge"), ("Edge/", "Edge"), ("OPR/", "Opera"),
+             ("SamsungBrowser/", "Samsung Internet"), ("Firefox/", "Firefox"),
+             ("FxiOS/", "Firefox"), ("CriOS/", "Chrome"), ("Chrome/", "Chrome"),
+             ("Chromium/", "Chrome"), ("Trident/", "Internet Explorer"),
+             ("MSIE ", "Internet Explorer"), ("Version/", "Safari"))
+_SYSTEMS = (("HarmonyOS", "HarmonyOS"), ("OpenHarmony", "HarmonyOS"), ("iPhone", "iOS"),
+            ("iPod", "iOS"), ("iPad", "iPadOS"), ("Android", "Android"),
+            ("Windows", "Windows"), ("CrOS", "ChromeOS"), ("Macintosh", "macOS"),
+            ("Mac OS X", "macOS"), ("Linux", "Linux"))
+
+
+def device_summary(user_agent: str | None) -> str | None:
+    """``Chrome · Windows`` from a User-Agent; None when neither part is recognised."""
+    ua = (user_agent or "")[:512]
+    browser = next((name for token, name in _BROWSERS if token in ua), None)
+    if browser == "Safari" and "Safari/" not in ua:
+        browser = None
+    system = next((name for token, name in _SYSTEMS if token in ua), None)
+    return " · ".join(p for p in (browser, system) if p) or None
 
 
 def _json(body: dict, status: int = 200):
@@ -78,11 +132,14 @@ def ticket():
         return _json({"error": "slow_down",
                       "error_description": "Too many QR codes; wait a minute."}, 429)
     client = find_client(rec["params"].get("client_id")) if rec else None
+    network, shown = coarse_network(request.remote_addr) or (None, None)
     a = approvals.create(
         "qr", client.client_id if client else "", ttl=cfg["QR_TICKET_TTL"],
         extra={"browser": bid, "rid": rid,
                "client_name": (client.name or client.client_id) if client
-               else _("统一身份认证平台")})
+               else _("统一身份认证平台"),
+               "network": network, "network_shown": shown,
+               "device": device_summary(request.headers.get("User-Agent"))})
     url = scan_url(a.id)
     image = segno.make(url, error="m").svg_data_uri(scale=5, border=2)
     return _json({"ticket": a.id, "url": url, "qr": image, "expires_in": cfg["QR_TICKET_TTL"],

@@ -17,9 +17,9 @@ from werkzeug.datastructures import MultiDict
 from idp import audit
 from idp.audit import AuditEvent
 from idp.channels import approvals
-from idp.clients import CIBA, register_client
+from idp.clients import CIBA, ClientError, forget_client, register_client
 from idp.extensions import db
-from idp.models import Person
+from idp.models import Client, Person
 from idp.oidc.tokens import keyring
 from tests.helpers import CITIZEN_ID, CITIZEN_PHONE, RP, make_client, make_person
 
@@ -478,3 +478,122 @@ def test_only_hall_counters_may_vouch_for_an_in_person_check(client, person):
     hall = ciba_client(in_person_checks=True)
     resp = bc(client, hall, in_person_check="video")
     assert resp.status_code == 400 and err(resp) == "invalid_request"
+
+
+# -- flooding and the in-person permission ------------------------------------------
+
+
+def test_pending_requests_per_client_and_person_are_capped(ctx, client, person):
+    """A counter pushing prompt after prompt to wear the citizen down: past
+    CIBA_MAX_PENDING_PER_PERSON waiting requests it is told to wait (429, Retry-After),
+    the extra request never reaches the app, and the refusal is audited."""
+    assert ctx.config["CIBA_MAX_PENDING_PER_PERSON"] == 3
+    rp = ciba_client()
+    first = [start(client, rp) for _ in range(3)]
+    resp = bc(client, rp)
+    assert resp.status_code == 429 and err(resp) == "temporarily_unavailable"
+    assert 0 < int(resp.headers["Retry-After"]) <= 300
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert [a.id for a in approvals.pending_for(person.id)] == first
+    [refused] = events("ciba.refused")
+    assert refused.details["error"] == "too_many_pending" and refused.subject == person.id
+    assert refused.client_id == "hall1" and refused.details["acting_party"] == CLERK
+    assert len(events("ciba.requested")) == 3
+    # Another counter's requests, and another person, are counted apart.
+    assert bc(client, ciba_client("hall2")).status_code == 200
+    make_person("110105199003071239", "王五", "Other-Pass-77", "13700000000")
+    assert bc(client, rp, login_hint="110105199003071239").status_code == 200
+    # Once the citizen answers one, the counter may ask again.
+    approve(first[0], ok=False)
+    assert bc(client, rp).status_code == 200
+    assert bc(client, rp).status_code == 429
+
+
+def test_racing_requests_cannot_slip_past_the_pending_cap(ctx, client, person, monkeypatch):
+    """Two requests from two workers at once, with room for one: the second arrives while
+    the first is being made. Made first and counted after, exactly one is kept."""
+    from idp.channels import ciba
+
+    monkeypatch.setitem(ctx.config, "CIBA_MAX_PENDING_PER_PERSON", 1)
+    rp = ciba_client()
+    real = approvals.create
+    inner = []
+
+    def racing(*args, **kwargs):
+        if not inner:
+            inner.append(None)
+            inner.append(bc(client, rp, binding_message="窗口 3 核对码 0002"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ciba.approvals, "create", racing)
+    outer = bc(client, rp)
+    assert sorted([outer.status_code, inner[1].status_code]) == [200, 429]
+    assert len(approvals.pending_for(person.id)) == 1
+
+
+def test_in_person_checks_need_the_clients_permission(client, person):
+    """in_person_check=document raises the account to L5: only a hall client registered
+    for it may ask; one without is unauthorized_client and nothing waits on the app."""
+    set_level(person, "L3")
+    plain = ciba_client()
+    resp = bc(client, plain, in_person_check="document", acr_values="L5")
+    assert resp.status_code == 400 and err(resp) == "unauthorized_client"
+    assert approvals.pending_for(person.id) == []
+    # Without the check the same client works as before.
+    assert bc(client, plain).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Person, person.id).assurance_level == "L3"
+
+
+def test_permission_withdrawn_before_the_poll_gives_no_l5(client, person):
+    set_level(person, "L3")
+    rp = ciba_client(in_person_checks=True)
+    aid = start(client, rp, in_person_check="document")
+    row = db.session.scalar(db.select(Client).where(Client.client_id == "hall1"))
+    row.client_metadata = {k: v for k, v in row.client_metadata.items()
+                           if k != "in_person_checks"}
+    db.session.commit()
+    forget_client("hall1")
+    approve(aid, amr=["pwd"], acr="L2")
+    idt = decode(poll(client, rp, aid).get_json()["id_token"])
+    assert idt["acr"] == "L2" and "counter" not in idt["amr"]
+    db.session.expire_all()
+    assert db.session.get(Person, person.id).assurance_level == "L3"
+
+
+@pytest.mark.parametrize("channel, grants", [("hotline", (CIBA,)), ("web", ()),
+                                             ("hall", ("client_credentials",))])
+def test_only_hall_ciba_clients_can_be_registered_for_in_person_checks(ctx, channel, grants):
+    with pytest.raises(ClientError, match="in-person checks"):
+        ciba_client("x1", channel=channel, grants=grants, in_person_checks=True)
+    assert ciba_client("x2").client_id == "x2"
+
+
+def test_demo_hall_client_may_check_in_person_also_in_an_older_database(ctx, client,
+                                                                        monkeypatch, tmp_path):
+    from idp.demo import seed as demo_seed
+
+    monkeypatch.setattr(demo_seed, "secrets_path", lambda: str(tmp_path / "demo.json"))
+    demo_seed.seed()
+
+    def row(cid):
+        db.session.expire_all()
+        return db.session.scalar(db.select(Client).where(Client.client_id == cid))
+
+    assert row("demo-hall").meta("in_person_checks") is True
+    assert not row("demo-hotline").meta("in_person_checks")
+    # A demo database seeded before the permission existed: re-seeding grants it,
+    # keeping the client (and its secret) as it is.
+    old = row("demo-hall")
+    secret_hash = old.client_secret_hash
+    old.client_metadata = {k: v for k, v in old.client_metadata.items()
+                           if k != "in_person_checks"}
+    db.session.commit()
+    forget_client("demo-hall")
+    demo_seed.seed()
+    hall = row("demo-hall")
+    assert hall.meta("in_person_checks") is True and hall.client_secret_hash == secret_hash
+    secret = json.loads((tmp_path / "demo.json").read_text())["demo-hall"]
+    resp = bc(client, RP("demo-hall", secret), login_hint=demo_seed.DEMO_CITIZEN["id_number"],
+              in_person_check="document")
+    assert resp.status_code == 200, resp.get_json()

@@ -85,6 +85,34 @@ def test_client_add_and_errors(run):
         assert res.exit_code != 0 and message in res.stderr, (bad, res.stderr)
 
 
+def test_client_add_in_person_checks_only_for_hall_ciba_clients(run):
+    ciba = "urn:openid:params:grant-type:ciba"
+    res = run("client", "add", "--client-id", "hall-a", "--channel", "hall", "--grant-type", ciba,
+              "--in-person-checks", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["in_person_checks"] is True
+    plain = json.loads(run("client", "add", "--client-id", "hall-b", "--channel", "hall",
+                           "--grant-type", ciba, "--json").stdout)
+    assert "in_person_checks" not in plain
+    for bad in (["--client-id", "line", "--channel", "hotline", "--grant-type", ciba],
+                ["--client-id", "web", "--redirect-uri", "https://a.example/cb"],
+                ["--client-id", "hall-c", "--channel", "hall", "--grant-type",
+                 "client_credentials"]):
+        res = run("client", "add", *bad, "--in-person-checks")
+        assert res.exit_code == 1 and "in-person checks" in res.stderr, (bad, res.stderr)
+        assert "Traceback" not in res.stderr
+    from idp.cli import app_context
+    from idp.clients import find_client
+
+    with app_context():
+        assert find_client("hall-a").meta("in_person_checks") is True
+        assert find_client("hall-b").meta("in_person_checks") is None
+        assert find_client("line") is None
+    added = [json.loads(x) for x in run("audit", "export", "--since", "0").stdout.splitlines()]
+    assert [x["details"]["in_person_checks"] for x in added
+            if x["event"] == "admin.client.add"] == [True, False]
+
+
 def test_keys_rotate(run):
     before = json.loads(run("keys", "list", "--json").stdout)
     out = json.loads(run("keys", "rotate", "--alg", "RS256", "--json").stdout)
