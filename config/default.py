@@ -89,7 +89,9 @@ WEBAUTHN_REGISTER_MAX_AGE = 15 * 60
 # -- SMS one-time codes, TOTP, real-name verification, step-up (idp.authn.sms/totp/realname)
 # Where SMS goes: "dev" (appends JSON lines to SMS_OUTBOX, for the demo and tests),
 # "http" (POST JSON to SMS_HTTP_URL) or "package.module:ClassName" with send(message).
-SMS_GATEWAY = "dev"
+# None: "dev" in the embedded default and in tests; with an external database nothing
+# is sent until a gateway is configured (codes never go quietly to a file).
+SMS_GATEWAY = None
 # Dev outbox file; None: instance/sms_outbox.log.
 SMS_OUTBOX = None
 SMS_HTTP_URL = None

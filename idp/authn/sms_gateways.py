@@ -93,13 +93,25 @@ class HttpGateway:
         log.info("SMS (http) to %s purpose=%s", mask_phone(message.phone), message.purpose)
 
 
+class NoGateway:
+    """No gateway configured: every send fails with a clear reason."""
+
+    def send(self, message) -> None:
+        raise GatewayError("SMS_GATEWAY is not configured")
+
+
 def gateway():
     """The configured gateway, made once per app."""
     app = current_app
     gw = app.extensions.get("idp.sms_gateway")
     if gw is None:
-        name = app.config.get("SMS_GATEWAY") or "dev"
-        if name == "dev":
+        name = app.config.get("SMS_GATEWAY")
+        if name is None and not (app.config.get("EMBEDDED") or app.testing):
+            # A deployment that forgot to configure SMS must not quietly write sign-in
+            # codes to a file: sending fails (pages say SMS is unavailable) and we say why.
+            log.warning("SMS_GATEWAY is not set: SMS codes cannot be sent")
+            gw = NoGateway()
+        elif (name or "dev") == "dev":
             gw = DevOutbox()
         elif name == "http":
             gw = HttpGateway()

@@ -43,6 +43,11 @@ FAST_SETTINGS = {
     # The channel demo pages (consoles, kiosk screen, app simulator) are part of what
     # these tests drive; with an external database they are off unless asked for.
     "IDP_CHANNEL_DEMOS": "true",
+    # Development plug-ins (on their own only in the embedded default): SMS codes to the
+    # instance's outbox file, the real-name register and face match answered locally.
+    "IDP_SMS_GATEWAY": "dev",
+    "IDP_REALNAME_VERIFIER": "dev",
+    "IDP_FACE_VERIFIER": "dev",
 }
 
 DEMO_CITIZEN_ID = "110105199003071239"

@@ -365,3 +365,18 @@ def test_per_ip_limit_counts_an_ipv6_host_by_its_64(ctx, cfg):
     cfg["SMS_IP_HOURLY"] = 1
     assert sms.send_code("13700000020", "login", ip="192.0.2.44").ok
     assert sms.send_code("13700000021", "login", ip="::ffff:192.0.2.44").error == "rate_limited"
+
+
+def test_an_unconfigured_deployment_sends_nothing_rather_than_writing_codes_to_a_file(
+        tmp_path):
+    from idp import create_app
+    from idp.authn import sms
+
+    app = create_app({"ISSUER": "http://localhost", "EMBEDDED": False, "KEK": "22" * 32,
+                      "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"},
+                     instance_path=str(tmp_path))
+    with app.test_request_context():
+        assert not app.config["EMBEDDED"] and not app.testing
+        with pytest.raises(sms.GatewayError, match="not configured"):
+            sms.gateway().send(None)
+    assert not (tmp_path / "sms_outbox.log").exists()
