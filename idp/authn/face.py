@@ -31,7 +31,6 @@ method ``face_online``. The image itself is never stored, logged or audited.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import struct
 import zlib
@@ -40,7 +39,7 @@ from typing import Any
 
 from flask import current_app
 
-from .. import audit
+from .. import audit, plugins
 from ..accounts import raise_level
 from ..identity import InvalidIdNumber, parse_person_id
 from ..models import Person
@@ -176,34 +175,13 @@ class DevVerifier:
         return FaceResult(True, round(0.92 + jitter, 3), None)
 
 
-def _configured() -> str | None:
-    app = current_app
-    name = app.config.get("FACE_VERIFIER")
-    if name is None:
-        return "dev" if (app.config.get("EMBEDDED") or app.testing) else None
-    name = str(name).strip()
-    return None if name.lower() in ("", "off", "none", "false") else name
-
-
 def enabled() -> bool:
     """Whether this deployment has a face-comparison service (see FACE_VERIFIER)."""
-    return _configured() is not None
+    return plugins.chosen("FACE_VERIFIER") is not None
 
 
 def verifier():
-    app = current_app
-    v = app.extensions.get("idp.face")
-    if v is None:
-        name = _configured()
-        if name is None:
-            raise RuntimeError("FACE_VERIFIER is off: no face-comparison service")
-        if name == "dev":
-            v = DevVerifier()
-        else:
-            module, _, cls = name.partition(":")
-            v = getattr(importlib.import_module(module), cls)()
-        app.extensions["idp.face"] = v
-    return v
+    return plugins.load("FACE_VERIFIER", {"dev": DevVerifier})
 
 
 def verify_person(person: Person, image: bytes, *, liveness: dict[str, Any] | None = None,

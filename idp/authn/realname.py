@@ -15,14 +15,13 @@ limits look-ups per person and day, and on success raises the account to ``L3``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
 
-from .. import audit
+from .. import audit, plugins
 from ..accounts import raise_level
 from ..extensions import db
 from ..identity import InvalidIdNumber, parse_person_id
@@ -86,20 +85,7 @@ class NoVerifier:
 
 
 def verifier():
-    app = current_app
-    v = app.extensions.get("idp.realname")
-    if v is None:
-        name = app.config.get("REALNAME_VERIFIER")
-        if name is None and not (app.config.get("EMBEDDED") or app.testing):
-            log.warning("REALNAME_VERIFIER is not set: real-name verification is unavailable")
-            v = NoVerifier()
-        elif (name or "dev") == "dev":
-            v = DevVerifier()
-        else:
-            module, _, cls = name.partition(":")
-            v = getattr(importlib.import_module(module), cls)()
-        app.extensions["idp.realname"] = v
-    return v
+    return plugins.load("REALNAME_VERIFIER", {"dev": DevVerifier}, unset=NoVerifier)
 
 
 def verify_person(person: Person, name: str, id_number: str, *,

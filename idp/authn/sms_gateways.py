@@ -8,7 +8,6 @@ gateway has one method, ``send(message: SmsMessage) -> None``, and raises
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass
 import requests
 from flask import current_app
 
+from .. import plugins
 from ..identity.masking import mask_phone
 
 log = logging.getLogger(__name__)
@@ -102,23 +102,8 @@ class NoGateway:
 
 def gateway():
     """The configured gateway, made once per app."""
-    app = current_app
-    gw = app.extensions.get("idp.sms_gateway")
-    if gw is None:
-        name = app.config.get("SMS_GATEWAY")
-        if name is None and not (app.config.get("EMBEDDED") or app.testing):
-            # A deployment that forgot to configure SMS must not quietly write sign-in
-            # codes to a file: sending fails (pages say SMS is unavailable) and we say why.
-            log.warning("SMS_GATEWAY is not set: SMS codes cannot be sent")
-            gw = NoGateway()
-        elif (name or "dev") == "dev":
-            gw = DevOutbox()
-        elif name == "http":
-            gw = HttpGateway()
-        else:
-            module, _, cls = name.partition(":")
-            if not cls:
-                raise GatewayError(f"SMS_GATEWAY {name!r}: expected dev, http or module:Class")
-            gw = getattr(importlib.import_module(module), cls)()
-        app.extensions["idp.sms_gateway"] = gw
-    return gw
+    try:
+        return plugins.load("SMS_GATEWAY", {"dev": DevOutbox, "http": HttpGateway},
+                            unset=NoGateway)
+    except plugins.PluginError as exc:
+        raise GatewayError(str(exc)) from None

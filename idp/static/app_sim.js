@@ -147,6 +147,7 @@
     note.textContent = [r.binding_message, r.acr_asked, fmt(d.msgSeconds, {n: r.expires_in})]
       .filter(Boolean).join(" · ");
     li.appendChild(note);
+    if (r.kind === "qr") origin(r).forEach(function (el) { li.appendChild(el); });
     var actions = document.createElement("div");
     actions.className = "sim-actions";
     [["approve", d.msgApprove, ""], ["deny", d.msgDeny, "secondary"]].forEach(function (a) {
@@ -159,6 +160,30 @@
     });
     li.appendChild(actions);
     return li;
+  }
+
+  // Where a QR sign-in would happen: the browser that showed the code. Someone who
+  // sends or shows the person a code from their own browser is caught out here.
+  function origin(r) {
+    function line(cls, text, strong) {
+      var p = document.createElement("p");
+      p.className = cls;
+      var t = document.createElement(strong ? "strong" : "span");
+      t.textContent = text;
+      p.appendChild(t);
+      return p;
+    }
+    var out = [
+      line("sim-origin sim-origin-device", fmt(d.msgOriginDevice,
+                                              {device: r.device || d.msgUnknown}), true),
+      line("sim-origin sim-origin-network", fmt(d.msgOriginNetwork,
+                                               {network: r.network || d.msgUnknown}), true)
+    ];
+    if (r.different_network) {
+      out.push(line("error sim-different-network", d.msgDifferentNetwork, true));
+    }
+    out.push(line("error sim-qr-warning", d.msgQrWarning, false));
+    return out;
   }
 
   function refreshList() {

@@ -3,6 +3,7 @@ once, QR tickets bound to the first scanner only."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 
@@ -267,3 +268,37 @@ def test_scanning_unknown_foreign_and_expired_tickets(client, ctx, person, app_t
     resp = client.post("/api/app/qr/scan", headers=bearer(app_token), json={"ticket": a.id})
     assert resp.status_code == 410 and resp.get_json()["error"] == "expired_ticket"
     assert approvals.get(a.id).person_id is None
+
+
+def test_scan_and_list_show_where_the_sign_in_would_happen(client, ctx, person, app_token):
+    """QR login hijacking: a code made in someone else's browser. The app is told that
+    browser's coarse network and device, and whether it scanned from another network."""
+    far = approvals.create("qr", "", ttl=120, extra={
+        "browser": "b-1", "network": "203.0.113.0/24", "network_shown": "203.0.113.*",
+        "device": "Chrome · Windows"})
+    near = approvals.create("qr", "", ttl=120, extra={
+        "browser": "b-2", "network": "198.51.100.0/24", "network_shown": "198.51.100.*",
+        "device": "Safari · macOS"})
+    here = {"REMOTE_ADDR": "198.51.100.77"}
+    resp = client.post("/api/app/qr/scan", headers=bearer(app_token), json={"ticket": far.id},
+                       environ_base=here)
+    shown = resp.get_json()["request"]
+    assert shown["network"] == "203.0.113.*" and shown["device"] == "Chrome · Windows"
+    assert shown["different_network"] is True
+    resp = client.post("/api/app/qr/scan", headers=bearer(app_token), json={"ticket": near.id},
+                       environ_base=here)
+    assert resp.get_json()["request"]["different_network"] is False
+    listed = {r["id"]: r for r in client.get("/api/app/requests", headers=bearer(app_token),
+                                             environ_base=here).get_json()["requests"]}
+    assert listed[far.id]["different_network"] is True
+    assert listed[far.id]["network"] == "203.0.113.*"
+    assert listed[far.id]["device"] == "Chrome · Windows"
+    assert listed[near.id]["different_network"] is False
+    assert "/24" not in json.dumps(listed)  # the masked form only
+    scans = {e.details["approval"]: e.details for e in events("qr.scanned")}
+    assert scans[far.id]["different_network"] is True
+    assert scans[far.id]["app_network"] == "198.51.100.*"
+    assert "198.51.100.77" not in json.dumps(scans)
+    # Hall and hotline requests carry no browser to describe.
+    ciba = approvals.create("ciba", "hall-1", ttl=60, person_id=person.id)
+    assert "different_network" not in ciba.public() and "network" not in ciba.public()

@@ -345,7 +345,7 @@ class _Lax:
 
 def test_a_failing_service_is_unavailable_not_an_error(ctx, client, person, rp, monkeypatch):
     set_level(person, "L3", "register")
-    monkeypatch.setitem(ctx.extensions, "idp.face", _Broken())
+    monkeypatch.setitem(ctx.extensions, "idp.plugin.FACE_VERIFIER", _Broken())
     flow = Flow(client, rp)
     resp = flow.face_json()
     assert resp.status_code == 503 and resp.get_json()["error"] == "unavailable"
@@ -357,7 +357,7 @@ def test_a_failing_service_is_unavailable_not_an_error(ctx, client, person, rp, 
 def test_a_match_below_the_threshold_is_a_mismatch(ctx, client, person, rp, monkeypatch):
     set_level(person, "L3", "register")
     lax = _Lax()
-    monkeypatch.setitem(ctx.extensions, "idp.face", lax)
+    monkeypatch.setitem(ctx.extensions, "idp.plugin.FACE_VERIFIER", lax)
     flow = Flow(client, rp)
     resp = flow.face_json(liveness={"source": "camera", "width": 640, "height": 480})
     assert resp.status_code == 403 and resp.get_json()["error"] == "mismatch"
@@ -367,15 +367,15 @@ def test_a_match_below_the_threshold_is_a_mismatch(ctx, client, person, rp, monk
 
 
 def test_the_dev_verifier_is_picked_by_configuration(ctx, monkeypatch):
-    monkeypatch.delitem(ctx.extensions, "idp.face", raising=False)
+    monkeypatch.delitem(ctx.extensions, "idp.plugin.FACE_VERIFIER", raising=False)
     monkeypatch.setitem(ctx.config, "FACE_VERIFIER",
                         "tests.integration.test_face_stepup:_Broken")
     assert isinstance(face.verifier(), _Broken)
-    monkeypatch.setitem(ctx.extensions, "idp.face", None)
+    monkeypatch.setitem(ctx.extensions, "idp.plugin.FACE_VERIFIER", None)
     monkeypatch.setitem(ctx.config, "FACE_VERIFIER", None)
     assert face.enabled() and isinstance(face.verifier(), face.DevVerifier)
     # Unset in a deployment with its own database: nothing that says yes to any photo.
-    monkeypatch.setitem(ctx.extensions, "idp.face", None)
+    monkeypatch.setitem(ctx.extensions, "idp.plugin.FACE_VERIFIER", None)
     monkeypatch.setitem(ctx.config, "EMBEDDED", False)
     monkeypatch.setitem(ctx.config, "TESTING", False)
     assert not face.enabled()

@@ -3,6 +3,7 @@ used once; the session it starts is never stronger than the app's."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.channels import approvals
+from idp.channels.qr import coarse_network, device_summary
 from tests.helpers import (
     authorize_url,
     exchange,
@@ -184,3 +186,86 @@ def test_scan_landing_page_explains_and_binds_nothing(client, ctx, site):
     resp = client.get(f"/qr/s/{ticket}")
     assert resp.status_code == 200 and re.search("App", resp.get_data(as_text=True))
     assert approvals.get(ticket).person_id is None
+
+
+CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+                  "Gecko) Chrome/124.0.0.0 Safari/537.36")
+
+
+def test_ticket_records_the_asking_browsers_network_and_device(client, ctx, person,
+                                                               app_token):
+    """QRLJacking: the attacker's browser asks for the ticket and the victim scans it.
+    The ticket keeps that browser's coarse network and device for the app to show, and
+    a scan from another network is flagged."""
+    attacker = Website(ctx, make_client())
+    attacker.http.environ_base.update(REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT=CHROME_WINDOWS)
+    ticket = new_ticket(attacker)
+    extra = approvals.get(ticket).extra
+    assert extra["network"] == "203.0.113.0/24" and extra["network_shown"] == "203.0.113.*"
+    assert extra["device"] == "Chrome · Windows"
+
+    victim_phone = {"REMOTE_ADDR": "198.51.100.23"}
+    resp = client.post("/api/app/qr/scan", headers=bearer(app_token), json={"ticket": ticket},
+                       environ_base=victim_phone)
+    shown = resp.get_json()["request"]
+    assert shown["network"] == "203.0.113.*" and shown["device"] == "Chrome · Windows"
+    assert shown["different_network"] is True
+    [listed] = client.get("/api/app/requests", headers=bearer(app_token)).get_json()["requests"]
+    assert listed["different_network"] is True and listed["device"] == "Chrome · Windows"
+    assert "203.0.113.7" not in json.dumps(shown) + json.dumps(listed)
+
+    # The person's own computer on the same (office, home) network: no alarm.
+    own = Website(ctx, make_client("rp2"))
+    own.http.environ_base.update(REMOTE_ADDR="203.0.113.200")
+    mine = new_ticket(own)
+    resp = client.post("/api/app/qr/scan", headers=bearer(app_token), json={"ticket": mine},
+                       environ_base={"REMOTE_ADDR": "203.0.113.45"})
+    assert resp.get_json()["request"]["different_network"] is False
+    assert resp.get_json()["request"]["device"] is None  # no User-Agent: nothing to claim
+
+
+@pytest.mark.parametrize("addr, network, shown", [
+    ("203.0.113.7", "203.0.113.0/24", "203.0.113.*"),
+    ("::ffff:203.0.113.7", "203.0.113.0/24", "203.0.113.*"),
+    ("2001:db8:abcd:12::1", "2001:db8:abcd::/48", "2001:db8:abcd:*"),
+    ("2001:0db8:0000:ffff::9", "2001:db8::/48", "2001:db8:0:*"),
+])
+def test_coarse_network(addr, network, shown):
+    assert coarse_network(addr) == (network, shown)
+
+
+@pytest.mark.parametrize("addr", [None, "", "not-an-ip", "203.0.113"])
+def test_coarse_network_of_nonsense_is_none(addr):
+    assert coarse_network(addr) is None
+
+
+@pytest.mark.parametrize("ua, summary", [
+    (CHROME_WINDOWS, "Chrome · Windows"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51", "Edge · Windows"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+     "Gecko) Version/17.4 Safari/605.1.15", "Safari · macOS"),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+     "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "Safari · iOS"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/124.0.0.0 Mobile Safari/537.36", "Chrome · Android"),
+    ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+     "Firefox · Linux"),
+    ("Mozilla/5.0 (Linux; Android 13; V2203A) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Version/4.0 Chrome/107.0.5304.141 Mobile Safari/537.36 MicroMessenger/8.0.47",
+     "WeChat · Android"),
+    ("curl/8.5.0", None),
+    ("<script>alert(1)</script> Windows", "Windows"),  # fixed names only, never echoed
+    (None, None),
+])
+def test_device_summary(ua, summary):
+    assert device_summary(ua) == summary
+
+
+def test_app_simulator_shows_where_a_qr_sign_in_would_happen(client, ctx):
+    page = client.get("/demo/app").get_data(as_text=True)
+    assert "请确认是您本人正在该设备上登录；如有人要求您扫码，请拒绝" in page
+    assert "data-msg-origin-device=" in page and "data-msg-origin-network=" in page
+    assert "data-msg-different-network=" in page
+    script = client.get("/static/app_sim.js").get_data(as_text=True)
+    assert "r.different_network" in script and "msgQrWarning" in script

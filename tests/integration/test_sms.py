@@ -187,9 +187,9 @@ def http_gateway(ctx, cfg):
     cfg.update(SMS_GATEWAY="http", SMS_HTTP_URL=f"http://127.0.0.1:{server.server_port}/sms",
                SMS_HTTP_AUTH_HEADER="X-Api-Key", SMS_HTTP_AUTH_VALUE="k-123",
                SMS_HTTP_TIMEOUT=2.0)
-    ctx.extensions.pop("idp.sms_gateway", None)
+    ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
     yield server
-    ctx.extensions.pop("idp.sms_gateway", None)
+    ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
     server.shutdown()
     server.server_close()
 
@@ -215,11 +215,11 @@ def test_http_gateway_failure_is_a_clear_result_and_leaves_no_code(ctx, http_gat
 
 def test_unreachable_gateway(ctx, cfg):
     cfg.update(SMS_GATEWAY="http", SMS_HTTP_URL="http://127.0.0.1:9/sms", SMS_HTTP_TIMEOUT=1.0)
-    ctx.extensions.pop("idp.sms_gateway", None)
+    ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
     try:
         assert sms.send_code(CITIZEN_PHONE, "login", ip=None).error == "gateway_error"
     finally:
-        ctx.extensions.pop("idp.sms_gateway", None)
+        ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
 
 
 # -- sign-in with an SMS code ------------------------------------------------------------
@@ -339,7 +339,7 @@ class SlowGateway:
 
 def test_sending_takes_as_long_for_an_unregistered_number(ctx, client, person, rp, cfg):
     cfg["SMS_GATEWAY"] = f"{__name__}:SlowGateway"
-    ctx.extensions.pop("idp.sms_gateway", None)
+    ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
     try:
         rid, token = _sms_page(client, rp)
         took = {}
@@ -350,7 +350,7 @@ def test_sending_takes_as_long_for_an_unregistered_number(ctx, client, person, r
             took[phone] = time.monotonic() - started
             assert resp.status_code == 200
     finally:
-        ctx.extensions.pop("idp.sms_gateway", None)
+        ctx.extensions.pop("idp.plugin.SMS_GATEWAY", None)
     assert took[CITIZEN_PHONE] >= SlowGateway.delay
     assert took[OTHER_PHONE] >= SlowGateway.delay * 0.75, took
 
