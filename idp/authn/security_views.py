@@ -1,8 +1,18 @@
 """The person's own sign-in security settings (``/account/security``): authenticator
 apps (TOTP) — enrol with a QR code, confirm with a first code, list, remove.
 
-Adding or removing an authenticator needs a sign-in at most ``SECURITY_REAUTH_SECONDS``
-old, so a session cookie left behind on a shared computer cannot quietly add a factor.
+Adding or removing an authenticator needs two things of the session:
+
+1. a sign-in at most ``SECURITY_REAUTH_SECONDS`` old, so a session cookie left behind
+   on a shared computer cannot quietly add a factor;
+2. the level the new factor could later help prove (``binding_level``): the account's
+   level, at most ``L3``. A factor bound by a password-only session on a real-name
+   account would let a stolen password reach ``L3`` on its own (TOTP + password, or a
+   passkey alone) — NIST SP 800-63B §6.1.2.1 asks for authentication at the level
+   desired before binding. A lower session is offered a step-up (``/login/step-up``,
+   an SMS code usually) that comes back to the page it started from.
+
+The passkey pages (:mod:`idp.authn.webauthn_views`) use the same rule and step-up.
 """
 
 from __future__ import annotations
@@ -18,19 +28,65 @@ from .. import audit
 from ..extensions import db
 from ..identity.masking import mask_name
 from ..models import TotpCredential
+from ..oidc import pending
+from . import assurance, totp
 from . import session as sso
-from . import totp
 
 bp = Blueprint("security", __name__)
 
 _CST = dt.timezone(dt.timedelta(hours=8), "CST")
 HOME = "/account/security"
+PASSKEYS = "/account/passkeys"
+# Where a step-up started from these pages may return to: nowhere else.
+_STEP_UP_RETURNS = (HOME, PASSKEYS)
 
 
-def _sign_in_first():
+# -- the level needed to change authenticators (shared with the passkey pages) ---------
+
+
+def binding_level(sess: sso.SSOSession) -> str:
+    """The session level needed to add or remove an authenticator of this account: the
+    account's own level, at most ``L3``. An ``L2`` account binds at ``L2`` — its factors
+    can never prove more than the account — while a real-name account needs ``L3``."""
+    return assurance.lower(sess.person.assurance_level or "L2", "L3") or "L2"
+
+
+def may_change_authenticators(sess: sso.SSOSession) -> bool:
+    return assurance.meets(sess.acr, binding_level(sess))
+
+
+def step_up_url(sess: sso.SSOSession, back: str) -> str:
+    """A step-up to ``binding_level`` that returns to ``back`` (one of this area's
+    pages): a pending record without a client, like the device flow's for /login."""
+    rid = pending.create({"acr_values": binding_level(sess)})
+    rec = pending.load(rid)
+    rec["next"] = back if back in _STEP_UP_RETURNS else HOME
+    pending.update(rid, rec)
+    return url_for("stepup.page", rid=rid)
+
+
+@bp.post(HOME + "/step-up")
+def step_up():
+    """The "先验证身份" button of the security and passkey pages (a CSRF-checked form).
+    A sign-in too old for changing authenticators is renewed first: the step-up adds a
+    factor to a recent sign-in, it does not revive a session left behind."""
+    back = request.form.get("next", "")
+    back = back if back in _STEP_UP_RETURNS else HOME
+    sess = _session(fresh=True)
+    if sess is None:
+        return _sign_in_first(back)
+    if may_change_authenticators(sess):
+        return redirect(back)
+    return redirect(step_up_url(sess, back))
+
+
+# -- the page ---------------------------------------------------------------------------
+
+
+def _sign_in_first(back: str = HOME):
     from ..account.views import _sign_in_first as sign_in
 
-    return sign_in(HOME)
+    return sign_in(back)
 
 
 def _session(fresh: bool = False) -> sso.SSOSession | None:
@@ -46,15 +102,35 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, _CST).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
+def _index_page(sess, status: int = 200):
+    rows = [{"id": c.id, "added": _when(c.confirmed_at)} for c in totp.confirmed(sess.person_id)]
+    return render_template("security.html", rows=rows, who=mask_name(sess.person.name),
+                           acr=sess.acr, level=sess.person.assurance_level,
+                           needed=binding_level(sess),
+                           may_change=may_change_authenticators(sess),
+                           done=request.args.get("done") if status == 200 else None,
+                           ), status
+
+
 @bp.get(HOME)
 def index():
     sess = _session()
     if sess is None:
         return _sign_in_first()
-    rows = [{"id": c.id, "added": _when(c.confirmed_at)} for c in totp.confirmed(sess.person_id)]
-    return render_template("security.html", rows=rows, who=mask_name(sess.person.name),
-                           acr=sess.acr, level=sess.person.assurance_level,
-                           done=request.args.get("done"))
+    return _index_page(sess)
+
+
+def _changing(action: str, cred_id: str | None = None):
+    """The session allowed to add or remove an authenticator now, or the answer instead."""
+    sess = _session(fresh=True)
+    if sess is None:
+        return None, _sign_in_first()
+    if not may_change_authenticators(sess):
+        audit.record("totp.step_up_required", actor=sess.person_id, subject=sess.person_id,
+                     details={"action": action, "credential": cred_id, "acr": sess.acr,
+                              "needed": binding_level(sess)})
+        return None, _index_page(sess, 403)
+    return sess, None
 
 
 def _enrol_page(sess, cred: TotpCredential, error: str | None = None):
@@ -68,17 +144,18 @@ def _enrol_page(sess, cred: TotpCredential, error: str | None = None):
 
 @bp.post(HOME + "/totp/new")
 def totp_new():
-    sess = _session(fresh=True)
-    if sess is None:
-        return _sign_in_first()
+    sess, refused = _changing("add")
+    if refused is not None:
+        return refused
     return _enrol_page(sess, totp.begin(sess.person))
 
 
 @bp.post(HOME + "/totp/<cred_id>/confirm")
 def totp_confirm(cred_id: str):
-    sess = _session(fresh=True)
-    if sess is None:
-        return _sign_in_first()
+    # Checked again here: the enrolment may have been begun in another session.
+    sess, refused = _changing("add", cred_id)
+    if refused is not None:
+        return refused
     cred = db.session.scalar(db.select(TotpCredential).where(
         TotpCredential.id == cred_id, TotpCredential.person_id == sess.person_id,
         TotpCredential.confirmed_at.is_(None)))
@@ -93,15 +170,15 @@ def totp_confirm(cred_id: str):
                    else _("口令不正确。请核对手机时间是否准确，并输入应用中当前显示的 6 位口令。"))
         return _enrol_page(sess, cred, message)
     audit.record("totp.enrolled", actor=sess.person_id, subject=sess.person_id,
-                 details={"credential": cred_id})
+                 details={"credential": cred_id, "acr": sess.acr, "sid": sess.sid})
     return redirect(url_for("security.index", done="added"))
 
 
 @bp.post(HOME + "/totp/<cred_id>/remove")
 def totp_remove(cred_id: str):
-    sess = _session(fresh=True)
-    if sess is None:
-        return _sign_in_first()
+    sess, refused = _changing("remove", cred_id)
+    if refused is not None:
+        return refused
     if not totp.remove(sess.person_id, cred_id):
         return render_template("error.html", title=_("找不到该身份验证器"),
                                detail=_("它可能已被删除。")), 404

@@ -12,10 +12,21 @@ authenticator signed, so one never issued, already used or expired is refused be
 any signature is looked at. Each record says what it was issued for and to whom (the
 browser, and for binding and step-up the session ``sid``).
 
+Binding and removing need a recent sign-in and a session at the account's level, at
+most ``L3`` (``security_views.binding_level``): a passkey proves ``L3`` on its own, so
+one bound by a password-only session would turn a stolen password into ``L3``. A lower
+session gets ``403 step_up_required`` with a ``step_up_url`` back to this page.
+
 A credential remembers the session level it was bound at: bound at ``L4`` or above it
 later proves ``L4`` (internal amr ``L4key``), otherwise ``L3`` (``hwk``); see
-:mod:`idp.authn.assurance`. The JSON endpoints are CSRF-protected like every form
-(the page sends the token in ``X-CSRFToken``).
+:mod:`idp.authn.assurance`.
+
+The sign count is advanced by one conditional UPDATE (only if the stored count is still
+below the presented one): of two assertions racing with the same count — a cloned
+authenticator and the real one — only one can win; the other is refused as a clone.
+
+The JSON endpoints are CSRF-protected like every form (the page sends the token in
+``X-CSRFToken``).
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from flask import (
@@ -40,6 +51,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -70,6 +82,7 @@ from ..oidc import pending
 from ..store import store
 from . import assurance, password
 from . import session as sso
+from .security_views import binding_level, may_change_authenticators, step_up_url
 
 bp = Blueprint("passkey", __name__)
 
@@ -208,16 +221,37 @@ def _assert(credential: dict[str, Any], challenge: bytes,
         raise Refused("verification_failed",
                       _("通行密钥验证未通过，请确认在本网站上使用并完成指纹或密码验证。"),
                       status=401, reason=f"assertion rejected: {exc}") from None
-    if (verified.new_sign_count or cred.sign_count) and verified.new_sign_count <= cred.sign_count:
-        audit.record("webauthn.clone_suspected", actor=person.id, subject=person.id,
-                     details={"credential": cred.id, "stored_count": cred.sign_count,
-                              "presented_count": verified.new_sign_count})
-        raise Refused("possible_clone",
-                      _("该通行密钥的使用计数异常，可能已被复制，已拒绝登录。请使用其他方式登录并删除该密钥。"),
-                      status=401, reason="sign count did not increase")
-    cred.sign_count = verified.new_sign_count
-    cred.last_used_at = time.time()
+    presented, now = verified.new_sign_count, time.time()
+    if presented or cred.sign_count:
+        # Compared in the UPDATE itself, not with the count read above: another worker
+        # may have accepted an assertion with this very count since.
+        moved = presented > cred.sign_count and db.session.execute(
+            db.update(WebAuthnCredential)
+            .where(WebAuthnCredential.id == cred.id, WebAuthnCredential.sign_count < presented)
+            .values(sign_count=presented, last_used_at=now)
+            .execution_options(synchronize_session=False)).rowcount == 1
+        if not moved:
+            _clone_suspected(cred, person, presented)
+        set_committed_value(cred, "sign_count", presented)
+        set_committed_value(cred, "last_used_at", now)
+    else:
+        cred.last_used_at = now  # an authenticator without a counter (it stays 0)
     return cred, person
+
+
+def _clone_suspected(cred: WebAuthnCredential, person: Person, presented: int) -> NoReturn:
+    cred_id, person_id = cred.id, person.id
+    stored = db.session.scalar(db.select(WebAuthnCredential.sign_count).where(
+        WebAuthnCredential.id == cred_id))
+    # End the transaction of the update that found nothing to change before auditing
+    # (SQLite allows one writer; the audit record must not wait for this request).
+    db.session.rollback()
+    audit.record("webauthn.clone_suspected", actor=person_id, subject=person_id,
+                 details={"credential": cred_id, "stored_count": stored,
+                          "presented_count": presented})
+    raise Refused("possible_clone",
+                  _("该通行密钥的使用计数异常，可能已被复制，已拒绝登录。请使用其他方式登录并删除该密钥。"),
+                  status=401, reason="sign count did not increase")
 
 
 def _refused(exc: Refused, *, purpose: str, subject: str | None = None,
@@ -247,13 +281,36 @@ def manage():
         from ..account.views import _sign_in_first
 
         return _sign_in_first(request.path)
+    return _manage_page(sess)
+
+
+def _manage_page(sess: sso.SSOSession, status: int = 200):
     person = sess.person
     rows = [{"id": c.id, "name": c.name, "level": c.level, "created": _when(c.created_at),
              "used": _when(c.last_used_at) if c.last_used_at else None,
              "platform": "internal" in (c.transports or [])}
             for c in credentials_of(person.id)]
     return render_template("passkeys.html", rows=rows, who=mask_name(person.name),
-                           acr=sess.acr, removed=request.args.get("removed") == "1")
+                           acr=sess.acr, needed=binding_level(sess),
+                           may_change=may_change_authenticators(sess),
+                           removed=status == 200 and request.args.get("removed") == "1"), status
+
+
+def _too_low(sess: sso.SSOSession, action: str, cred_id: str | None = None) -> bool:
+    """Whether this session is below the level for binding or removing (and audit it)."""
+    if may_change_authenticators(sess):
+        return False
+    audit.record("webauthn.step_up_required", actor=sess.person_id, subject=sess.person_id,
+                 details={"action": action, "credential": cred_id, "acr": sess.acr,
+                          "needed": binding_level(sess)})
+    return True
+
+
+def _step_up_required(sess: sso.SSOSession):
+    return jsonify(error="step_up_required", step_up_url=step_up_url(sess, url_for(
+        "passkey.manage")), message=_(
+        "为了您的账号安全，添加通行密钥需要认证等级 %(needed)s，您当前为 %(acr)s。请先验证身份。",
+        needed=binding_level(sess), acr=sess.acr)), 403
 
 
 def _when(ts: float) -> str:
@@ -270,6 +327,8 @@ def remove(cred_id: str):
         from ..account.views import _sign_in_first
 
         return _sign_in_first(url_for("passkey.manage"))
+    if _too_low(sess, "remove", cred_id):
+        return _manage_page(sess, 403)
     cred = db.session.scalar(db.select(WebAuthnCredential).where(
         WebAuthnCredential.id == cred_id, WebAuthnCredential.person_id == sess.person_id))
     if cred is None:
@@ -291,6 +350,8 @@ def register_options():
     if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
         return _json_error("login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"),
                            401)
+    if _too_low(sess, "register"):
+        return _step_up_required(sess)
     person = sess.person
     challenge = _issue("register", sid=sess.sid, person_id=person.id)
     options = generate_registration_options(
@@ -311,6 +372,13 @@ def register_verify():
     sess = _signed_in()
     if sess is None:
         return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
+    if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
+        return _json_error("login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"),
+                           401)
+    # Checked again as the ceremony ends (the person may have taken minutes over it):
+    # the level now is the level the credential will carry.
+    if _too_low(sess, "register"):
+        return _step_up_required(sess)
     try:
         body, credential = _credential_json()
         challenge, record = _redeem(credential, "register")

@@ -94,6 +94,21 @@
     out.hidden = !text;
   }
 
+  // The session is below the level for binding: the message, and a link into the
+  // step-up that comes back to this page (a path on this site only).
+  function stepUp(block, err) {
+    say(block, err.message || block.dataset.msgFailed, true);
+    var url = err.step_up_url;
+    if (typeof url !== "string" || url.charAt(0) !== "/" || url.charAt(1) === "/" ||
+        url.charAt(1) === "\\") return;
+    var out = block.querySelector("[data-passkey-status]"), link = document.createElement("a");
+    link.href = url;
+    link.textContent = block.dataset.msgStepUp || url;
+    link.setAttribute("data-passkey-step-up", "");
+    out.appendChild(document.createTextNode(" "));
+    out.appendChild(link);
+  }
+
   function value(selector) {
     var el = selector ? document.querySelector(selector) : null;
     return el ? el.value.trim() : "";
@@ -123,7 +138,8 @@
     }).catch(function (err) {
       button.disabled = false;
       block.dataset.state = "error";
-      if (err && err.message && err.error) say(block, err.message, true);
+      if (err && err.error === "step_up_required") stepUp(block, err);
+      else if (err && err.message && err.error) say(block, err.message, true);
       else if (err && (err.name === "NotAllowedError" || err.name === "AbortError"))
         say(block, block.dataset.msgCancelled, true);
       else if (err && err.name === "InvalidStateError")

@@ -11,17 +11,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
-from .test_browser_sso import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from .browser import PHONE_VIEWPORT, open_context, sign_in
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .test_stepup_browser import _sms_code
 
 pytestmark = pytest.mark.browser
@@ -31,11 +24,8 @@ ROW_NUMBER = "11010519491231002X"
 
 @pytest.fixture(scope="module")
 def admin_idp(tmp_path_factory) -> Iterator[LiveIdP]:
-    with backend_env() as shared:
-        port = free_port()
-        path = tmp_path_factory.mktemp("admin-idp")
-        idp = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
-                      instance_path=path)
+    with provider(tmp_path_factory, "admin-idp") as idp:
+        path = idp.instance_path
         idp.run_cli("init", "--demo")  # the demo citizen's account is at L3
         idp.run_cli("user", "add", "--id-number", ROW_NUMBER, "--name", "李四",
                     "--password", "long-enough-1")
@@ -52,46 +42,37 @@ def admin_idp(tmp_path_factory) -> Iterator[LiveIdP]:
             yield idp
 
 
-def test_reviewer_approves_a_queued_account(admin_idp):
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 390, "height": 844})
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(admin_idp.url("/admin/review"))
-            page.wait_for_url("**/login?**")
-            page.fill("input[name=username]", DEMO_CITIZEN_ID)
-            page.fill("input[name=password]", DEMO_CITIZEN_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/login/step-up?**")  # a password alone is L2
+def test_reviewer_approves_a_queued_account(admin_idp, browser):
+    with open_context(browser, viewport=PHONE_VIEWPORT) as context:
+        page = context.new_page()
+        # A password alone is L2: the sign-in ends on the step-up page.
+        sign_in(page, admin_idp.base_url, "/admin/review", DEMO_CITIZEN_ID,
+                DEMO_CITIZEN_PASSWORD, lands="**/login/step-up?**")
 
-            page.goto(admin_idp.url("/admin/review"))
-            expect(page.locator("h1")).to_have_text("需要更高认证等级")
-            page.click("#step-up")  # the console's own request at L3, again
-            page.wait_for_url("**/login/step-up?**")
-            sms = page.locator("#stepup-sms")
-            expect(sms).to_contain_text("138****8000")
-            sent_after = time.time() - 1
-            sms.locator("button[type=submit]").click()
-            page.fill("#sms-code", _sms_code(admin_idp, sent_after))
-            page.locator("#sms-code").press("Enter")
-            # Raised in place (same session): through /authorize and the callback, back.
-            page.wait_for_url("**/admin/review")
-            item = page.locator("#queue li.item").first
-            expect(item).to_contain_text("shebao-2012:u2")
-            expect(item).to_contain_text("110105********002X")
-            assert ROW_NUMBER not in page.content() and "李斯" not in page.content()
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390, f"the queue scrolls sideways on a phone ({width}px)"
+        page.goto(admin_idp.url("/admin/review"))
+        expect(page.locator("h1")).to_have_text("需要更高认证等级")
+        page.click("#step-up")  # the console's own request at L3, again
+        page.wait_for_url("**/login/step-up?**")
+        sms = page.locator("#stepup-sms")
+        expect(sms).to_contain_text("138****8000")
+        sent_after = time.time() - 1
+        sms.locator("button[type=submit]").click()
+        page.fill("#sms-code", _sms_code(admin_idp, sent_after))
+        page.locator("#sms-code").press("Enter")
+        # Raised in place (same session): through /authorize and the callback, back.
+        page.wait_for_url("**/admin/review")
+        item = page.locator("#queue li.item").first
+        expect(item).to_contain_text("shebao-2012:u2")
+        expect(item).to_contain_text("110105********002X")
+        assert ROW_NUMBER not in page.content() and "李斯" not in page.content()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the queue scrolls sideways on a phone ({width}px)"
 
-            item.locator("a").first.click()
-            expect(page.locator(".item.person")).to_have_count(1)  # the candidate, masked
-            page.fill("#approve input[name=note]", "同一人，曾用名")
-            page.click("#approve button[type=submit]")
-            expect(page.locator("p.ok")).to_contain_text("已批准")
-            expect(page.locator("h1 .state")).to_have_text("已批准")
-        finally:
-            browser.close()
+        item.locator("a").first.click()
+        expect(page.locator(".item.person")).to_have_count(1)  # the candidate, masked
+        page.fill("#approve input[name=note]", "同一人，曾用名")
+        page.click("#approve button[type=submit]")
+        expect(page.locator("p.ok")).to_contain_text("已批准")
+        expect(page.locator("h1 .state")).to_have_text("已批准")
     approved = admin_idp.run_cli("merge", "list", "--state", "approved")
     assert [(a["legacy_id"], a["state"]) for a in approved] == [("u2", "approved")]

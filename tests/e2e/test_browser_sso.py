@@ -14,10 +14,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-# CHROMIUM and co. re-exported: test_admin_browser.py imports them from here.
-from .browser import CHROMIUM as CHROMIUM
-from .browser import CHROMIUM_ARGS as CHROMIUM_ARGS
-from .browser import TIMEOUT_MS as TIMEOUT_MS
 from .browser import assert_fits_width, fill_login, open_context, screenshot
 from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 

@@ -6,36 +6,24 @@ token saying L4 with amr pwd + face. The face page is checked at phone and kiosk
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from .browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     KIOSK_VIEWPORT,
     PHONE_VIEWPORT,
-    TIMEOUT_MS,
     assert_fits_width,
+    chromium,
     fill_login,
+    open_context,
     screenshot,
 )
-from .conftest import (
-    DEMO_CITIZEN_ID,
-    DEMO_CITIZEN_PASSWORD,
-    LiveIdP,
-    backend_env,
-    free_port,
-    running,
-)
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
+from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
 
@@ -46,12 +34,8 @@ REDIRECT = "https://rp.example/face/cb"  # never reached: the browser is stopped
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
-    with backend_env() as shared:
-        port = free_port()
-        live = LiveIdP(port=port, issuer=f"http://127.0.0.1:{port}", shared_env=shared,
-                       instance_path=tmp_path_factory.mktemp("face-idp"))
-        # With an external database the face match is off unless a verifier is named.
-        live.env["IDP_FACE_VERIFIER"] = "dev"
+    # With an external database the face match is off unless a verifier is named.
+    with provider(tmp_path_factory, "face-idp", env={"IDP_FACE_VERIFIER": "dev"}) as live:
         live.run_cli("init", "--demo")
         secret = live.run_cli("client", "add", "--client-id", "face-rp", "--name", "不动产登记",
                               "--redirect-uri", REDIRECT, "--first-party")["client_secret"]
@@ -68,80 +52,68 @@ def _authorize_url(live: LiveIdP, state: str, nonce: str, challenge: str) -> str
 
 def test_camera_capture_steps_up_to_l4(idp):
     live, secret = idp
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=[*CHROMIUM_ARGS, *FAKE_CAMERA])
-        try:
-            ctx = browser.new_context(locale="zh-CN", viewport=PHONE_VIEWPORT)
-            ctx.set_default_timeout(TIMEOUT_MS)
-            landed: list[str] = []
+    # A browser of its own: the fake camera is a launch switch.
+    with chromium(*FAKE_CAMERA) as browser, open_context(browser, viewport=PHONE_VIEWPORT) as ctx:
+        landed: list[str] = []
 
-            def at_rp(route):
-                landed.append(route.request.url)
-                route.fulfill(status=200, content_type="text/html", body="<p id=rp>ok</p>")
+        def at_rp(route):
+            landed.append(route.request.url)
+            route.fulfill(status=200, content_type="text/html", body="<p id=rp>ok</p>")
 
-            ctx.route(REDIRECT + "**", at_rp)
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(_authorize_url(live, state, nonce, challenge))
-            fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
-            page.wait_for_url("**/login/step-up?**")
-            expect(page.locator("main")).to_contain_text("L4")
-            expect(page.locator("#stepup-sms")).to_have_count(0)  # cannot reach L4
-            page.click("#stepup-face-start")
-            page.wait_for_url("**/login/step-up/face?**")
-            expect(page.locator("main")).to_contain_text("不动产登记")
+        ctx.route(REDIRECT + "**", at_rp)
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(_authorize_url(live, state, nonce, challenge))
+        fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
+        page.wait_for_url("**/login/step-up?**")
+        expect(page.locator("main")).to_contain_text("L4")
+        expect(page.locator("#stepup-sms")).to_have_count(0)  # cannot reach L4
+        page.click("#stepup-face-start")
+        page.wait_for_url("**/login/step-up/face?**")
+        expect(page.locator("main")).to_contain_text("不动产登记")
 
-            # Not a photo, through the upload fallback: a readable refusal, no reload.
-            page.set_input_files("#face-file", files=[{
-                "name": "note.txt", "mimeType": "image/jpeg", "buffer": b"not a photo" * 200}])
-            page.click("#face-upload button[type=submit]")
-            status = page.locator("[data-face-status]")
-            expect(status).to_contain_text("照片无法使用")
-            expect(status).to_have_class("face-status is-error")
+        # Not a photo, through the upload fallback: a readable refusal, no reload.
+        page.set_input_files("#face-file", files=[{
+            "name": "note.txt", "mimeType": "image/jpeg", "buffer": b"not a photo" * 200}])
+        page.click("#face-upload button[type=submit]")
+        status = page.locator("[data-face-status]")
+        expect(status).to_contain_text("照片无法使用")
+        expect(status).to_have_class("face-status is-error")
 
-            page.click("[data-face-start]")
-            shoot = page.locator("[data-face-shoot]")
-            expect(shoot).to_be_visible()
-            page.wait_for_function(
-                "document.querySelector('[data-face-video]').videoWidth >= 200")
-            screenshot(page, "face-step-up-phone-390x844")
-            assert_fits_width(page, "face page, phone")
-            page.set_viewport_size(KIOSK_VIEWPORT)
-            screenshot(page, "face-step-up-kiosk-1080x1920")
-            assert_fits_width(page, "face page, kiosk")
-            assert page.evaluate(
-                "document.querySelector('[data-face-shoot]').getBoundingClientRect().bottom"
-            ) <= KIOSK_VIEWPORT["height"]
-            page.set_viewport_size(PHONE_VIEWPORT)
-            shoot.click()
-            page.wait_for_selector("#rp")
+        page.click("[data-face-start]")
+        shoot = page.locator("[data-face-shoot]")
+        expect(shoot).to_be_visible()
+        page.wait_for_function(
+            "document.querySelector('[data-face-video]').videoWidth >= 200")
+        screenshot(page, "face-step-up-phone-390x844")
+        assert_fits_width(page, "face page, phone")
+        page.set_viewport_size(KIOSK_VIEWPORT)
+        screenshot(page, "face-step-up-kiosk-1080x1920")
+        assert_fits_width(page, "face page, kiosk")
+        assert page.evaluate(
+            "document.querySelector('[data-face-shoot]').getBoundingClientRect().bottom"
+        ) <= KIOSK_VIEWPORT["height"]
+        page.set_viewport_size(PHONE_VIEWPORT)
+        shoot.click()
+        page.wait_for_selector("#rp")
 
-            # The session now holds L4: another request for L4 goes straight through
-            # (the browser's cookies, no page: just where /authorize sends it).
-            again = ctx.request.get(_authorize_url(live, "again", nonce, challenge),
-                                    max_redirects=0)
-            assert again.status == 302, again.text()[:300]
-            again_at = again.headers["location"]
-        finally:
-            browser.close()
+        # The session now holds L4: another request for L4 goes straight through
+        # (the browser's cookies, no page: just where /authorize sends it).
+        again = ctx.request.get(_authorize_url(live, "again", nonce, challenge),
+                                max_redirects=0)
+        assert again.status == 302, again.text()[:300]
+        again_at = again.headers["location"]
 
     assert not [e for e in errors if "Content Security Policy" in e], errors
-    first = {k: v[0] for k, v in parse_qs(urlsplit(landed[0]).query).items()}
+    first = query(landed[0])
     assert first["state"] == state and first["iss"] == live.issuer and "code" in first
-    assert again_at.startswith(REDIRECT) and "code" in parse_qs(urlsplit(again_at).query)
-    resp = requests.post(live.url("/token"), auth=("face-rp", secret), timeout=10, data={
-        "grant_type": "authorization_code", "code": first["code"], "redirect_uri": REDIRECT,
-        "code_verifier": verifier})
-    assert resp.status_code == 200, resp.text
-    published = requests.get(live.url("/jwks"), timeout=5).json()["keys"]
-    jwks = KeySet.import_key_set({"keys": [k for k in published if k.get("crv") != "SM2"]})
-    claims = jwt.decode(resp.json()["id_token"], jwks, algorithms=["ES256", "RS256"]).claims
+    assert again_at.startswith(REDIRECT) and "code" in query(again_at)
+    # The code exchange (asserting HTTP 200) and the ID token's signature.
+    claims = redeem_code(live, "face-rp", secret, first["code"], REDIRECT, verifier,
+                         algorithms=["ES256", "RS256"])
     assert claims["acr"] == "L4" and set(claims["amr"]) == {"pwd", "face"}
     assert claims["nonce"] == nonce

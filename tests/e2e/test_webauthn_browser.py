@@ -1,6 +1,7 @@
 """Headless Chromium with a virtual platform authenticator (Chrome DevTools Protocol
-``WebAuthn`` domain) against the real ``idp serve``: sign in with a password, bind a
-passkey at /account/passkeys, sign out, sign in to a relying party with the passkey
+``WebAuthn`` domain) against the real ``idp serve``: sign in with a password, be told at
+/account/passkeys that binding needs L3, step up with the SMS code from the dev outbox
+and come back, bind a passkey, sign out, sign in to a relying party with the passkey
 alone, then step a password session up to L3 with it; each time the ID token says how.
 
 WebAuthn runs on plain http only for ``localhost``, so the issuer and every page are
@@ -10,6 +11,7 @@ WebAuthn runs on plain http only for ``localhost``, so the issuer and every page
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -19,6 +21,7 @@ from playwright.sync_api import expect
 from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
 from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .oauth import pkce_pair, query, redeem_code
+from .test_stepup_browser import _sms_code
 
 pytestmark = pytest.mark.browser
 
@@ -70,26 +73,43 @@ def test_passkey_registration_sign_in_and_step_up(idp, page):
     fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, submit="form button[type=submit]")
     page.wait_for_url(live.url("/"))
 
-    # 2. Bind a passkey.
+    # 2. Binding a passkey needs L3 on this real-name account: the page says so and
+    #    offers the step-up (an SMS code), which comes back here.
     page.goto(live.url("/account/passkeys"))
+    step_up = page.locator("#passkey-step-up")
+    expect(step_up).to_contain_text("L3")
+    expect(page.locator("#passkey-register")).to_have_count(0)
+    _fits(page, "passkeys-step-up")
+    step_up.locator("button[type=submit]").click()
+    page.wait_for_url(live.url("/login/step-up?**"))
+    sms = page.locator("#stepup-sms")
+    expect(sms).to_contain_text("138****8000")
+    sent_after = time.time() - 1
+    sms.locator("button[type=submit]").click()
+    page.fill("#sms-code", _sms_code(live, sent_after))
+    page.locator("#sms-code").press("Enter")
+    page.wait_for_url(live.url("/account/passkeys"))
+    expect(page.locator("#passkey-step-up")).to_have_count(0)
+
+    # 3. Bind a passkey.
     expect(page.locator("#no-passkeys")).to_be_visible()
     page.fill("#passkey-name", "测试指纹")
     page.click("#passkey-register [data-passkey-start]")
     expect(page.locator("#passkeys li")).to_have_count(1)
     expect(page.locator("#passkeys li .passkey-name")).to_have_text("测试指纹")
-    expect(page.locator("#passkeys li")).to_have_attribute("data-level", "L2")
+    expect(page.locator("#passkeys li")).to_have_attribute("data-level", "L3")
     _fits(page, "passkeys")
     creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert len(creds) == 1 and creds[0]["isResidentCredential"]  # discoverable
     assert creds[0]["rpId"] == "localhost"
 
-    # 3. Sign out.
+    # 4. Sign out.
     page.goto(live.url("/"))
     page.click("form[action$='/logout'] button[type=submit]")
     page.wait_for_load_state()
     assert "idp_sso" not in {c["name"] for c in page.context.cookies(live.base_url)}
 
-    # 4. A relying party asks; the person signs in with the passkey only, no username.
+    # 5. A relying party asks; the person signs in with the passkey only, no username.
     verifier, state = _authorize(page, live, callback)
     page.wait_for_url(live.url("/login?**"))
     button = page.locator("#passkey-login [data-passkey-start]")
@@ -103,7 +123,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page):
     creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert creds[0]["signCount"] >= 1
 
-    # 5. Step-up: a password session (L2) asked for L3 proves it with the passkey.
+    # 6. Step-up: a password session (L2) asked for L3 proves it with the passkey.
     page.goto(live.url("/"))
     page.click("form[action$='/logout'] button[type=submit]")
     page.wait_for_load_state()

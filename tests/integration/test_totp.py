@@ -3,17 +3,28 @@ the secret SM4-encrypted and bound to its owner, the person's own security page.
 
 from __future__ import annotations
 
+import json
 import re
-from urllib.parse import unquote
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pyotp
 import pytest
 
+from idp import audit
+from idp.audit import AuditEvent
 from idp.authn import totp
 from idp.crypto.fieldcrypt import DecryptionError
 from idp.extensions import db
 from idp.models import TotpCredential
-from tests.helpers import CITIZEN_ID, CITIZEN_PASSWORD, form_fields, make_person
+from tests.helpers import (
+    CITIZEN_ID,
+    CITIZEN_PASSWORD,
+    CITIZEN_PHONE,
+    form_fields,
+    make_person,
+    query,
+)
 
 T0 = 1_750_000_005.0  # a fixed "now", mid-step
 
@@ -107,9 +118,38 @@ def _csrf(client, path="/account/security"):
     return form_fields(client.get(path).get_data(as_text=True))["csrf_token"]
 
 
+def _real_name(person, level="L3"):
+    person.assurance_level = level
+    db.session.commit()
+
+
+def step_up_by_sms(client, token: str) -> None:
+    """The page's "先验证身份" button, an SMS code on the step-up page, and back here."""
+    resp = client.post("/account/security/step-up",
+                       data={"csrf_token": token, "next": "/account/security"})
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login/step-up"
+    url = resp.headers["Location"]
+    page = client.get(url).get_data(as_text=True)
+    fields = {"csrf_token": form_fields(page)["csrf_token"], "rid": query(url)["rid"]}
+    assert client.post("/login/step-up", data={**fields, "action": "sms_send"}).status_code == 200
+    outbox = Path(client.application.instance_path) / "sms_outbox.log"
+    code = [m for m in map(json.loads, outbox.read_text(encoding="utf-8").splitlines())
+            if m["phone"] == CITIZEN_PHONE and m["purpose"] == "stepup"][-1]["code"]
+    back = client.post("/login/step-up", data={**fields, "action": "sms_verify", "code": code})
+    assert back.status_code == 302 and back.headers["Location"] == "/account/security"
+
+
+def _events(name: str) -> list[AuditEvent]:
+    audit.flush()
+    db.session.expire_all()
+    return list(db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)))
+
+
 def test_security_page_enrols_with_qr_and_confirmation_then_removes(ctx, client, person):
+    _real_name(person)
     assert client.get("/account/security").headers["Location"].startswith("/login")
     sign_in(client)
+    step_up_by_sms(client, _csrf(client))  # a real-name account binds at L3
     page = client.get("/account/security").get_data(as_text=True)
     assert "尚未添加身份验证器" in page
     token = _csrf(client)
@@ -142,6 +182,50 @@ def test_security_page_enrols_with_qr_and_confirmation_then_removes(ctx, client,
     assert resp.status_code == 404
     gone = client.post(f"/account/security/totp/{cred.id}/remove", data={"csrf_token": token})
     assert gone.status_code == 302 and not totp.has_totp(person.id)
+
+
+def test_password_session_on_a_real_name_account_cannot_add_or_remove(ctx, client, person,
+                                                                      at):
+    """A stolen password alone must not add the second factor that would then make it
+    L3; after a step-up (SMS to the registered phone) the same person can."""
+    _real_name(person)
+    sign_in(client)
+    page = client.get("/account/security").get_data(as_text=True)
+    assert 'id="security-step-up"' in page and "先验证身份" in page
+    assert 'id="totp-add"' not in page
+    token = _csrf(client)
+    resp = client.post("/account/security/totp/new", data={"csrf_token": token})
+    assert resp.status_code == 403 and 'id="security-step-up"' in resp.get_data(as_text=True)
+    assert db.session.scalar(db.select(TotpCredential.id)) is None
+    # An enrolment begun elsewhere cannot be confirmed from here, nor one removed.
+    begun = totp.begin(person)
+    resp = client.post(f"/account/security/totp/{begun.id}/confirm",
+                       data={"csrf_token": token, "code": pyotp.TOTP(totp.secret_of(begun)).now()})
+    assert resp.status_code == 403 and not totp.has_totp(person.id)
+    kept, _gen = enrolled(person, at)
+    resp = client.post(f"/account/security/totp/{kept.id}/remove", data={"csrf_token": token})
+    assert resp.status_code == 403 and totp.has_totp(person.id)
+    refused = _events("totp.step_up_required")
+    assert [e.subject for e in refused] == [person.id] * 3
+    assert _events("totp.enrolled") == [] and _events("totp.removed") == []
+
+    step_up_by_sms(client, token)
+    page = client.get("/account/security").get_data(as_text=True)
+    assert 'id="totp-add"' in page and "security-step-up" not in page
+    enrol = client.post("/account/security/totp/new", data={"csrf_token": token})
+    assert enrol.status_code == 200 and 'id="totp-secret"' in enrol.get_data(as_text=True)
+    gone = client.post(f"/account/security/totp/{kept.id}/remove", data={"csrf_token": token})
+    assert gone.status_code == 302 and not totp.has_totp(person.id)
+
+
+def test_l2_account_adds_totp_with_a_password_session(ctx, client, person):
+    """An L2 account binds at L2: its factors cannot prove more than the account."""
+    assert person.assurance_level == "L2"
+    sign_in(client)
+    page = client.get("/account/security").get_data(as_text=True)
+    assert 'id="totp-add"' in page and "security-step-up" not in page
+    resp = client.post("/account/security/totp/new", data={"csrf_token": _csrf(client)})
+    assert resp.status_code == 200 and 'id="totp-secret"' in resp.get_data(as_text=True)
 
 
 def test_enrolment_needs_a_recent_sign_in_and_csrf(ctx, client, person):

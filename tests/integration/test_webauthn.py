@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import cbor2
@@ -24,11 +25,13 @@ from webauthn.helpers import bytes_to_base64url
 
 from idp import audit
 from idp.audit import AuditEvent
+from idp.authn import webauthn_views
 from idp.extensions import db
 from idp.models import Person, WebAuthnCredential
 from tests.helpers import (
     CITIZEN_ID,
     CITIZEN_PASSWORD,
+    CITIZEN_PHONE,
     authorize_url,
     follow_login,
     form_fields,
@@ -130,6 +133,46 @@ def _sign_in(client, username=CITIZEN_ID, password=CITIZEN_PASSWORD) -> str:
     return csrf
 
 
+def _sms_code(client) -> str:
+    outbox = Path(client.application.instance_path) / "sms_outbox.log"
+    sent = [m for m in map(json.loads, outbox.read_text(encoding="utf-8").splitlines())
+            if m["phone"] == CITIZEN_PHONE and m["purpose"] == "stepup"]
+    return sent[-1]["code"]
+
+
+def _start_step_up(client, back="/account/passkeys") -> str:
+    """The page's "先验证身份" button: the step-up page's URL it leads to."""
+    csrf = form_fields(client.get(back).get_data(as_text=True))["csrf_token"]
+    resp = client.post("/account/security/step-up", data={"csrf_token": csrf, "next": back})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
+    assert urlsplit(resp.headers["Location"]).path == "/login/step-up"
+    return resp.headers["Location"]
+
+
+def _step_up_by_sms(client, url: str, back="/account/passkeys") -> None:
+    """On the step-up page at ``url``: an SMS code to the registered phone, and back."""
+    page = client.get(url)
+    assert page.status_code == 200 and 'id="stepup-sms"' in page.get_data(as_text=True)
+    fields = {"csrf_token": form_fields(page.get_data(as_text=True))["csrf_token"],
+              "rid": query(url)["rid"]}
+    assert client.post("/login/step-up", data={**fields, "action": "sms_send"}).status_code == 200
+    resp = client.post("/login/step-up", data={**fields, "action": "sms_verify",
+                                               "code": _sms_code(client)})
+    assert resp.status_code == 302 and resp.headers["Location"] == back
+
+
+def _sign_in_at_l3(client) -> str:
+    """A password sign-in (L2) raised to L3 with an SMS code, as the page offers it."""
+    csrf = _sign_in(client)
+    _step_up_by_sms(client, _start_step_up(client))
+    return csrf
+
+
+def _real_name(person, level="L3"):
+    person.assurance_level = level
+    db.session.commit()
+
+
 def _register(client, csrf, auth: SoftAuthenticator, **kw):
     options = _post(client, "/passkey/register/options", {}, csrf)
     assert options.status_code == 200, options.get_json()
@@ -168,12 +211,13 @@ def auth():
 
 
 def test_register_then_sign_in_with_passkey_only(client, person, auth):
-    csrf = _sign_in(client)
+    _real_name(person)
+    csrf = _sign_in_at_l3(client)
     resp = _register(client, csrf, auth)
     assert resp.status_code == 200, resp.get_json()
     cred = db.session.scalar(db.select(WebAuthnCredential))
     assert cred.person_id == person.id and cred.credential_id == auth.id
-    assert cred.level == "L2"  # the password session's level at binding time
+    assert cred.level == "L3"  # the session's level at binding time (password + SMS)
     assert cred.transports == ["internal"] and cred.aaguid == "00010203-0405-0607-0809-0a0b0c0d0e0f"
     assert [e.subject for e in _events("webauthn.registered")] == [person.id]
 
@@ -191,6 +235,91 @@ def test_register_then_sign_in_with_passkey_only(client, person, auth):
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert options["authenticatorSelection"]["residentKey"] == "preferred"
     assert CITIZEN_ID not in json.dumps(options)  # names shown by authenticators are masked
+
+
+def test_l2_account_binds_at_l2_with_a_password_session(client, person, auth):
+    """An account not verified beyond L2 binds at L2: nothing it holds proves more."""
+    assert person.assurance_level == "L2"
+    csrf = _sign_in(client)
+    page = client.get("/account/passkeys").get_data(as_text=True)
+    assert 'id="passkey-register"' in page and "passkey-step-up" not in page
+    resp = _register(client, csrf, auth)
+    assert resp.status_code == 200, resp.get_json()
+    cred = db.session.scalar(db.select(WebAuthnCredential))
+    assert cred.level == "L2"  # the password session's level at binding time
+
+
+def test_password_session_on_a_real_name_account_cannot_bind(client, person, auth):
+    """A stolen password alone must not add the passkey that would then prove L3."""
+    _real_name(person)
+    csrf = _sign_in(client)
+    page = client.get("/account/passkeys").get_data(as_text=True)
+    assert 'id="passkey-step-up"' in page and "先验证身份" in page
+    assert 'id="passkey-register"' not in page
+    resp = _post(client, "/passkey/register/options", {}, csrf)
+    body = resp.get_json()
+    assert resp.status_code == 403 and body["error"] == "step_up_required"
+    assert "L3" in body["message"] and "challenge" not in body
+    assert urlsplit(body["step_up_url"]).path == "/login/step-up"
+    # Nor by going straight to the end of the ceremony.
+    fake = SoftAuthenticator().create({"challenge": bytes_to_base64url(b"x" * 32),
+                                       "rp": {"id": RP_ID}, "user": {"id": "eA"}})
+    resp = _post(client, "/passkey/register/verify", {"credential": fake}, csrf)
+    assert resp.status_code == 403 and resp.get_json()["error"] == "step_up_required"
+    assert db.session.scalar(db.select(WebAuthnCredential)) is None
+    refused = _events("webauthn.step_up_required")
+    assert len(refused) == 2 and refused[0].subject == person.id
+
+    # The step-up the answer points at comes back here at L3, and binding works.
+    _step_up_by_sms(client, body["step_up_url"])
+    page = client.get("/account/passkeys").get_data(as_text=True)
+    assert 'id="passkey-register"' in page and "passkey-step-up" not in page
+    resp = _register(client, csrf, auth)
+    assert resp.status_code == 200 and resp.get_json()["level"] == "L3"
+
+
+def test_step_up_round_trip_returns_to_the_account_page(client, person):
+    _real_name(person)
+    _sign_in(client)
+    cookie = _session_cookie(client).value
+    url = _start_step_up(client)
+    page = client.get(url).get_data(as_text=True)
+    assert "您正在登录" not in page  # no client behind this request
+    assert "L3" in page and CITIZEN_PHONE not in page and "139****5678" in page
+    # Giving up comes back too, still at L2.
+    fields = {"csrf_token": form_fields(page)["csrf_token"], "rid": query(url)["rid"]}
+    resp = client.post("/login/step-up", data={**fields, "action": "give_up"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/account/passkeys"
+    assert 'id="passkey-step-up"' in client.get("/account/passkeys").get_data(as_text=True)
+
+    _step_up_by_sms(client, _start_step_up(client))
+    assert _session_cookie(client).value == cookie  # raised in place, same session
+    assert "passkey-step-up" not in client.get("/account/passkeys").get_data(as_text=True)
+    assert [json.loads(e.details)["to"] if isinstance(e.details, str) else e.details["to"]
+            for e in _events("stepup.success")] == ["L3"]
+    # At L3 already, the button goes straight back.
+    csrf = _csrf(client)
+    resp = client.post("/account/security/step-up",
+                       data={"csrf_token": csrf, "next": "/account/passkeys"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/account/passkeys"
+
+
+def test_step_up_returns_only_to_the_account_pages(client, person, monkeypatch):
+    _real_name(person)
+    csrf = _sign_in(client)
+    for evil in ("https://evil.example/", "//evil.example", "/\\evil.example", "/logout"):
+        resp = client.post("/account/security/step-up", data={"csrf_token": csrf, "next": evil})
+        rid = query(resp.headers["Location"])["rid"]
+        back = client.post("/login/step-up", data={"csrf_token": csrf, "rid": rid,
+                                                   "action": "give_up"})
+        assert back.headers["Location"] == "/account/security", evil
+    assert client.post("/account/security/step-up", data={"next": "/account/passkeys"}
+                       ).status_code == 400  # no CSRF token
+    # A sign-in too old for changing authenticators is renewed first, not stepped up.
+    monkeypatch.setitem(client.application.config, "SECURITY_REAUTH_SECONDS", -1)
+    resp = client.post("/account/security/step-up",
+                       data={"csrf_token": csrf, "next": "/account/passkeys"})
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login"
 
 
 def test_registration_needs_a_session(client, person, auth):
@@ -301,6 +430,41 @@ def test_sign_count_regression_is_refused_as_possible_clone(client, person, auth
     clones = _events("webauthn.clone_suspected")
     assert len(clones) == 2 and clones[0].subject == person.id
     assert _login(client, csrf, auth, counter=8).status_code == 200
+
+
+def test_sign_count_race_is_refused_as_possible_clone(client, person, auth, monkeypatch):
+    """A cloned authenticator and the real one present the same count at once: another
+    worker accepts one just after this one read the stored count. The conditional
+    update, not the earlier comparison, has to refuse the second."""
+    cred = auth.store_for(person, sign_count=4)
+    auth.counter = 4  # in step with the stored count: its next assertion is honest
+    real_verify = webauthn_views.verify_authentication_response
+
+    def verified_while_the_clone_wins(**kw):
+        result = real_verify(**kw)
+        with db.engine.begin() as other_worker:  # its own connection, committed now
+            other_worker.execute(db.update(WebAuthnCredential).where(
+                WebAuthnCredential.id == cred.id).values(sign_count=result.new_sign_count))
+        return result
+
+    monkeypatch.setattr(webauthn_views, "verify_authentication_response",
+                        verified_while_the_clone_wins)
+    csrf = _csrf(client)
+    resp = _login(client, csrf, auth)  # presents 5, over the 4 this request read
+    assert resp.status_code == 401 and resp.get_json()["error"] == "possible_clone"
+    assert _session_cookie(client) is None
+    clones = _events("webauthn.clone_suspected")
+    assert len(clones) == 1 and clones[0].subject == person.id
+    details = clones[0].details if isinstance(clones[0].details, dict) else json.loads(
+        clones[0].details)
+    assert details["presented_count"] == 5 and details["stored_count"] == 5
+    db.session.expire_all()
+    assert db.session.get(WebAuthnCredential, cred.id).sign_count == 5
+    # Without a competitor the next, higher count goes through.
+    monkeypatch.setattr(webauthn_views, "verify_authentication_response", real_verify)
+    assert _login(client, csrf, auth).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(WebAuthnCredential, cred.id).sign_count == 6
 
 
 def test_counters_that_stay_zero_are_accepted(client, person, auth):
@@ -494,6 +658,22 @@ def test_remove_own_credential_only(client, person, auth):
     # Removed means unusable.
     client.delete_cookie("idp_sso")
     assert _login(client, csrf, auth).get_json()["error"] == "unknown_credential"
+
+
+def test_removing_needs_the_binding_level(client, person, auth):
+    _real_name(person)
+    cred_id = auth.store_for(person).id
+    csrf = _sign_in(client)
+    resp = client.post(f"/account/passkeys/{cred_id}/remove", data={"csrf_token": csrf})
+    assert resp.status_code == 403 and 'id="passkey-step-up"' in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(WebAuthnCredential, cred_id) is not None
+    assert _events("webauthn.removed") == []
+    _step_up_by_sms(client, _start_step_up(client))
+    resp = client.post(f"/account/passkeys/{cred_id}/remove", data={"csrf_token": csrf})
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(WebAuthnCredential, cred_id) is None
 
 
 # -- the edges ------------------------------------------------------------------------
