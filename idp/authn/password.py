@@ -68,9 +68,10 @@ def is_locked(lock_key: str) -> bool:
 
 
 def _lock(lock_key: str) -> None:
-    seconds = current_app.config["LOCKOUT_SECONDS"]
-    store().set(f"lock:{lock_key}", 1, seconds)
-    store().delete(f"fail:{lock_key}")
+    # The attempt counter is left to expire on its own (it was started before the lock,
+    # with the same lifetime): resetting it here would let guesses already past the
+    # lock check start a fresh count.
+    store().set(f"lock:{lock_key}", 1, current_app.config["LOCKOUT_SECONDS"])
 
 
 def authenticate(username: str, password: str) -> LoginResult:

@@ -15,13 +15,16 @@ from typing import Any
 
 from sqlalchemy import Integer as _INT
 from sqlalchemy import Text as _TEXT
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as _pg_insert
+from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ..models import KVEntry
 from .base import Store
 
 _T = KVEntry.__table__
+_UPSERT = {"sqlite": _sqlite_insert, "postgresql": _pg_insert}  # INSERT … ON CONFLICT
 _SWEEP_EVERY = 200  # writes, on average, between sweeps of expired rows
 
 
@@ -93,23 +96,23 @@ class SQLStore(Store):
             conn.execute(delete(_T).where(_T.c.key == key))
 
     def incr(self, key, ttl):
+        """One atomic upsert: counters guard lockouts and rate limits, and a read
+        followed by a write would let parallel requests read the same count (or reset
+        a counter another request had just started)."""
         now = time.time()
+        name = self.engine.dialect.name
+        if name not in _UPSERT:
+            raise NotImplementedError(f"the embedded store supports SQLite and PostgreSQL, "
+                                      f"not {name}")
+        live = _T.c.expires_at > now
+        stmt = _UPSERT[name](_T).values(key=key, value="1", expires_at=now + ttl)
+        stmt = stmt.on_conflict_do_update(index_elements=[_T.c.key], set_={
+            "value": case((live, (_T.c.value.cast(_INT) + 1).cast(_TEXT)), else_="1"),
+            "expires_at": case((live, _T.c.expires_at), else_=now + ttl),
+        }).returning(_T.c.value)
         with self.engine.begin() as conn:
-            row = self._live(conn, key)
-            if row is None:
-                conn.execute(delete(_T).where(_T.c.key == key))
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(_T).values(key=key, value="1", expires_at=now + ttl))
-                    return 1
-                except IntegrityError:
-                    pass
-            conn.execute(
-                update(_T)
-                .where(_T.c.key == key)
-                .values(value=(_T.c.value.cast(_INT) + 1).cast(_TEXT))
-            )
-            return int(conn.execute(select(_T.c.value).where(_T.c.key == key)).scalar_one())
+            self._maybe_sweep(conn)
+            return int(conn.execute(stmt).scalar_one())
 
     def append(self, key, value, ttl):
         now = time.time()

@@ -64,3 +64,21 @@ def test_append_members_touch(ctx):
     time.sleep(0.45)
     assert s.get("t") == 1
     assert s.touch("missing", 10) is False
+
+
+def test_incr_is_atomic_under_concurrency(ctx):
+    """Every caller gets its own number: lockouts and rate limits rely on it."""
+    s = store()
+    got, gate = [], threading.Barrier(12)
+
+    def bump():
+        with ctx.app_context():
+            gate.wait()
+            got.append(s.incr("race", 30))
+
+    threads = [threading.Thread(target=bump) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 13))
