@@ -52,13 +52,19 @@ def binding_level(sess: sso.SSOSession) -> str:
 
 
 def may_change_authenticators(sess: sso.SSOSession) -> bool:
-    return assurance.meets(sess.acr, binding_level(sess))
+    """Two factors in this session, on any account: were one enough on a self-declared
+    (``L2``) account, a stolen password could bind a factor that proves ``L3`` together
+    with that password once the account is real-name verified."""
+    two_factors = assurance.rank(assurance.authenticator_level(sess.amr)) >= assurance.rank("L3")
+    return two_factors and assurance.meets(sess.acr, binding_level(sess))
 
 
 def step_up_url(sess: sso.SSOSession, back: str) -> str:
-    """A step-up to ``binding_level`` that returns to ``back`` (one of this area's
+    """A step-up to two factors that returns to ``back`` (one of this area's
     pages): a pending record without a client, like the device flow's for /login."""
-    rid = pending.create({"acr_values": binding_level(sess)})
+    # Always L3: the level that needs two factors (an L2 account is real-name checked
+    # on the way, since its level caps what the session can show).
+    rid = pending.create({"acr_values": "L3"})
     rec = pending.load(rid)
     rec["next"] = back if back in _STEP_UP_RETURNS else HOME
     pending.update(rid, rec)

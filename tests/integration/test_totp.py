@@ -218,14 +218,16 @@ def test_password_session_on_a_real_name_account_cannot_add_or_remove(ctx, clien
     assert gone.status_code == 302 and not totp.has_totp(person.id)
 
 
-def test_l2_account_adds_totp_with_a_password_session(ctx, client, person):
-    """An L2 account binds at L2: its factors cannot prove more than the account."""
+def test_l2_account_needs_two_factors_to_add_totp(ctx, client, person):
+    """A TOTP bound with a stolen password alone would, with that password, prove L3
+    once the account is real-name verified: even an L2 account needs two factors."""
     assert person.assurance_level == "L2"
     sign_in(client)
     page = client.get("/account/security").get_data(as_text=True)
-    assert 'id="totp-add"' in page and "security-step-up" not in page
+    assert 'id="totp-add"' not in page and "security-step-up" in page
     resp = client.post("/account/security/totp/new", data={"csrf_token": _csrf(client)})
-    assert resp.status_code == 200 and 'id="totp-secret"' in resp.get_data(as_text=True)
+    assert resp.status_code in (302, 403)
+    assert db.session.scalar(db.select(TotpCredential.id)) is None
 
 
 def test_enrolment_needs_a_recent_sign_in_and_csrf(ctx, client, person):

@@ -173,6 +173,23 @@ def _real_name(person, level="L3"):
     db.session.commit()
 
 
+def _second_factor(client) -> None:
+    """What an SMS step-up does to the session (tested through the pages above), for
+    tests about the ceremony itself rather than about getting there."""
+    from idp.authn import session as sso
+
+    cookie = f"idp_sso={_session_cookie(client).value}"
+    with client.application.test_request_context("/", headers={"Cookie": cookie}):
+        sso.elevate(sso.current(), ["sms"])
+
+
+def _sign_in_two_factors(client, person) -> str:
+    _real_name(person)
+    csrf = _sign_in(client)
+    _second_factor(client)
+    return csrf
+
+
 def _register(client, csrf, auth: SoftAuthenticator, **kw):
     options = _post(client, "/passkey/register/options", {}, csrf)
     assert options.status_code == 200, options.get_json()
@@ -237,16 +254,23 @@ def test_register_then_sign_in_with_passkey_only(client, person, auth):
     assert CITIZEN_ID not in json.dumps(options)  # names shown by authenticators are masked
 
 
-def test_l2_account_binds_at_l2_with_a_password_session(client, person, auth):
-    """An account not verified beyond L2 binds at L2: nothing it holds proves more."""
+def test_l2_account_needs_two_factors_to_bind(client, person, auth):
+    """A self-declared account too: a factor bound with a stolen password alone would
+    prove L3 with that password once the account is real-name verified."""
     assert person.assurance_level == "L2"
     csrf = _sign_in(client)
     page = client.get("/account/passkeys").get_data(as_text=True)
-    assert 'id="passkey-register"' in page and "passkey-step-up" not in page
+    assert 'id="passkey-step-up"' in page and 'id="passkey-register"' not in page
+    resp = _post(client, "/passkey/register/options", {}, csrf)
+    assert resp.status_code == 403 and resp.get_json()["error"] == "step_up_required"
+    # The step-up for it asks L3: the real-name check on the way, then a second factor.
+    step_up = client.get(resp.get_json()["step_up_url"]).get_data(as_text=True)
+    assert 'name="id_number"' in step_up
+    _second_factor(client)  # password + SMS, the account still L2
     resp = _register(client, csrf, auth)
     assert resp.status_code == 200, resp.get_json()
     cred = db.session.scalar(db.select(WebAuthnCredential))
-    assert cred.level == "L2"  # the password session's level at binding time
+    assert cred.level == "L2"  # the session's level at binding time, capped by the account
 
 
 def test_password_session_on_a_real_name_account_cannot_bind(client, person, auth):
@@ -336,7 +360,7 @@ def test_registration_challenge_is_bound_to_the_session(ctx, person, auth):
     """A challenge issued to one session cannot finish a registration in another, and
     is gone once used."""
     one, two = ctx.test_client(), ctx.test_client()
-    csrf_one, csrf_two = _sign_in(one), _sign_in(two)
+    csrf_one, csrf_two = _sign_in_two_factors(one, person), _sign_in_two_factors(two, person)
     options = _post(one, "/passkey/register/options", {}, csrf_one).get_json()
     credential = auth.create(options)
     resp = _post(two, "/passkey/register/verify", {"credential": credential}, csrf_two)
@@ -348,7 +372,7 @@ def test_registration_challenge_is_bound_to_the_session(ctx, person, auth):
 
 
 def test_registration_requires_user_verification_and_right_origin(client, person, auth):
-    csrf = _sign_in(client)
+    csrf = _sign_in_two_factors(client, person)
     resp = _register(client, csrf, auth, uv=False)
     assert resp.status_code == 400 and resp.get_json()["error"] == "verification_failed"
     resp = _register(client, csrf, auth, origin="https://evil.example")
@@ -645,7 +669,7 @@ def test_remove_own_credential_only(client, person, auth):
     other = make_person(OTHER_ID, name="王五", phone="13700000000")
     theirs = SoftAuthenticator().store_for(other)
     mine_id, theirs_id = mine.id, theirs.id
-    csrf = _sign_in(client)
+    csrf = _sign_in_two_factors(client, person)
     resp = client.post(f"/account/passkeys/{theirs_id}/remove", data={"csrf_token": csrf})
     assert resp.status_code == 404
     assert client.post(f"/account/passkeys/{mine_id}/remove").status_code == 400  # no CSRF
@@ -714,7 +738,7 @@ def test_expired_challenge_is_refused(client, person, auth, monkeypatch):
     {"response": {"clientDataJSON": bytes_to_base64url(b'{"type": "webauthn.get"}')}},
 ], ids=["null", "string", "list", "no-response", "bad-response", "bad-b64", "no-challenge"])
 def test_malformed_responses_get_a_json_error(client, person, credential):
-    csrf = _sign_in(client)
+    csrf = _sign_in_two_factors(client, person)
     for url in ("/passkey/register/verify", "/passkey/login/verify"):
         resp = _post(client, url, {"credential": credential}, csrf)
         assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request", url
