@@ -45,26 +45,22 @@ _STEP_UP_RETURNS = (HOME, PASSKEYS)
 
 
 def binding_level(sess: sso.SSOSession) -> str:
-    """The session level needed to add or remove an authenticator of this account: the
-    account's own level, at most ``L3``. An ``L2`` account binds at ``L2`` — its factors
-    can never prove more than the account — while a real-name account needs ``L3``."""
-    return assurance.lower(sess.person.assurance_level or "L2", "L3") or "L2"
+    """The session level needed to add or remove an authenticator: ``L3``, on every
+    account. That means two factors in this session (NIST SP 800-63B §6.1.2.1) and a
+    real-name account: with one factor enough anywhere, a stolen password could bind a
+    factor that proves ``L3`` together with that password."""
+    return "L3"
 
 
 def may_change_authenticators(sess: sso.SSOSession) -> bool:
-    """Two factors in this session, on any account: were one enough on a self-declared
-    (``L2``) account, a stolen password could bind a factor that proves ``L3`` together
-    with that password once the account is real-name verified."""
-    two_factors = assurance.rank(assurance.authenticator_level(sess.amr)) >= assurance.rank("L3")
-    return two_factors and assurance.meets(sess.acr, binding_level(sess))
+    return assurance.meets(sess.acr, binding_level(sess))
 
 
 def step_up_url(sess: sso.SSOSession, back: str) -> str:
-    """A step-up to two factors that returns to ``back`` (one of this area's
+    """A step-up to ``binding_level`` that returns to ``back`` (one of this area's
     pages): a pending record without a client, like the device flow's for /login."""
-    # Always L3: the level that needs two factors (an L2 account is real-name checked
-    # on the way, since its level caps what the session can show).
-    rid = pending.create({"acr_values": "L3"})
+    # An L2 account is real-name checked on the way (its level caps the session's).
+    rid = pending.create({"acr_values": binding_level(sess)})
     rec = pending.load(rid)
     rec["next"] = back if back in _STEP_UP_RETURNS else HOME
     pending.update(rid, rec)

@@ -80,7 +80,10 @@ def _call(path: str, auth: tuple[str, str], data: dict[str, str]) -> tuple[int, 
     return resp.status_code, body if isinstance(body, dict) else {}
 
 
-def _message(error: str | None) -> str:
+def _message(error: str | None, *, sms: bool = False) -> str:
+    if error == "temporarily_unavailable" and not sms:
+        # From /bc-authorize: too many look-ups of unknown people, or requests waiting.
+        return _("请求过于频繁，或该群众已有多条待确认的请求，请稍后再试。")
     messages = {
         "unknown_user_id": _("未找到该证件号码或手机号码对应的用户。"),
         "invalid_binding_message": _("核对短语无效：必填，最多 64 个字符。"),
@@ -234,7 +237,7 @@ def sms_send(ref: str):
         session["ciba_demo_notice"] = _("验证码已发送至 %(phone)s，请用户读出验证码。",
                                         phone=state["sms_sent"])
     else:
-        session["ciba_demo_notice"] = _message(body.get("error"))
+        session["ciba_demo_notice"] = _message(body.get("error"), sms=True)
     _save(ref, state)
     return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
 
@@ -257,7 +260,7 @@ def sms_check(ref: str):
             _("验证码错误，还可再试 %(n)s 次。", n=left) if left else
             _("验证码已失效，请重新发送。"))
     else:
-        session["ciba_demo_notice"] = _message(body.get("error"))
+        session["ciba_demo_notice"] = _message(body.get("error"), sms=True)
     _save(ref, state)
     return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
 

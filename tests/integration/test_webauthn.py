@@ -254,23 +254,25 @@ def test_register_then_sign_in_with_passkey_only(client, person, auth):
     assert CITIZEN_ID not in json.dumps(options)  # names shown by authenticators are masked
 
 
-def test_l2_account_needs_two_factors_to_bind(client, person, auth):
-    """A self-declared account too: a factor bound with a stolen password alone would
-    prove L3 with that password once the account is real-name verified."""
+def test_l2_account_needs_real_name_and_two_factors_to_bind(client, person, auth):
+    """A self-declared account too: a factor bound with a stolen password (or with two
+    factors but no real-name check) would prove L3 once the account is verified."""
     assert person.assurance_level == "L2"
     csrf = _sign_in(client)
     page = client.get("/account/passkeys").get_data(as_text=True)
     assert 'id="passkey-step-up"' in page and 'id="passkey-register"' not in page
     resp = _post(client, "/passkey/register/options", {}, csrf)
     assert resp.status_code == 403 and resp.get_json()["error"] == "step_up_required"
-    # The step-up for it asks L3: the real-name check on the way, then a second factor.
+    # The step-up asks L3: the real-name check on the way, then a second factor.
     step_up = client.get(resp.get_json()["step_up_url"]).get_data(as_text=True)
     assert 'name="id_number"' in step_up
-    _second_factor(client)  # password + SMS, the account still L2
+    _second_factor(client)  # password + SMS, but the account is still L2: not enough
+    assert _post(client, "/passkey/register/options", {}, csrf).status_code == 403
+    _real_name(person)
+    _second_factor(client)  # the session level is recomputed with the verified account
     resp = _register(client, csrf, auth)
     assert resp.status_code == 200, resp.get_json()
-    cred = db.session.scalar(db.select(WebAuthnCredential))
-    assert cred.level == "L2"  # the session's level at binding time, capped by the account
+    assert db.session.scalar(db.select(WebAuthnCredential)).level == "L3"
 
 
 def test_password_session_on_a_real_name_account_cannot_bind(client, person, auth):
