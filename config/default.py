@@ -201,3 +201,33 @@ FACE_IMAGE_MIN_SIDE = 200
 # Reverse proxies / load balancers in front of the provider that set X-Forwarded-For and
 # X-Forwarded-Proto (0: none; the headers are then ignored, as anyone can send them).
 TRUSTED_PROXIES = 0
+
+# -- Digital certificate sign-in (idp.authn.cert_login): level L5 with a citizen's
+# certificate on a USB key or smart card. The TLS terminator does the mutual TLS (nginx:
+# `ssl_verify_client optional;` plus `ssl_client_certificate` for the CA list browsers
+# are offered) and forwards the certificate:
+#     proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+# A certificate is public, so the header is believed only from our own proxy: it is read
+# only with TRUSTED_PROXIES > 0, and the proxy MUST overwrite or strip any copy the client
+# sent (proxy_set_header does; a header that arrives twice is refused). The provider
+# checks the certificate again itself: chain, validity, clientAuth usage, CRL.
+CERT_LOGIN = False
+# Header carrying the client certificate: URL-encoded PEM ($ssl_client_escaped_cert),
+# plain PEM or base64 DER; further certificates after the first count as intermediates.
+CERT_HEADER = "X-SSL-Client-Cert"
+# PEM bundle of the CAs whose citizens' certificates are accepted: their self-signed
+# roots (trust anchors) and any intermediates. List only CAs that issue certificates in
+# person onto hardware: such a sign-in counts as L5 (amr "sc"). Required when CERT_LOGIN.
+CERT_CA_FILE = None
+# Optional CRL file (PEM, several CRLs concatenated, or one DER). When set, the CA that
+# issued the citizen's certificate must have a current CRL in it, or sign-in is refused
+# (fail closed): refresh it from the CAs' distribution points before nextUpdate.
+CERT_CRL_FILE = None
+# Where the ID number is in the certificate's subject: an attribute ("serialNumber",
+# "CN", "UID" or a dotted OID), or a regular expression searched in the CN whose group
+# (named "id", else the first) is the number, e.g. r"\((\d{17}[\dXx])\)".
+CERT_ID_FIELD = "serialNumber"
+# Address of the certificate sign-in page when the terminator asks for certificates only
+# there (e.g. "https://idp.example.gov.cn:8443/login/cert"); it must be the same host name
+# (another port is fine) so the sign-in cookies are shared. None: /login/cert on this site.
+CERT_LOGIN_URL = None

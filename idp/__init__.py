@@ -87,6 +87,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     from .account import bp as account_bp
     from .authn import session as sso
+    from .authn.cert_login import bp as cert_login_bp
     from .authn.security_views import bp as security_bp
     from .authn.sms_login import bp as sms_login_bp
     from .authn.stepup import bp as stepup_bp
@@ -100,6 +101,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     app.register_blueprint(stepup_bp)
     app.register_blueprint(upstream_bp)
     app.register_blueprint(sms_login_bp)
+    app.register_blueprint(cert_login_bp)
     app.register_blueprint(security_bp)
     app.register_blueprint(passkey_bp)
     app.register_blueprint(account_bp)

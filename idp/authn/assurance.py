@@ -44,9 +44,11 @@ CEILING_MARKERS = {
     "idcard": "L4",
     "L4key": "L4",    # internal: a WebAuthn credential bound at L4 (not put in tokens)
     "counter": "L5",  # identity checked in person by a clerk
+    # internal: a citizen's certificate checked by idp.authn.cert_login (tokens say "sc")
+    "cert": "L5",
 }
 
-INTERNAL_AMR = {"L4key"}
+INTERNAL_AMR = {"L4key", "cert"}
 
 
 def rank(level: str | None) -> int:

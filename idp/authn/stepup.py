@@ -17,7 +17,10 @@ level and what the session's authenticators prove):
 5. a passkey, through ``step_up_passkey.html`` (the WebAuthn module's own endpoint);
 6. a face match against the register's ID-card photo (``face``, ``/login/step-up/face``):
    for an ``L3`` account asked for ``L4``, it raises the account to ``L4`` and adds amr
-   ``face``, which is what lets the session reach ``L4``.
+   ``face``, which is what lets the session reach ``L4``;
+7. a digital certificate (``/login/cert?step_up=1``, :mod:`idp.authn.cert_login`) when
+   ``L4`` or ``L5`` is asked: it proves the real name by itself (no register check
+   first), raises the account to ``L5`` and adds amr ``sc``.
 
 Each is offered only if, added to what the session already holds, it reaches the level.
 ``L4`` otherwise needs an ``L4`` account and an ``L4`` passkey, a kiosk chip read or a
@@ -37,7 +40,7 @@ from ..extensions import db
 from ..identity.masking import mask_phone
 from ..models import WebAuthnCredential
 from ..oidc import pending
-from . import assurance, face, password, realname, sms, totp
+from . import assurance, cert_login, face, password, realname, sms, totp
 from . import session as sso
 
 bp = Blueprint("stepup", __name__)
@@ -77,8 +80,10 @@ def _options(person, sess, asked: str) -> dict:
         "face": (face.enabled() and assurance.rank(account) >= assurance.rank("L3")
                  and reaches(["face"], "L4")),
     }
-    opts["any"] = any(opts.values())
-    opts["realname"] = realname_needed and opts["any"]
+    others = any(opts.values())
+    opts["cert"] = cert_login.offered(asked)
+    opts["any"] = others or opts["cert"]
+    opts["realname"] = realname_needed and others
     return opts
 
 
