@@ -91,8 +91,9 @@ def header_trusted() -> bool:
 
 def offered(asked: str | None) -> bool:
     """Whether the step-up page offers a certificate for ``asked``: it reaches ``L5``,
-    which is only worth the USB key for the top levels."""
-    return enabled() and assurance.rank(asked) >= assurance.rank("L4")
+    which is only worth the USB key for the top levels. Never where no certificate
+    could be read (no trusted proxy), which would be an option that cannot work."""
+    return header_trusted() and assurance.rank(asked) >= assurance.rank("L4")
 
 
 def _check() -> cert_verify.CertCheck | None:
@@ -217,7 +218,7 @@ def _signed_in(person: Person, result: cert_verify.CertCheck, sess, *, rid, rec,
 
 @bp.app_context_processor
 def _template_helpers() -> dict:
-    return {"cert_login_url": cert_login_url}
+    return {"cert_login_url": cert_login_url, "cert_login_offered": header_trusted}
 
 
 def cert_login_url(rid: str | None = None, step_up: bool = False) -> str:

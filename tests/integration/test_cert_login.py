@@ -203,9 +203,12 @@ def test_certificate_signs_in_at_l5_and_the_id_token_says_so(certs, client, pers
     assert [e.details["to"] for e in events("assurance.raised")] == ["L5"]
 
 
-def test_login_page_offers_certificates_only_when_enabled(ctx, client, monkeypatch):
+def test_login_page_offers_certificates_only_when_they_can_be_read(ctx, client, monkeypatch):
     assert 'id="cert-login-link"' not in client.get("/login").get_data(as_text=True)
     monkeypatch.setitem(ctx.config, "CERT_LOGIN", True)
+    # On, but no proxy whose header we may believe: the option could not work.
+    assert 'id="cert-login-link"' not in client.get("/login").get_data(as_text=True)
+    monkeypatch.setitem(ctx.config, "TRUSTED_PROXIES", 1)
     monkeypatch.setitem(ctx.config, "CERT_LOGIN_URL", "https://localhost:8443/login/cert")
     html = client.get("/login").get_data(as_text=True)
     assert 'href="https://localhost:8443/login/cert"' in html
@@ -408,3 +411,10 @@ def test_missing_ca_bundle_refuses_rather_than_trusting(certs, client, person, m
     resp = client.get("/login/cert", **via_proxy(escaped(certs["good"])))
     assert resp.status_code == 503 and 'name="fingerprint"' not in resp.get_data(as_text=True)
     assert events("login.failure")[-1].details["reason"] == "unavailable"
+
+
+def test_step_up_offers_a_certificate_only_for_the_top_levels(certs, client, person, rp):
+    resp = follow_login(client, client.get(authorize_url(rp, acr_values="L3")))
+    assert urlsplit(resp.headers["Location"]).path == "/login/step-up"
+    assert 'id="stepup-cert-start"' not in client.get(resp.headers["Location"]).get_data(
+        as_text=True)
