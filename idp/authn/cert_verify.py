@@ -20,10 +20,15 @@ here, with no Flask in sight:
    A CRL from a higher CA, when present, is applied to the intermediate it covers;
 5. the subject names a valid person ID number (``id_field``).
 
-Algorithms: the chain is verified with whatever ``cryptography`` verifies (RSA, ECDSA on
-the NIST curves, Ed25519). ``cryptography`` has no SM2, so a certificate signed with
-SM2-with-SM3 (GM/T 0015 dual-certificate systems) is refused as
-``unsupported_algorithm`` rather than half-checked.
+Algorithms: a chain is verified with ``cryptography`` (RSA, ECDSA on the NIST curves,
+Ed25519) unless a certificate on it is signed with SM2-with-SM3 (GM/T 0015, as Chinese
+government CAs issue them): ``cryptography`` has no SM2, so such a chain goes to
+OpenSSL's own verifier (:mod:`idp.crypto.x509_openssl`, steps 3 and 4 with the same
+rules: purpose ``sslclient``, the leaf issuer's CRL required, higher CRLs applied when
+present). Steps 1, 2 and 5 stay here for both: ``cryptography`` parses an SM2
+certificate's subject, validity and extensions; only its key is beyond it. Without a
+usable OpenSSL 3 an SM2 chain is refused as ``unsupported_algorithm``, never
+half-checked.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from cryptography.x509.verification import (
     Criticality,
@@ -50,6 +55,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from ..crypto import x509_openssl
+from ..crypto.sm2 import SM2Error
 from ..identity import InvalidIdNumber, parse_person_id
 
 log = logging.getLogger(__name__)
@@ -200,6 +207,11 @@ def _cached(kind: str, path: str, load):
 def _self_signed(cert: x509.Certificate) -> bool:
     if cert.subject != cert.issuer:
         return False
+    if cert.signature_algorithm_oid == SM2_WITH_SM3:
+        try:
+            return x509_openssl.self_signed(cert.public_bytes(serialization.Encoding.DER))
+        except (ValueError, SM2Error):
+            return False
     try:
         cert.verify_directly_issued_by(cert)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
@@ -303,6 +315,64 @@ def _revocation(chain: list[x509.Certificate], crls, now: dt.datetime) -> tuple[
     return None
 
 
+def _sm2_on_path(leaf: x509.Certificate, pool: list[x509.Certificate]) -> bool:
+    """Whether the leaf, or a certificate that may complete its path (followed by issuer
+    name through ``pool``), is signed with SM2-with-SM3."""
+    todo, seen = [leaf], set()
+    while todo:
+        cert = todo.pop()
+        if cert in seen:
+            continue
+        seen.add(cert)
+        if cert.signature_algorithm_oid == SM2_WITH_SM3:
+            return True
+        todo.extend(c for c in pool if c.subject == cert.issuer)
+    return False
+
+
+def _der(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(serialization.Encoding.DER)
+
+
+def _openssl_path(leaf: x509.Certificate, extra: list[x509.Certificate], bundle: Bundle,
+                  crls, now: dt.datetime) -> tuple[tuple[str, str] | None,
+                                                   list[x509.Certificate]]:
+    """Steps 3 and 4 by OpenSSL: (reason, detail) or None, and the verified path."""
+    try:
+        result = x509_openssl.verify(
+            _der(leaf), roots=[_der(c) for c in bundle.anchors],
+            untrusted=[_der(c) for c in (*bundle.intermediates, *extra)],
+            crls=None if crls is None else [_der(c) for c in crls], at=now)
+    except SM2Error as exc:
+        return ("unsupported_algorithm", f"SM2 chain: {exc}"[:200]), []
+    except ValueError as exc:
+        return ("malformed", str(exc)[:200]), []
+    if not result.ok:
+        return (_openssl_reason(result),
+                f"OpenSSL {result.error} at depth {result.depth}: {result.message}"), []
+    return None, [x509.load_der_x509_certificate(der) for der in result.chain]
+
+
+def _openssl_reason(result: x509_openssl.Result) -> str:
+    error, at_leaf = result.error, result.depth == 0
+    if error == x509_openssl.X509_V_ERR_CERT_REVOKED:
+        return "revoked"
+    if error in x509_openssl.CRL_ERRORS:
+        return "crl_unavailable"
+    if at_leaf and error == x509_openssl.X509_V_ERR_CERT_HAS_EXPIRED:
+        return "expired"
+    if at_leaf and error == x509_openssl.X509_V_ERR_CERT_NOT_YET_VALID:
+        return "not_yet_valid"
+    if at_leaf and error in (x509_openssl.X509_V_ERR_INVALID_PURPOSE,
+                             x509_openssl.X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE):
+        return "wrong_usage"
+    if error == x509_openssl.X509_V_ERR_OUT_OF_MEM:
+        return "unavailable"
+    # Everything else (bad signature, unknown issuer, a CA's validity or constraints)
+    # is a path that does not lead to a trusted CA.
+    return "untrusted"
+
+
 def _id_pattern(id_field: str) -> re.Pattern | None:
     if "(" not in id_field:
         return None
@@ -385,8 +455,6 @@ def check(header_value: str, *, ca_file: str, crl_file: str | None = None,
     except (ValueError, UnicodeError) as exc:
         return CertCheck("malformed", detail=str(exc)[:200])
     leaf, extra = certs[0], certs[1:]
-    if leaf.signature_algorithm_oid == SM2_WITH_SM3:
-        return CertCheck("unsupported_algorithm", leaf, detail="SM2-with-SM3 signature")
     if now < leaf.not_valid_before_utc:
         return CertCheck("not_yet_valid", leaf)
     if now > leaf.not_valid_after_utc:
@@ -397,16 +465,21 @@ def check(header_value: str, *, ca_file: str, crl_file: str | None = None,
         return CertCheck("malformed", leaf, detail=str(exc)[:200])
     if usage:
         return CertCheck("wrong_usage", leaf, detail=usage)
-    try:
-        verified = _verifier(bundle, now).verify(leaf, bundle.intermediates + extra)
-    except (VerificationError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType,
-            ValueError) as exc:
-        return CertCheck("untrusted", leaf, detail=_without_subject(str(exc)))
-    chain = list(verified.chain)
-    if crls is not None:
-        problem = _revocation(chain, crls, now)
+    if _sm2_on_path(leaf, [*bundle.anchors, *bundle.intermediates, *extra]):
+        problem, chain = _openssl_path(leaf, extra, bundle, crls, now)
         if problem:
-            return CertCheck(problem[0], leaf, chain, detail=problem[1])
+            return CertCheck(problem[0], leaf, detail=problem[1])
+    else:
+        try:
+            verified = _verifier(bundle, now).verify(leaf, bundle.intermediates + extra)
+        except (VerificationError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType,
+                ValueError) as exc:
+            return CertCheck("untrusted", leaf, detail=_without_subject(str(exc)))
+        chain = list(verified.chain)
+        if crls is not None:
+            problem = _revocation(chain, crls, now)
+            if problem:
+                return CertCheck(problem[0], leaf, chain, detail=problem[1])
     id_text, span = _id_text(leaf.subject, id_field)
     try:
         number = parse_person_id(id_text).number if id_text else None

@@ -1,9 +1,8 @@
 """Sign-in with a citizen's digital certificate (L5), as forwarded by the TLS terminator.
 
 The PKI is built here with ``cryptography``: a root, an intermediate that issues the
-citizens' certificates, and an unrelated CA. Keys are ECDSA P-256: ``cryptography``
-has no SM2, so the chain is verified with whatever algorithms it supports, and an
-SM2-signed certificate is refused as unsupported (tested below) rather than half-checked.
+citizens' certificates, and an unrelated CA. Keys are ECDSA P-256, verified by
+``cryptography``; SM2 chains (verified by OpenSSL) are in test_cert_login_sm2.py.
 
 The certificate arrives in ``X-SSL-Client-Cert`` from a proxy; the app trusts one hop
 (``TRUSTED_PROXIES`` = 1). The provider reads that setting per request, so setting it on
@@ -274,7 +273,9 @@ def test_stale_crl_fails_closed(certs, client, person, monkeypatch, ctx):
     assert events("login.failure")[-1].details["reason"] == "crl_unavailable"
 
 
-def test_sm2_signed_certificate_is_refused_not_half_checked(certs, client, person):
+def test_certificate_relabelled_as_sm2_is_untrusted(certs, client, person):
+    # An SM2-with-SM3 label sends the certificate to OpenSSL, which finds no CA whose
+    # key could have made such a signature (the intermediate's key is ECDSA).
     der = certs["good"].public_bytes(serialization.Encoding.DER)
     ecdsa_sha256 = bytes.fromhex("06082a8648ce3d040302")
     sm2_sm3 = bytes.fromhex("06082a811ccf55018375")  # 1.2.156.10197.1.501, same length
@@ -282,7 +283,9 @@ def test_sm2_signed_certificate_is_refused_not_half_checked(certs, client, perso
     assert forged != der
     resp = client.get("/login/cert", **via_proxy(base64.b64encode(forged).decode()))
     assert resp.status_code == 403
-    assert events("login.failure")[-1].details["reason"] == "unsupported_algorithm"
+    failure = events("login.failure")[-1].details
+    assert failure["reason"] == "untrusted"
+    assert failure["check"].startswith("OpenSSL ")
 
 
 @pytest.mark.parametrize("setting, value", [("CERT_LOGIN", False), ("TRUSTED_PROXIES", 0)])

@@ -49,3 +49,16 @@ def test_every_message_has_an_english_translation():
     translated = {m.id for m in catalog if m.id and m.string}
     assert found, "no messages extracted"
     assert not found - translated, f"untranslated: {sorted(found - translated)}"
+
+
+def test_no_translation_can_break_out_of_an_html_attribute():
+    """Translations are rendered as safe markup, often inside attributes (data-msg-…):
+    a straight quote there would end the attribute. English uses curly quotes."""
+    from babel.messages.pofile import read_po
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "idp/translations/en/LC_MESSAGES/messages.po"), "rb") as fh:
+        catalog = read_po(fh, locale="en")
+    bad = [m.string for m in catalog if m.id and m.string and ('"' in m.string
+                                                              or "<" in m.string)]
+    assert not bad, bad
