@@ -44,6 +44,7 @@ from .tokens import (
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oidc", __name__)
+CLIENT_ASSERTION_ALGS = ["RS256", "PS256", "ES256"]
 
 
 def server():
@@ -80,7 +81,10 @@ def discovery():
         "userinfo_signing_alg_values_supported": algs,
         "access_token_signing_alg_values_supported": [current_app.config["ACCESS_TOKEN_ALG"]],
         "token_endpoint_auth_methods_supported": ALL_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
+        # RFC 8414 §2: required wherever private_key_jwt is listed for an endpoint.
+        "introspection_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,
         "revocation_endpoint_auth_methods_supported": ALL_METHODS,
         "code_challenge_methods_supported": ["S256"],

@@ -16,6 +16,11 @@ def test_discovery_document(client):
         doc["token_endpoint_auth_methods_supported"])
     assert doc["backchannel_logout_supported"] and doc["backchannel_logout_session_supported"]
     assert "idcard" in doc["scopes_supported"]
+    # RFC 8414 §2: every endpoint that lists a JWT client-auth method lists its algorithms
+    # (openid-client refuses private_key_jwt clients otherwise).
+    for endpoint in ("token", "introspection", "revocation"):
+        if "private_key_jwt" in doc[f"{endpoint}_endpoint_auth_methods_supported"]:
+            assert doc[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]
 
 
 def test_jwks_publishes_public_keys_only(client):
