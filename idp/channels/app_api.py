@@ -20,9 +20,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from .. import audit
 from ..authn import assurance
 from ..clients import find_client
-from ..extensions import csrf, db
-from ..models import Person
-from ..oidc.tokens import InvalidAccessToken, decode_access_token, person_id_of, resource_audience
+from ..extensions import csrf
+from ..oidc import bearer
 from . import approvals
 from .qr import coarse_network
 
@@ -39,14 +38,6 @@ def _json(body: dict[str, Any], status: int = 200):
     return resp
 
 
-def _bearer_error(error: str | None, description: str, status: int = 401):
-    resp = _json({"error": error or "invalid_request", "error_description": description}, status)
-    # RFC 6750 §3.1: a request without credentials gets a bare challenge, no error code.
-    resp.headers["WWW-Authenticate"] = (
-        f'Bearer error="{error}", error_description="{description}"' if error else "Bearer")
-    return resp
-
-
 def _error(error: str, description: str, status: int):
     return _json({"error": error, "error_description": description}, status)
 
@@ -57,24 +48,16 @@ def app_token_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not token:
-            return _bearer_error(None, "Missing bearer token.")
         try:
-            at = decode_access_token(token, audience=resource_audience())
-        except InvalidAccessToken:
-            return _bearer_error("invalid_token", "The access token is invalid.")
-        if at.is_expired() or at.is_revoked():
-            return _bearer_error("invalid_token", "The access token expired or was revoked.")
-        client = find_client(at.claims.get("client_id"))
-        if client is None or client.channel != "app":
-            return _bearer_error("insufficient_scope",
-                                 "Only the mobile app's own tokens are accepted here.", 403)
-        pid = person_id_of(at.claims)
-        person = db.session.get(Person, pid) if pid and pid != client.client_id else None
-        if person is None or person.status != "active":
-            return _bearer_error("invalid_token", "The token has no active person.")
+            at = bearer.access_token()
+            client = find_client(at.claims.get("client_id"))
+            if client is None or client.channel != "app":
+                raise bearer.BearerError("insufficient_scope",
+                                         "Only the mobile app's own tokens are accepted here.",
+                                         403)
+            person = bearer.active_person(at)
+        except bearer.BearerError as err:
+            return err.response()
         g.idp_app = (person, at.claims)
         return view(*args, **kwargs)
 

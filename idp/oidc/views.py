@@ -28,17 +28,13 @@ from ..clients import find_client
 from ..extensions import csrf, db
 from ..models import Client, Consent, Person
 from ..ui import pick_locale_from
+from . import bearer, metadata, pending
 from . import logout as bc_logout
-from . import metadata, pending
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .tokens import (
-    InvalidAccessToken,
-    decode_access_token,
     issuer,
     keyring,
-    person_id_of,
-    resource_audience,
     sign,
 )
 
@@ -274,40 +270,21 @@ def revoke():
     return server().create_endpoint_response("revocation")
 
 
-def _bearer_error(error: str, description: str, status: int = 401):
-    resp = jsonify(error=error, error_description=description)
-    resp.status_code = status
-    resp.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
-    return resp
-
-
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
     """OIDC Core §5.3. Written out rather than through Authlib's ResourceProtector so
     the one access-token check (``decode_access_token``) serves userinfo and
-    introspection alike, including revocation."""
-    auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    if token is None and request.method == "POST":
-        token = request.form.get("access_token")  # RFC 6750 §2.2
-    if not token:
-        resp = _bearer_error("invalid_request", "Missing bearer token.")
-        resp.headers["WWW-Authenticate"] = "Bearer"
-        return resp
+    introspection alike, including revocation (see ``bearer``)."""
     try:
-        at = decode_access_token(token, audience=resource_audience())
-    except InvalidAccessToken:
-        return _bearer_error("invalid_token", "The access token is invalid.")
-    if at.is_expired() or at.is_revoked():
-        return _bearer_error("invalid_token", "The access token expired or was revoked.")
+        at = bearer.access_token(form_allowed=True)
+        if "openid" not in at.get_scope().split():
+            raise bearer.BearerError("insufficient_scope", "The 'openid' scope is required.",
+                                     403)
+        person = bearer.active_person(at)
+    except bearer.BearerError as err:
+        return err.response()
     scope = at.get_scope()
-    if "openid" not in scope.split():
-        return _bearer_error("insufficient_scope", "The 'openid' scope is required.", 403)
-    pid = person_id_of(at.claims)
-    person = db.session.get(Person, pid) if pid else None
-    if person is None or person.status != "active":
-        return _bearer_error("invalid_token", "The subject is no longer active.")
     claims = dict(user_claims(person, scope, at.claims["sub"]))
     client = find_client(at.claims["client_id"])
     if "legacy" in scope.split() and client is not None:
@@ -315,7 +292,8 @@ def userinfo():
     if "org" in scope.split() and at.claims.get("idp_mid"):
         membership = orgs.valid_membership(at.claims["idp_mid"])
         if membership is None:  # ended since the revocation check above
-            return _bearer_error("invalid_token", "The organisation appointment has ended.")
+            return bearer.BearerError("invalid_token",
+                                      "The organisation appointment has ended.").response()
         claims["org"] = orgs.org_claim(membership)
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:
