@@ -47,8 +47,8 @@ def csrf_token():
 @auth.require(api=True)
 def list_review():
     state = request.args.get("state", "pending")
-    if state not in (*q.STATES, "all"):
-        return _error("invalid_request", f"state must be one of {', '.join(q.STATES)}, all",
+    if state not in (*review.STATES, "all"):
+        return _error("invalid_request", f"state must be one of {', '.join(review.STATES)}, all",
                       400)
     try:
         page = int(request.args.get("page", "1"))
@@ -154,7 +154,7 @@ def openapi_document() -> dict:
     uscc = {"type": "string", "description": "Unified social credit code (GB 32100) of the "
                                              "organisation, for an organisation's item."}
     query = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
-        ("state", {"type": "string", "enum": [*q.STATES, "all"], "default": "pending"}),
+        ("state", {"type": "string", "enum": [*review.STATES, "all"], "default": "pending"}),
         ("source", {"type": "string"}), ("reason", {"type": "string"}),
         ("page", {"type": "integer", "minimum": 1, "default": 1}),
         ("per_page", {"type": "integer", "minimum": 1, "maximum": 200,

@@ -21,7 +21,6 @@ from idp.identity.masking import mask_credit_code, mask_id_number, mask_name, ma
 from idp.models import LegacyAccount, Membership, MergeRecord, Organisation, Person, ReviewItem
 
 PER_PAGE = 20
-STATES = ("pending", "approved", "rejected", "merged", "superseded")
 
 
 @dataclass

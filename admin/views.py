@@ -91,7 +91,7 @@ def _page_arg() -> int:
 @auth.require()
 def queue():
     state = request.args.get("state", "pending")
-    if state not in (*q.STATES, "all"):
+    if state not in (*review.STATES, "all"):
         state = "pending"
     source = request.args.get("source") or None
     reason = request.args.get("reason") or None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ _KIND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 _REQUIRED = {"csv": ("path",), "sql": (), "ldap": ("url", "base_dn")}
 
 
-def _table(doc: dict[str, Any], key: str, where: str, *, required: bool) -> dict[str, Any]:
+def read_table(doc: Mapping[str, Any], key: str, where: str, *,
+               required: bool) -> dict[str, Any]:
     value = doc.get(key)
     if value is None:
         if required:
@@ -66,7 +68,9 @@ def _table(doc: dict[str, Any], key: str, where: str, *, required: bool) -> dict
     return value
 
 
-def _check(table: dict[str, Any], allowed: dict[str, Any], where: str, name: str) -> None:
+def check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str,
+               name: str) -> None:
+    """Unknown keys and values of the wrong type raise ConnectorError naming them."""
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise ConnectorError(f"{where}: unknown key(s) in [{name}]: {', '.join(unknown)}; "
@@ -108,18 +112,22 @@ def _sqlite_relative(url: str, base: Path) -> str:
 def load_source(path: str | os.PathLike[str]) -> Source:
     """Read a connector configuration file and return its (not yet opened) source."""
     path = Path(path)
+    return source_from_dict(read_toml(path, "connector config"), base=path.resolve().parent,
+                            where=str(path))
+
+
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The parsed file; an unreadable or malformed one raises ConnectorError."""
     where = str(path)
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            return tomllib.load(fh)
     except OSError as exc:
-        raise ConnectorError(f"cannot read connector config {where}: "
-                             f"{exc.strerror or exc}") from None
+        raise ConnectorError(f"cannot read {what} {where}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConnectorError(f"{where} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConnectorError(f"{where} is not UTF-8 (TOML files must be UTF-8)") from None
-    return source_from_dict(doc, base=path.resolve().parent, where=where)
 
 
 def source_from_dict(doc: dict[str, Any], *, base: Path, where: str = "config") -> Source:
@@ -128,8 +136,8 @@ def source_from_dict(doc: dict[str, Any], *, base: Path, where: str = "config") 
     if unknown:
         raise ConnectorError(f"{where}: unknown table(s)/key(s) {', '.join(unknown)}; "
                              f"allowed: source, fields, password, {', '.join(KINDS)}")
-    src = _table(doc, "source", where, required=True)
-    _check(src, _SOURCE_KEYS, where, "source")
+    src = read_table(doc, "source", where, required=True)
+    check_keys(src, _SOURCE_KEYS, where, "source")
     for key in ("name", "kind"):
         if not src.get(key, "").strip():
             raise ConnectorError(f"{where}: [source] {key} is required")
@@ -142,12 +150,12 @@ def source_from_dict(doc: dict[str, Any], *, base: Path, where: str = "config") 
         raise ConnectorError(f"{where}: kind is {kind!r} but the file has "
                              f"[{'], ['.join(others)}]")
 
-    fields = _table(doc, "fields", where, required=True)
-    _check(fields, dict.fromkeys(FIELDS, str), where, "fields")
-    password = _table(doc, "password", where, required=False)
-    _check(password, _PASSWORD_KEYS, where, "password")
-    options = _table(doc, kind, where, required=True)
-    _check(options, _KIND_KEYS[kind], where, kind)
+    fields = read_table(doc, "fields", where, required=True)
+    check_keys(fields, dict.fromkeys(FIELDS, str), where, "fields")
+    password = read_table(doc, "password", where, required=False)
+    check_keys(password, _PASSWORD_KEYS, where, "password")
+    options = read_table(doc, kind, where, required=True)
+    check_keys(options, _KIND_KEYS[kind], where, kind)
     for key in _REQUIRED[kind]:
         if key not in options:
             raise ConnectorError(f"{where}: [{kind}] {key} is required")

@@ -82,7 +82,8 @@ def _batches(rows: Iterable, size: int) -> Iterator[list]:
 _ROW_KEYS = tuple(f.name for f in fields(LegacyRow) if f.name != "raw")
 
 
-def _row_blob(row) -> str:
+def row_blob(row) -> str:
+    """A row as the review queue reads it back (:func:`read_row`), encrypted."""
     data = {k: v for k in _ROW_KEYS if (v := getattr(row, k)) is not None}
     return current_app.extensions["idp.fieldcrypto"].encrypt(_JSON.encode(data), ROW_CONTEXT)
 
@@ -194,7 +195,7 @@ class _Batch:
             s.invalid += invalid
             s.queued += not invalid
             self.questions.append((row.legacy_id, held[0] if held else None, decision))
-        values = {"fingerprint": fingerprint, "row_enc": _row_blob(row),
+        values = {"fingerprint": fingerprint, "row_enc": row_blob(row),
                   "person_id": person_id, "org_id": org_id, "state": state,
                   "rule": decision.rule, "password_hash": legacy_hash,
                   "last_seen": self.now, "run_id": s.run_id}

@@ -20,6 +20,7 @@ absorbed id, and the record links the two ids.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from idp import audit
@@ -88,7 +89,8 @@ def merged_into(person_id: str) -> str | None:
 
 
 def _check(survivor: Person | None, absorbed: Person | None, survivor_id: str,
-           absorbed_id: str, force: bool, reason: str) -> None:
+           absorbed_id: str, force: bool, reason: str) -> bool:
+    """Refuse what must not be merged; whether the merge is forced (numbers differ)."""
     if survivor_id == absorbed_id:
         raise MergeError("cannot merge a person into itself")
     if survivor is None:
@@ -99,12 +101,14 @@ def _check(survivor: Person | None, absorbed: Person | None, survivor_id: str,
         raise MergeError(f"the surviving person is {survivor.status}; merge into an active one")
     if absorbed.status == "merged":
         raise MergeError("this person was already merged into another")
-    if not same_citizen(survivor, absorbed):
-        if not force:
-            raise MergeError("the two ID numbers differ; an administrator may force the "
-                             "merge with a reason")
-        if not reason.strip():
-            raise MergeError("a forced merge needs a reason")
+    if same_citizen(survivor, absorbed):
+        return False
+    if not force:
+        raise MergeError("the two ID numbers differ; an administrator may force the "
+                         "merge with a reason")
+    if not reason.strip():
+        raise MergeError("a forced merge needs a reason")
+    return True
 
 
 def _consent_row(c: Consent | None) -> dict | None:
@@ -115,14 +119,20 @@ def _consent_row(c: Consent | None) -> dict | None:
 def merge_persons(survivor_id: str, absorbed_id: str, *, actor: str, reason: str = "",
                   force: bool = False) -> MergeRecord:
     """Move everything of ``absorbed_id`` onto ``survivor_id`` (see module docstring)."""
+    return _committed(lambda: prepare_merge(survivor_id, absorbed_id, actor=actor,
+                                            reason=reason, force=force), finish_merge)
+
+
+def _committed(prepare: Callable[[], MergeRecord],
+               finish: Callable[[MergeRecord], None]) -> MergeRecord:
+    """``prepare()``'s writes committed (or all rolled back), then ``finish`` them."""
     try:
-        record = prepare_merge(survivor_id, absorbed_id, actor=actor, reason=reason,
-                               force=force)
+        record = prepare()
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    finish_merge(record)
+    finish(record)
     return record
 
 
@@ -132,8 +142,7 @@ def prepare_merge(survivor_id: str, absorbed_id: str, *, actor: str, reason: str
     with its own (the review queue); then ``finish_merge``."""
     survivor = db.session.get(Person, survivor_id, with_for_update=True)
     absorbed = db.session.get(Person, absorbed_id, with_for_update=True)
-    _check(survivor, absorbed, survivor_id, absorbed_id, force, reason)
-    forced = not same_citizen(survivor, absorbed)
+    forced = _check(survivor, absorbed, survivor_id, absorbed_id, force, reason)
     moved: dict = {}
     for table, model in MOVED_TABLES.items():
         ids = list(db.session.scalars(db.select(model.id).where(
@@ -192,14 +201,7 @@ def counts(record: MergeRecord) -> Counts:
 def undo_merge(record_id: int, *, actor: str) -> MergeRecord:
     """Put back what ``record_id`` moved. Refused when it was undone already, or when a
     later merge (not undone) involves either person: undo those first, newest first."""
-    try:
-        record = prepare_undo(record_id, actor=actor)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    finish_undo(record)
-    return record
+    return _committed(lambda: prepare_undo(record_id, actor=actor), finish_undo)
 
 
 def prepare_undo(record_id: int, *, actor: str) -> MergeRecord:

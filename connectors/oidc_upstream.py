@@ -40,21 +40,20 @@ change is recorded).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-import tomllib
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import ConnectorError, LegacyRow, clean
+from connectors.config import check_keys, read_table, read_toml
+from connectors.importer import read_row, row_blob
 from connectors.matcher import Decision, decide
 from idp import audit
 from idp.extensions import db
@@ -105,18 +104,8 @@ class Upstream:
 # -- configuration -----------------------------------------------------------------------
 
 def _table(doc: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = doc.get(key, {})
-    if not isinstance(value, dict):
-        raise ConnectorError(f"{where}: {key!r} must be a table ([{key}])")
-    allowed = _KEYS[key]
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ConnectorError(f"{where}: unknown key(s) in [{key}]: {', '.join(unknown)}; "
-                             f"allowed: {', '.join(allowed)}")
-    for k, v in value.items():
-        if not isinstance(v, allowed[k]) or (isinstance(v, bool) and allowed[k] is not bool):
-            kind = "true/false" if allowed[k] is bool else "a string"
-            raise ConnectorError(f"{where}: [{key}] {k} must be {kind}, not {v!r}")
+    value = read_table(doc, key, where, required=False)
+    check_keys(value, _KEYS[key], where, key)
     return value
 
 
@@ -175,16 +164,7 @@ def upstream_from_dict(doc: Mapping[str, Any], *, where: str = "config") -> Upst
 
 
 def load_upstream(path: str | os.PathLike[str]) -> Upstream:
-    where = str(path)
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise ConnectorError(f"cannot read upstream config {where}: "
-                             f"{exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConnectorError(f"{where} is not valid UTF-8 TOML: {exc}") from None
-    return upstream_from_dict(doc, where=where)
+    return upstream_from_dict(read_toml(path, "upstream config"), where=str(path))
 
 
 def load_all(entries: Any, *, base: str | os.PathLike[str] = ".") -> dict[str, Upstream]:
@@ -242,18 +222,9 @@ def claims_row(upstream: Upstream, claims: Mapping[str, Any]) -> LegacyRow:
     return LegacyRow(source=upstream.system, raw=dict(values), **values)
 
 
-def _blob(row: LegacyRow) -> str:
-    # The same shape and key context as the importer's, so that the review queue reads
-    # an upstream account like an imported one (connectors.importer.read_row).
-    data = {k: v for k, v in asdict(row).items() if k != "raw" and v is not None}
-    return current_app.extensions["idp.fieldcrypto"].encrypt(
-        json.dumps(data, ensure_ascii=False, sort_keys=True), "legacy_account.row")
-
-
 def _changed_fields(account: LegacyAccount, row: LegacyRow) -> list[str]:
     try:
-        before = json.loads(current_app.extensions["idp.fieldcrypto"].decrypt(
-            account.row_enc, "legacy_account.row"))
+        before = read_row(account)
     except Exception:  # noqa: BLE001 - an unreadable old row: say everything changed
         before = {}
     return [f for f in ("name", "id_number", "phone") if before.get(f) != getattr(row, f)]
@@ -310,7 +281,7 @@ def _link(upstream: Upstream, claims: Mapping[str, Any]) -> Outcome:
         db.session.execute(db.update(ReviewItem).where(
             ReviewItem.legacy_account_id == account.id, ReviewItem.state == "pending")
             .values(state="superseded"))
-    account.fingerprint, account.row_enc = fingerprint, _blob(row)
+    account.fingerprint, account.row_enc = fingerprint, row_blob(row)
     account.last_seen, account.run_id, account.rule = now, RUN_ID, decision.rule
     account.password_hash = None
 
@@ -363,7 +334,7 @@ def _by_link(upstream: Upstream, account: LegacyAccount, row: LegacyRow, fingerp
         return Outcome("refused", "person_inactive", account=account)
     changed = _changed_fields(account, row) if account.fingerprint != fingerprint else []
     if account.fingerprint != fingerprint:
-        account.fingerprint, account.row_enc = fingerprint, _blob(row)
+        account.fingerprint, account.row_enc = fingerprint, row_blob(row)
     account.last_seen = now
     db.session.commit()
     if changed:

@@ -14,14 +14,23 @@ to link to is named by its unified social credit code (GB 32100).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
 from idp.extensions import db
-from idp.identity import InvalidCreditCode, parse_credit_code
-from idp.models import LegacyAccount, Membership, Organisation, Person, ReviewItem
+from idp.identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code, parse_person_id
+from idp.models import (
+    LegacyAccount,
+    Membership,
+    Organisation,
+    Person,
+    ReviewItem,
+    id_number_index,
+)
 
 from . import merge as person_merge
 from .importer import read_row
@@ -112,14 +121,20 @@ def _before(item: ReviewItem, account: LegacyAccount) -> dict:
             "created_person": None}
 
 
-def _commit(on_conflict: str) -> None:
+@contextmanager
+def _transaction(on_conflict: str = "the review item changed meanwhile") -> Iterator[None]:
+    """Commit what the block wrote, or none of it: a refused person merge, and a row
+    someone else made meanwhile (a unique credit code, say), become ReviewError."""
     try:
+        yield
         db.session.commit()
+    except person_merge.MergeError as exc:
+        db.session.rollback()
+        raise ReviewError(str(exc)) from None
     except IntegrityError:
-        # Someone else made the same row meanwhile (a unique credit code, say).
         db.session.rollback()
         raise ReviewError(on_conflict) from None
-    except Exception:
+    except BaseException:
         db.session.rollback()
         raise
 
@@ -138,38 +153,39 @@ def approve(item_id: int, *, by: str, person_id: str | None = None, uscc: str | 
         return _approve_org(item, account, by=by, uscc=uscc, note=note)
     if uscc:
         raise InvalidTarget("this legacy account is a person's: name a person (--person)")
-    created = None
+    outcome = _before(item, account)
     target = person_id or (item.candidates[0] if len(item.candidates) == 1 else None)
-    if target is not None:
-        person = _active_person(target)
-    else:
-        from idp.identity import InvalidIdNumber, parse_person_id
-
-        row = read_row(account)
-        try:
-            number = parse_person_id(row.get("id_number") or "").number
-        except InvalidIdNumber:
-            raise ReviewError("several candidates or no valid ID number: name the person "
-                              "to merge into (--person)") from None
-        from idp.models import id_number_index
-
-        if db.session.scalar(db.select(Person.id).where(
-                Person.id_number_idx == id_number_index(number))):
-            raise ReviewError("a person with this ID number exists now: merge into them")
-        person = Person(id_kind="resident", name=(row.get("name") or "未知")[:128],
-                        password_hash=account.password_hash)
-        person.id_number = number
-        db.session.add(person)
-        db.session.flush()
-        created = person.id
-    item.outcome = {"prev_state": account.state, "prev_person": account.person_id,
-                    "created_person": created}
-    account.person_id, account.state = person.id, "merged"
-    _decided(item, "approved", by)
-    db.session.commit()
+    with _transaction("a person with this ID number exists now: merge into them"):
+        if target is not None:
+            person = _active_person(target)
+        else:
+            person = _person_from_row(account)
+            outcome["created_person"] = person.id
+        item.outcome = outcome
+        account.person_id, account.state = person.id, "merged"
+        _decided(item, "approved", by)
     _audit("legacy.approve", item, account, by, note, subject=person.id,
-           created_person=bool(created))
+           created_person=bool(outcome["created_person"]))
     return item
+
+
+def _person_from_row(account: LegacyAccount) -> Person:
+    """A new person from the row's own valid ID number (name from the row)."""
+    row = read_row(account)
+    try:
+        parsed = parse_person_id(row.get("id_number") or "")
+    except InvalidIdNumber:
+        raise ReviewError("several candidates or no valid ID number: name the person "
+                          "to merge into (--person)") from None
+    if db.session.scalar(db.select(Person.id).where(
+            Person.id_number_idx == id_number_index(parsed.number))):
+        raise ReviewError("a person with this ID number exists now: merge into them")
+    person = Person(id_kind=parsed.kind, name=(row.get("name") or "未知")[:128],
+                    password_hash=account.password_hash)
+    person.id_number = parsed.number
+    db.session.add(person)
+    db.session.flush()
+    return person
 
 
 def _org_from_row(account: LegacyAccount) -> Organisation:
@@ -203,17 +219,17 @@ def _org_from_row(account: LegacyAccount) -> Organisation:
 def _approve_org(item: ReviewItem, account: LegacyAccount, *, by: str, uscc: str | None,
                  note: str) -> ReviewItem:
     outcome = _before(item, account)
-    if uscc:
-        org = _active_org(uscc=uscc)
-    elif len(item.candidates) == 1:
-        org = _active_org(org_id=item.candidates[0])
-    else:
-        org = _org_from_row(account)
-        outcome["created_org"] = org.id
-    item.outcome = outcome
-    account.org_id, account.state = org.id, "merged"
-    _decided(item, "approved", by)
-    _commit("an organisation with this credit code exists now: merge into it")
+    with _transaction("an organisation with this credit code exists now: merge into it"):
+        if uscc:
+            org = _active_org(uscc=uscc)
+        elif len(item.candidates) == 1:
+            org = _active_org(org_id=item.candidates[0])
+        else:
+            org = _org_from_row(account)
+            outcome["created_org"] = org.id
+        item.outcome = outcome
+        account.org_id, account.state = org.id, "merged"
+        _decided(item, "approved", by)
     _audit("legacy.approve", item, account, by, note, subject=f"org:{org.uscc}",
            org=org.id, created_org=bool(outcome["created_org"]))
     return item
@@ -221,10 +237,10 @@ def _approve_org(item: ReviewItem, account: LegacyAccount, *, by: str, uscc: str
 
 def reject(item_id: int, *, by: str, note: str = "") -> ReviewItem:
     item, account = _item(item_id, state="pending")
-    item.outcome = _before(item, account)
-    account.state = "rejected"
-    _decided(item, "rejected", by)
-    db.session.commit()
+    with _transaction():
+        item.outcome = _before(item, account)
+        account.state = "rejected"
+        _decided(item, "rejected", by)
     _audit("legacy.reject", item, account, by, note)
     return item
 
@@ -251,7 +267,7 @@ def merge(item_id: int, *, by: str, person_id: str | None = None, uscc: str | No
     target = _active_person(person_id)
     outcome = dict(item.outcome or {}) if item.state == "approved" else _before(item, account)
     record = None
-    try:
+    with _transaction():
         if account.person_id and account.person_id != target.id:
             record = person_merge.prepare_merge(
                 target.id, account.person_id, actor=by, force=force,
@@ -261,13 +277,6 @@ def merge(item_id: int, *, by: str, person_id: str | None = None, uscc: str | No
         account.person_id, account.state = target.id, "merged"
         item.outcome = outcome
         _decided(item, "merged", by)
-        db.session.commit()
-    except person_merge.MergeError as exc:
-        db.session.rollback()
-        raise ReviewError(str(exc)) from None
-    except Exception:
-        db.session.rollback()
-        raise
     if record is not None:
         person_merge.finish_merge(record)
     _audit("legacy.merge", item, account, by, note, subject=target.id,
@@ -282,10 +291,10 @@ def _merge_org(item: ReviewItem, account: LegacyAccount, *, by: str, uscc: str,
     # be undone: keep it, and note which decision this one replaced.
     outcome = dict(item.outcome or {}) if item.state == "approved" else _before(item, account)
     outcome["prev_decision"] = item.state
-    account.org_id, account.state = org.id, "merged"
-    item.outcome = outcome
-    _decided(item, "merged", by)
-    _commit("the review item changed meanwhile")
+    with _transaction():
+        account.org_id, account.state = org.id, "merged"
+        item.outcome = outcome
+        _decided(item, "merged", by)
     _audit("legacy.merge", item, account, by, note, subject=f"org:{org.uscc}", org=org.id)
     return item
 
@@ -303,8 +312,8 @@ def undo(item_id: int, *, by: str, note: str = "") -> ReviewItem:
     if kind_of(item, account) == ORGANISATION:
         return _undo_org(item, account, by=by, note=note)
     out = item.outcome or {}
-    record = None
-    try:
+    record, previous = None, item.state
+    with _transaction():
         if out.get("merge_record"):
             record = person_merge.prepare_undo(out["merge_record"], actor=by)
         account.state, account.person_id = out.get("prev_state", "queued"), out.get("prev_person")
@@ -312,15 +321,7 @@ def undo(item_id: int, *, by: str, note: str = "") -> ReviewItem:
             person = db.session.get(Person, out["created_person"])
             if person is not None:
                 person.status = "merged"
-        previous = item.state
         _decided(item, "pending", by)
-        db.session.commit()
-    except person_merge.MergeError as exc:
-        db.session.rollback()
-        raise ReviewError(str(exc)) from None
-    except Exception:
-        db.session.rollback()
-        raise
     if record is not None:
         person_merge.finish_undo(record)
     _audit("legacy.undo", item, account, by, note, undid=previous,
@@ -333,21 +334,22 @@ def _undo_org(item: ReviewItem, account: LegacyAccount, *, by: str, note: str) -
     linked = db.session.get(Organisation, account.org_id) if account.org_id else None
     subject = f"org:{linked.uscc}" if linked else None
     removed = kept = False
-    account.state, account.org_id = out.get("prev_state", "queued"), out.get("prev_org")
-    created = db.session.get(Organisation, out["created_org"]) if out.get("created_org") else None
-    if created is not None:
-        db.session.flush()
-        relied_on = db.session.scalar(db.select(Membership.id).where(
-            Membership.org_id == created.id).limit(1)) or db.session.scalar(
-            db.select(LegacyAccount.id).where(LegacyAccount.org_id == created.id).limit(1))
-        if relied_on:
-            kept = True
-        else:
-            db.session.delete(created)
-            removed = True
     previous = item.state
-    _decided(item, "pending", by)
-    _commit("the review item changed meanwhile")
+    with _transaction():
+        account.state, account.org_id = out.get("prev_state", "queued"), out.get("prev_org")
+        created = (db.session.get(Organisation, out["created_org"]) if out.get("created_org")
+                   else None)
+        if created is not None:
+            db.session.flush()
+            relied_on = db.session.scalar(db.select(Membership.id).where(
+                Membership.org_id == created.id).limit(1)) or db.session.scalar(
+                db.select(LegacyAccount.id).where(LegacyAccount.org_id == created.id).limit(1))
+            if relied_on:
+                kept = True
+            else:
+                db.session.delete(created)
+                removed = True
+        _decided(item, "pending", by)
     _audit("legacy.undo", item, account, by, note, subject=subject, undid=previous,
            removed_org=removed, kept_created_org=kept)
     return item

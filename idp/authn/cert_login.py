@@ -50,7 +50,7 @@ from ..models import Person, id_number_index
 from ..oidc import pending
 from . import assurance, cert_verify
 from . import session as sso
-from .views import _channel_of, _client_of
+from .views import _channel_of, _client_of, _login_request
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,9 @@ def _render(rid, client, step_up: bool, **view):
 
 @bp.route("/login/cert", methods=["GET", "POST"])
 def page():
-    rid = request.values.get("rid") or None
-    rec = pending.load(rid)
-    if rid and rec is None:
-        return render_template("error.html", title=_("登录请求已过期"),
-                               detail=_("请回到原网站重新点击登录。")), 400
+    rid, rec, expired = _login_request()
+    if expired is not None:
+        return expired
     client = _client_of(rec)
     step_up = request.values.get("step_up") == "1"
     if not enabled():

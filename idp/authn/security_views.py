@@ -5,11 +5,11 @@ Adding or removing an authenticator needs two things of the session:
 
 1. a sign-in at most ``SECURITY_REAUTH_SECONDS`` old, so a session cookie left behind
    on a shared computer cannot quietly add a factor;
-2. the level the new factor could later help prove (``binding_level``): the account's
-   level, at most ``L3``. A factor bound by a password-only session on a real-name
-   account would let a stolen password reach ``L3`` on its own (TOTP + password, or a
-   passkey alone) — NIST SP 800-63B §6.1.2.1 asks for authentication at the level
-   desired before binding. A lower session is offered a step-up (``/login/step-up``,
+2. the level the new factor could later help prove (``BINDING_LEVEL``, ``L3``). A
+   factor bound by a password-only session on a real-name account would let a stolen
+   password reach ``L3`` on its own (TOTP + password, or a passkey alone) — NIST SP
+   800-63B §6.1.2.1 asks for authentication at the level desired before binding. A
+   lower session is offered a step-up (``/login/step-up``,
    an SMS code usually) that comes back to the page it started from.
 
 The passkey pages (:mod:`idp.authn.webauthn_views`) use the same rule and step-up.
@@ -44,26 +44,23 @@ _STEP_UP_RETURNS = (HOME, PASSKEYS)
 # -- the level needed to change authenticators (shared with the passkey pages) ---------
 
 
-def binding_level(sess: sso.SSOSession) -> str:
-    """The session level needed to add or remove an authenticator: ``L3``, on every
-    account. That means two factors in this session (NIST SP 800-63B §6.1.2.1) and a
-    real-name account: with one factor enough anywhere, a stolen password could bind a
-    factor that proves ``L3`` together with that password."""
-    return "L3"
+# The session level needed to add or remove an authenticator: ``L3``, on every account.
+# That means two factors in this session (NIST SP 800-63B §6.1.2.1) and a real-name
+# account: with one factor enough anywhere, a stolen password could bind a factor that
+# proves ``L3`` together with that password.
+BINDING_LEVEL = "L3"
 
 
 def may_change_authenticators(sess: sso.SSOSession) -> bool:
-    return assurance.meets(sess.acr, binding_level(sess))
+    return assurance.meets(sess.acr, BINDING_LEVEL)
 
 
-def step_up_url(sess: sso.SSOSession, back: str) -> str:
-    """A step-up to ``binding_level`` that returns to ``back`` (one of this area's
+def step_up_url(back: str) -> str:
+    """A step-up to ``BINDING_LEVEL`` that returns to ``back`` (one of this area's
     pages): a pending record without a client, like the device flow's for /login."""
     # An L2 account is real-name checked on the way (its level caps the session's).
-    rid = pending.create({"acr_values": binding_level(sess)})
-    rec = pending.load(rid)
-    rec["next"] = back if back in _STEP_UP_RETURNS else HOME
-    pending.update(rid, rec)
+    rid = pending.create({"acr_values": BINDING_LEVEL},
+                         next=back if back in _STEP_UP_RETURNS else HOME)
     return url_for("stepup.page", rid=rid)
 
 
@@ -79,7 +76,7 @@ def step_up():
         return _sign_in_first(back)
     if may_change_authenticators(sess):
         return redirect(back)
-    return redirect(step_up_url(sess, back))
+    return redirect(step_up_url(back))
 
 
 # -- the page ---------------------------------------------------------------------------
@@ -108,7 +105,7 @@ def _index_page(sess, status: int = 200):
     rows = [{"id": c.id, "added": _when(c.confirmed_at)} for c in totp.confirmed(sess.person_id)]
     return render_template("security.html", rows=rows, who=mask_name(sess.person.name),
                            acr=sess.acr, level=sess.person.assurance_level,
-                           needed=binding_level(sess),
+                           needed=BINDING_LEVEL,
                            may_change=may_change_authenticators(sess),
                            done=request.args.get("done") if status == 200 else None,
                            ), status
@@ -130,7 +127,7 @@ def _changing(action: str, cred_id: str | None = None):
     if not may_change_authenticators(sess):
         audit.record("totp.step_up_required", actor=sess.person_id, subject=sess.person_id,
                      details={"action": action, "credential": cred_id, "acr": sess.acr,
-                              "needed": binding_level(sess)})
+                              "needed": BINDING_LEVEL})
         return None, _index_page(sess, 403)
     return sess, None
 

@@ -18,7 +18,7 @@ from ..models import Person, phone_index
 from ..oidc import pending
 from . import session as sso
 from . import sms
-from .views import _channel_of, _client_of
+from .views import _channel_of, _client_of, _login_request
 
 bp = Blueprint("smslogin", __name__)
 
@@ -30,11 +30,9 @@ def _person_by_phone(phone: str) -> Person | None:
 
 @bp.route("/login/sms", methods=["GET", "POST"])
 def page():
-    rid = request.values.get("rid")
-    rec = pending.load(rid)
-    if rid and rec is None:
-        return render_template("error.html", title=_("登录请求已过期"),
-                               detail=_("请回到原网站重新点击登录。")), 400
+    rid, rec, expired = _login_request()
+    if expired is not None:
+        return expired
     client = _client_of(rec)
     view = {"error": None, "notice": None, "sent": False, "phone": ""}
     if request.method == "POST":

@@ -36,12 +36,11 @@ from flask_babel import gettext as _
 
 from .. import audit
 from ..clients import find_client
-from ..extensions import db
 from ..identity.masking import mask_phone
-from ..models import WebAuthnCredential
 from ..oidc import pending
 from . import assurance, cert_login, face, password, realname, sms, totp
 from . import session as sso
+from .webauthn_views import passkey_reaches
 
 bp = Blueprint("stepup", __name__)
 
@@ -49,16 +48,6 @@ bp = Blueprint("stepup", __name__)
 def _expired():
     return render_template("error.html", title=_("授权请求已过期"),
                            detail=_("请回到原网站重新点击登录。")), 400
-
-
-def _passkey_reaches(person, sess, account_level: str, asked: str) -> bool:
-    levels = db.session.scalars(db.select(WebAuthnCredential.level).where(
-        WebAuthnCredential.person_id == person.id)).all()
-    for level in levels:
-        amr = ["hwk", "L4key"] if assurance.rank(level) >= assurance.rank("L4") else ["hwk"]
-        if assurance.meets(assurance.session_level(account_level, [*sess.amr, *amr]), asked):
-            return True
-    return False
 
 
 def _options(person, sess, asked: str) -> dict:
@@ -74,7 +63,7 @@ def _options(person, sess, asked: str) -> dict:
         "sms": bool(person.phone_enc) and reaches(["sms"]),
         "totp": totp.has_totp(person.id) and reaches(["otp"]),
         "password": bool(person.password_hash) and "pwd" not in sess.amr and reaches(["pwd"]),
-        "passkey": _passkey_reaches(person, sess, account, asked),
+        "passkey": passkey_reaches(sess, account, asked),
         # A match compares with the register's photo of a verified number (so L3 first),
         # and raises the account to L4 as it succeeds.
         "face": (face.enabled() and assurance.rank(account) >= assurance.rank("L3")
@@ -194,7 +183,7 @@ def page():
     status = 400 if view["error"] else 200
     return render_template("step_up.html", rid=rid, client=client, asked=asked,
                            reached=sess.acr, opts=opts,
-                           masked_phone=mask_phone(person.phone) if person.phone else None,
+                           masked_phone=mask_phone(person.phone) if person.phone_enc else None,
                            **view), status
 
 

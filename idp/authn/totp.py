@@ -77,7 +77,7 @@ def begin(person: Person) -> TotpCredential:
 
 def provisioning_uri(person: Person, cred: TotpCredential) -> str:
     # The label is what the app shows; masked, since authenticator apps sync to clouds.
-    label = mask_phone(person.phone) if person.phone else mask_id_number(person.id_number)
+    label = mask_phone(person.phone) if person.phone_enc else mask_id_number(person.id_number)
     return pyotp.TOTP(secret_of(cred)).provisioning_uri(
         name=label, issuer_name=current_app.config["TOTP_ISSUER"])
 

@@ -28,13 +28,23 @@ def _channel_of(client: Client | None) -> str:
     return client.channel if client is not None and client.channel in ("web", "app") else "web"
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    rid = request.values.get("rid")
+def _login_request():
+    """The authorization request (``rid``) a sign-in page serves: ``(rid, rec, None)``,
+    ``rec`` None for a sign-in without one; or the "expired" page as the third item
+    when ``rid`` names no request (any more)."""
+    rid = request.values.get("rid") or None
     rec = pending.load(rid)
     if rid and rec is None:
-        return render_template("error.html", title=_("登录请求已过期"),
-                               detail=_("请回到原网站重新点击登录。")), 400
+        return rid, None, (render_template("error.html", title=_("登录请求已过期"),
+                                           detail=_("请回到原网站重新点击登录。")), 400)
+    return rid, rec, None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    rid, rec, expired = _login_request()
+    if expired is not None:
+        return expired
     client = _client_of(rec)
     hint = rec["params"].get("login_hint", "") if rec else ""
     if orgs.org_hint(hint):

@@ -12,8 +12,8 @@ authenticator signed, so one never issued, already used or expired is refused be
 any signature is looked at. Each record says what it was issued for and to whom (the
 browser, and for binding and step-up the session ``sid``).
 
-Binding and removing need a recent sign-in and a session at the account's level, at
-most ``L3`` (``security_views.binding_level``): a passkey proves ``L3`` on its own, so
+Binding and removing need a recent sign-in and a session at ``L3``
+(``security_views.BINDING_LEVEL``): a passkey proves ``L3`` on its own, so
 one bound by a password-only session would turn a stolen password into ``L3``. A lower
 session gets ``403 step_up_required`` with a ``step_up_url`` back to this page.
 
@@ -82,7 +82,8 @@ from ..oidc import pending
 from ..store import store
 from . import assurance, password
 from . import session as sso
-from .security_views import binding_level, may_change_authenticators, step_up_url
+from .security_views import BINDING_LEVEL, may_change_authenticators, step_up_url
+from .views import _channel_of
 
 bp = Blueprint("passkey", __name__)
 
@@ -124,13 +125,6 @@ def _ttl() -> int:
 # -- challenges ----------------------------------------------------------------------
 
 
-def _browser() -> str:
-    # The same per-browser value that binds pending authorization requests.
-    if "bid" not in session:
-        session["bid"] = secrets.token_urlsafe(16)
-    return session["bid"]
-
-
 def _challenge_key(challenge: bytes) -> str:
     return "webauthn:" + hashlib.sha256(challenge).hexdigest()
 
@@ -138,7 +132,8 @@ def _challenge_key(challenge: bytes) -> str:
 def _issue(purpose: str, **bound: Any) -> bytes:
     challenge = secrets.token_bytes(32)
     store().set(_challenge_key(challenge),
-                {"purpose": purpose, "bid": _browser(), **bound}, _ttl())
+                # The same per-browser value that binds pending authorization requests.
+                {"purpose": purpose, "bid": pending.browser_id(), **bound}, _ttl())
     return challenge
 
 
@@ -291,7 +286,7 @@ def _manage_page(sess: sso.SSOSession, status: int = 200):
              "platform": "internal" in (c.transports or [])}
             for c in credentials_of(person.id)]
     return render_template("passkeys.html", rows=rows, who=mask_name(person.name),
-                           acr=sess.acr, needed=binding_level(sess),
+                           acr=sess.acr, needed=BINDING_LEVEL,
                            may_change=may_change_authenticators(sess),
                            removed=status == 200 and request.args.get("removed") == "1"), status
 
@@ -302,15 +297,15 @@ def _too_low(sess: sso.SSOSession, action: str, cred_id: str | None = None) -> b
         return False
     audit.record("webauthn.step_up_required", actor=sess.person_id, subject=sess.person_id,
                  details={"action": action, "credential": cred_id, "acr": sess.acr,
-                          "needed": binding_level(sess)})
+                          "needed": BINDING_LEVEL})
     return True
 
 
 def _step_up_required(sess: sso.SSOSession):
-    return jsonify(error="step_up_required", step_up_url=step_up_url(sess, url_for(
+    return jsonify(error="step_up_required", step_up_url=step_up_url(url_for(
         "passkey.manage")), message=_(
         "为了您的账号安全，添加通行密钥需要认证等级 %(needed)s，您当前为 %(acr)s。请先验证身份。",
-        needed=binding_level(sess), acr=sess.acr)), 403
+        needed=BINDING_LEVEL, acr=sess.acr)), 403
 
 
 def _when(ts: float) -> str:
@@ -342,16 +337,25 @@ def remove(cred_id: str):
     return redirect(url_for("passkey.manage", removed=1))
 
 
-@bp.post("/passkey/register/options")
-def register_options():
+def _binding_session():
+    """The session allowed to bind a passkey now, or the JSON refusal instead: signed in,
+    recently, at the binding level."""
     sess = _signed_in()
     if sess is None:
-        return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
+        return None, _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
     if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
-        return _json_error("login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"),
-                           401)
+        return None, _json_error(
+            "login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"), 401)
     if _too_low(sess, "register"):
-        return _step_up_required(sess)
+        return None, _step_up_required(sess)
+    return sess, None
+
+
+@bp.post("/passkey/register/options")
+def register_options():
+    sess, refused = _binding_session()
+    if refused is not None:
+        return refused
     person = sess.person
     challenge = _issue("register", sid=sess.sid, person_id=person.id)
     options = generate_registration_options(
@@ -369,16 +373,11 @@ def register_options():
 
 @bp.post("/passkey/register/verify")
 def register_verify():
-    sess = _signed_in()
-    if sess is None:
-        return _json_error("login_required", _("请先登录后再添加通行密钥。"), 401)
-    if time.time() - sess.auth_time > current_app.config["WEBAUTHN_REGISTER_MAX_AGE"]:
-        return _json_error("login_required", _("为了您的账号安全，请重新登录后再添加通行密钥。"),
-                           401)
     # Checked again as the ceremony ends (the person may have taken minutes over it):
     # the level now is the level the credential will carry.
-    if _too_low(sess, "register"):
-        return _step_up_required(sess)
+    sess, refused = _binding_session()
+    if refused is not None:
+        return refused
     try:
         body, credential = _credential_json()
         challenge, record = _redeem(credential, "register")
@@ -423,10 +422,6 @@ def register_verify():
 
 
 # -- signing in ----------------------------------------------------------------------
-
-
-def _channel_of(client) -> str:
-    return client.channel if client is not None and client.channel in ("web", "app") else "web"
 
 
 @bp.post("/passkey/login/options")
@@ -493,14 +488,16 @@ def login_verify():
 def passkey_stepup_possible(asked: str | None) -> bool:
     """Whether the signed-in person holds a credential that would lift this session to
     ``asked`` (for the step-up page)."""
-    sess = sso.current()
-    if sess is None or sess.person is None:
-        return False
-    for cred in credentials_of(sess.person_id):
-        level = assurance.session_level(sess.person.assurance_level, [*sess.amr, *proves(cred)])
-        if assurance.meets(level, asked):
-            return True
-    return False
+    sess = _signed_in()
+    return sess is not None and passkey_reaches(sess, sess.person.assurance_level, asked)
+
+
+def passkey_reaches(sess: sso.SSOSession, account_level: str | None, asked: str | None) -> bool:
+    """Whether one of the session's person's credentials, added to what the session holds,
+    reaches ``asked`` on an account at ``account_level``."""
+    return any(assurance.meets(assurance.session_level(account_level, [*sess.amr, *proves(c)]),
+                               asked)
+               for c in credentials_of(sess.person_id))
 
 
 def _stepup_context() -> tuple[sso.SSOSession | None, str | None, dict[str, Any] | None]:

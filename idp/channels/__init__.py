@@ -18,10 +18,24 @@ def demos_enabled(cfg) -> bool:
     consoles, app simulator). They let whoever reaches them sign anyone in at a kiosk
     or push requests to any citizen, so they are off unless asked for:
     ``idp serve --demo`` (``scripts/run-demo.sh``) or ``IDP_CHANNEL_DEMOS=true``."""
-    value = cfg.get("CHANNEL_DEMOS")
+    return config_flag(cfg.get("CHANNEL_DEMOS"))
+
+
+def config_flag(value) -> bool:
+    """A yes/no setting that may come from the environment as text ("true", "0", …)."""
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
+
+
+def no_store_json(body: dict, status: int = 200):
+    """A JSON answer no cache keeps (tickets, approvals and their states)."""
+    from flask import jsonify
+
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def init_app(app, server) -> None:

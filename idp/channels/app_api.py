@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 
 from .. import audit
 from ..authn import assurance
@@ -23,19 +23,13 @@ from ..clients import find_client
 from ..extensions import csrf
 from ..oidc import bearer
 from . import approvals
+from . import no_store_json as _json
 from .qr import coarse_network
 
 bp = Blueprint("app_api", __name__, url_prefix="/api/app")
 csrf.exempt(bp)
 
 QR_PATH = "/qr/s/"
-
-
-def _json(body: dict[str, Any], status: int = 200):
-    resp = jsonify(body)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 def _error(error: str, description: str, status: int):

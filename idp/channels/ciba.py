@@ -13,8 +13,8 @@ through Authlib (``server.authenticate_client``, the token endpoint's methods an
 ``private_key_jwt``), raises Authlib's OAuth errors and answers with its error
 responses. The token part *is* an Authlib grant (:class:`CibaGrant`) registered on the
 server, so client authentication, token generation, ``save_token`` (audit with ``act``,
-refresh-token rows) and the ID token (:class:`OpenIDCiba`, the same claims as the code
-and refresh grants) are the ones every other flow uses.
+refresh-token rows) and the ID token (:class:`~idp.oidc.grants.OpenIDToken`, the
+same claims as the code and refresh grants) are the ones every other flow uses.
 
 Where the app is not at hand, a hotline agent may use an SMS read-back instead
 (``/bc-authorize/<auth_req_id>/sms-code``): a code goes to the citizen's registered
@@ -33,7 +33,6 @@ is ignored, as are ``user_code`` (``backchannel_user_code_parameter_supported`` 
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
@@ -48,8 +47,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc8628 import AuthorizationPendingError, ExpiredTokenError, SlowDownError
-from authlib.oidc.core.grants import OpenIDToken
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from .. import audit
 from ..accounts import raise_level
@@ -60,8 +58,8 @@ from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_per
 from ..identity.masking import mask_phone
 from ..models import Person, id_number_index, phone_index
 from ..oidc import metadata
-from ..oidc.grants import ALL_METHODS, CONFIDENTIAL_METHODS, _IDTokenMixin
-from ..oidc.subject import Subject, subject_for
+from ..oidc.grants import ALL_METHODS, CONFIDENTIAL_METHODS, OpenIDToken, active_person
+from ..oidc.subject import Subject, new_subject
 from ..store import store
 from . import approvals
 
@@ -378,7 +376,7 @@ def bc_authorize():
 # -- SMS read-back (hotline) -------------------------------------------------------
 
 
-def _own_pending(req, client, auth_req_id: str) -> approvals.Approval:
+def _own_pending(client, auth_req_id: str) -> approvals.Approval:
     a = approvals.get(auth_req_id)
     if a is None or a.kind != "ciba" or a.client_id != client.client_id:
         raise InvalidGrantError("Unknown auth_req_id.")
@@ -403,19 +401,19 @@ def sms_code(auth_req_id: str):
         client = _authenticate(req)
         if client.channel != "hotline":
             raise UnauthorizedClientError("SMS read-back is for hotline clients.")
-        a = _own_pending(req, client, auth_req_id)
+        a = _own_pending(client, auth_req_id)
         if not assurance.meets(assurance.authenticator_level(["sms"]), a.acr_asked):
             raise UnmetAuthenticationRequirementsError(
                 "An SMS code cannot reach the requested authentication level.")
-        person = db.session.get(Person, a.person_id)
-        if person is None or person.status != "active":
+        person = active_person(a.person_id)
+        if person is None:
             raise AccessDeniedError("The person's account cannot be used.", status_code=403)
         if not person.phone:
             raise InvalidRequestError("The person has no registered phone.")
         code = _param(req, "code")
         staff = (a.extra.get("act") or {}).get("sub", client.client_id)
         if code is None:
-            sent = sms.send_code(person.phone, "ciba", ip=_remote_ip())
+            sent = sms.send_code(person.phone, "ciba", ip=request.remote_addr)
             if not sent.ok:
                 raise SmsNotSentError(sent.error, sent.retry_after)
             audit.record("ciba.sms_sent", actor=staff, subject=person.id,
@@ -440,12 +438,6 @@ def sms_code(auth_req_id: str):
     resp = jsonify(approved=True, acr=level)
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def _remote_ip() -> str | None:
-    from flask import request
-
-    return request.remote_addr
 
 
 def _record_decision(a: approvals.Approval, *, via: str) -> None:
@@ -507,8 +499,8 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
                         actor=(taken.extra.get("act") or {}).get("sub", client.get_client_id()))
 
     def _subject(self, a: approvals.Approval) -> Subject:
-        person = db.session.get(Person, a.person_id)
-        if person is None or person.status != "active":
+        person = active_person(a.person_id)
+        if person is None:
             raise InvalidGrantError("The person's account cannot be used.")
         client = self.request.client
         if a.extra.get("in_person") and _may_check_in_person(client) and a.amr:
@@ -526,10 +518,9 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
         if not assurance.meets(acr, a.acr_asked):
             raise AccessDeniedError("The approval did not reach the requested authentication "
                                     "level.")
-        return Subject(person=person, auth_time=int(a.decided_at or time.time()),
-                       gid=secrets.token_hex(16), sub=subject_for(client, person.id),
-                       acr=acr, amr=amr, channel=client.channel,
-                       act=dict(a.extra.get("act") or {}) or None)
+        return new_subject(client, person, auth_time=int(a.decided_at or time.time()),
+                           acr=acr, amr=amr, channel=client.channel,
+                           act=dict(a.extra.get("act") or {}) or None)
 
     @hooked
     def create_token_response(self):
@@ -542,13 +533,8 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
-class OpenIDCiba(_IDTokenMixin, OpenIDToken):
-    """The ID token of a CIBA grant: signed and shaped as in the code flow (acr, amr,
-    channel, act), without nonce or sid (there is no browser and no SSO session)."""
-
-
 def register(app, server) -> None:
-    server.register_grant(CibaGrant, [OpenIDCiba()])
+    server.register_grant(CibaGrant, [OpenIDToken()])
     app.register_blueprint(bp)
     base = app.config["ISSUER"]
     metadata.publish(

@@ -174,7 +174,7 @@ def _masked_claims(id_token: str, client_id: str) -> dict[str, Any] | None:
     }
 
 
-def _poll(kind: str, ref: str, state: dict[str, Any]) -> None:
+def _poll(kind: str, state: dict[str, Any]) -> None:
     """One token request, at most once per interval, the way a polling client must."""
     now = time.time()
     if state["state"] != "pending" or now - state["last_poll"] < state["interval"]:
@@ -213,7 +213,7 @@ def _poll(kind: str, ref: str, state: dict[str, Any]) -> None:
 def status(kind: str, ref: str):
     _console(kind)
     state = _load(kind, ref)
-    _poll(kind, ref, state)
+    _poll(kind, state)
     _save(ref, state)
     notice = session.pop("ciba_demo_notice", None)
     resp = current_app.make_response(render_template(
@@ -225,44 +225,45 @@ def status(kind: str, ref: str):
     return resp
 
 
-@bp.post("/hotline/r/<ref>/sms")
-def sms_send(ref: str):
+def _hotline_sms(ref: str, data: dict[str, str], answer) -> Any:
+    """Both SMS buttons of the hotline console: the SMS read-back endpoint is called for
+    a pending request only; ``answer(state, status, body)`` sets the notice shown next."""
     state = _load("hotline", ref)
     auth = _credentials(CONSOLES["hotline"]["client_id"])
-    if auth is None or state["state"] != "pending":
-        return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
-    status_code, body = _call(f"/bc-authorize/{state['auth_req_id']}/sms-code", auth, {})
+    if auth is not None and state["state"] == "pending":
+        status_code, body = _call(f"/bc-authorize/{state['auth_req_id']}/sms-code", auth, data)
+        session["ciba_demo_notice"] = answer(state, status_code, body)
+        _save(ref, state)
+    return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
+
+
+def _sms_sent(state: dict[str, Any], status_code: int, body: dict) -> str:
     if status_code == 200 and body.get("sent"):
         state["sms_sent"] = body.get("phone") or "***"
-        session["ciba_demo_notice"] = _("验证码已发送至 %(phone)s，请用户读出验证码。",
-                                        phone=state["sms_sent"])
-    else:
-        session["ciba_demo_notice"] = _message(body.get("error"), sms=True)
-    _save(ref, state)
-    return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
+        return _("验证码已发送至 %(phone)s，请用户读出验证码。", phone=state["sms_sent"])
+    return _message(body.get("error"), sms=True)
+
+
+def _sms_checked(state: dict[str, Any], status_code: int, body: dict) -> str:
+    if status_code == 200 and body.get("approved"):
+        state["last_poll"] = 0.0  # approved: fetch the tokens at once
+        return _("验证码正确，已完成认证。")
+    if body.get("error") == "invalid_grant":
+        left = body.get("tries_left")
+        return (_("验证码错误，还可再试 %(n)s 次。", n=left) if left else
+                _("验证码已失效，请重新发送。"))
+    return _message(body.get("error"), sms=True)
+
+
+@bp.post("/hotline/r/<ref>/sms")
+def sms_send(ref: str):
+    return _hotline_sms(ref, {}, _sms_sent)
 
 
 @bp.post("/hotline/r/<ref>/sms-code")
 def sms_check(ref: str):
-    state = _load("hotline", ref)
-    auth = _credentials(CONSOLES["hotline"]["client_id"])
-    if auth is None or state["state"] != "pending":
-        return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
-    code = (request.form.get("code") or "").strip()[:16]
-    status_code, body = _call(f"/bc-authorize/{state['auth_req_id']}/sms-code", auth,
-                              {"code": code})
-    if status_code == 200 and body.get("approved"):
-        state["last_poll"] = 0.0  # approved: fetch the tokens at once
-        session["ciba_demo_notice"] = _("验证码正确，已完成认证。")
-    elif body.get("error") == "invalid_grant":
-        left = body.get("tries_left")
-        session["ciba_demo_notice"] = (
-            _("验证码错误，还可再试 %(n)s 次。", n=left) if left else
-            _("验证码已失效，请重新发送。"))
-    else:
-        session["ciba_demo_notice"] = _message(body.get("error"), sms=True)
-    _save(ref, state)
-    return redirect(url_for("ciba_demo.status", kind="hotline", ref=ref))
+    return _hotline_sms(ref, {"code": (request.form.get("code") or "").strip()[:16]},
+                        _sms_checked)
 
 
 def register(app) -> None:

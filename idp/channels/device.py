@@ -28,7 +28,6 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCredentialDict
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
-from authlib.oidc.core.grants import OpenIDToken
 from flask import (
     Blueprint,
     current_app,
@@ -47,8 +46,8 @@ from ..identity import normalize_identifier
 from ..identity.masking import mask_id_number, mask_name
 from ..oidc import metadata, pending
 from ..oidc.claims import describe_scopes
-from ..oidc.grants import ALL_METHODS, _active_person, _IDTokenMixin
-from ..oidc.subject import Subject, subject_for
+from ..oidc.grants import ALL_METHODS, OpenIDToken, active_person
+from ..oidc.subject import new_subject
 from ..oidc.tokens import issuer
 from ..store import store
 
@@ -56,11 +55,6 @@ USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no 0/O or 1
 USER_CODE_LENGTH = 8
 
 bp = Blueprint("device", __name__)
-
-
-class OpenIDDeviceToken(_IDTokenMixin, OpenIDToken):
-    """An ID token for grants without an authorization code (device, kiosk assertion):
-    the same signing and claims as the code flow, when ``openid`` is in the scope."""
 
 
 # ---------------------------------------------------------------- codes and records
@@ -192,13 +186,12 @@ class DeviceCodeGrant(_DeviceCodeGrant):
         # Approved: exactly one poll gets the tokens, even when two race.
         if not store().add(f"device_used:{self._dkey}", 1, _record_ttl(rec)):
             raise InvalidGrantError(description="The device code has already been used.")
-        person = _active_person(rec["person_id"])
+        person = active_person(rec["person_id"])
         if person is None:
             raise InvalidGrantError(description="The approving account is no longer active.")
-        client = self.request.client
-        return Subject(person=person, auth_time=rec["auth_time"], gid=secrets.token_hex(16),
-                       sub=subject_for(client, person.id), acr=rec.get("acr"),
-                       amr=rec.get("amr") or [], channel=rec.get("channel")), True
+        return new_subject(self.request.client, person, auth_time=rec["auth_time"],
+                           acr=rec.get("acr"), amr=rec.get("amr") or [],
+                           channel=rec.get("channel")), True
 
     @hooked
     def create_token_response(self):
@@ -257,11 +250,7 @@ def _sign_in_first(code: str | None):
     """No pending authorization here: a small record sends /login back to this page."""
     back = url_for("device.page", user_code=display_user_code(code)) if code else \
         url_for("device.page")
-    rid = pending.create({})
-    rec = pending.load(rid)
-    rec["next"] = back
-    pending.update(rid, rec)
-    return redirect(url_for("authn.login", rid=rid))
+    return redirect(url_for("authn.login", rid=pending.create({}, next=back)))
 
 
 def _refused(sess):
@@ -348,7 +337,7 @@ def device_authorization():
 
 def register(app, server) -> None:
     server.register_endpoint(DeviceAuthorization)
-    server.register_grant(DeviceCodeGrant, [OpenIDDeviceToken()])
+    server.register_grant(DeviceCodeGrant, [OpenIDToken()])
     app.register_blueprint(bp)
     base = app.config["ISSUER"]
     metadata.publish(app, device_authorization_endpoint=base + "/device_authorization",

@@ -20,7 +20,6 @@ The demo kiosk screen (``/demo/kiosk``, see ``kiosk_demo``) shows both kiosk pat
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from authlib.oauth2 import OAuth2Error
@@ -39,10 +38,10 @@ from ..extensions import db
 from ..identity import InvalidIdNumber, mask_id_number, parse_person_id
 from ..models import Person, id_number_index
 from ..oidc import metadata
-from ..oidc.subject import Subject, subject_for
+from ..oidc.grants import OpenIDToken
+from ..oidc.subject import Subject, new_subject
 from ..oidc.tokens import issuer
 from ..store import store
-from .device import OpenIDDeviceToken
 
 KIOSK_AMR = ["idcard", "face"]
 KIOSK_METHOD = "kiosk_chip_face"
@@ -139,9 +138,8 @@ class KioskAssertionGrant(JWTBearerGrant):
         if person is None or person.status != "active":
             raise _refuse("No active account matches the identity document.")
         claims = self.request.idp_assertion
-        return Subject(person=person, auth_time=int(claims["iat"]), gid=secrets.token_hex(16),
-                       sub=subject_for(self.request.client, person.id), amr=list(KIOSK_AMR),
-                       channel="kiosk")
+        return new_subject(self.request.client, person, auth_time=int(claims["iat"]),
+                           amr=list(KIOSK_AMR), channel="kiosk")
 
     def has_granted_permission(self, client, user):
         return True  # a registered kiosk acts for whoever holds the card and the face
@@ -179,7 +177,7 @@ class KioskAssertionGrant(JWTBearerGrant):
 
 
 def register(app, server) -> None:
-    server.register_grant(KioskAssertionGrant, [OpenIDDeviceToken()])
+    server.register_grant(KioskAssertionGrant, [OpenIDToken()])
     metadata.publish(app, grant_types_supported=[JWT_BEARER])
     from . import kiosk_demo
 

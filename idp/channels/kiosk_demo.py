@@ -44,9 +44,11 @@ from ..authn import session as sso
 from ..clients import DEVICE_CODE, JWT_BEARER, find_client, register_client
 from ..extensions import db
 from ..identity.masking import mask_name
-from ..models import Client, Person
+from ..models import Client
+from ..oidc.grants import active_person
 from ..oidc.tokens import InvalidAccessToken, decode_access_token, issuer, person_id_of
 from ..store import store
+from . import config_flag, demos_enabled
 from .device import display_user_code, normalise_user_code
 
 bp = Blueprint("kiosk_demo", __name__, url_prefix="/demo/kiosk")
@@ -63,13 +65,7 @@ AMR_LABELS = {"pwd": _l("密码"), "sms": _l("短信验证码"), "otp": _l("动�
 def enabled() -> bool:
     cfg = current_app.config
     value = cfg.get("KIOSK_DEMO")
-    if value is None:
-        from . import demos_enabled
-
-        return demos_enabled(cfg)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    return demos_enabled(cfg) if value is None else config_flag(value)
 
 
 @bp.before_request
@@ -155,19 +151,21 @@ def _signed_in():
     return None
 
 
-def _start_kiosk_session(access_token: str, amr: list[str], acr: str | None) -> bool:
+def _start_kiosk_session(access_token: str) -> bool:
+    """The kiosk browser's session, resting on the tokens just issued: their ``amr``
+    (the chip and face, or how the person signed in on the phone that approved) and
+    their ``acr`` as a ceiling — a phone session signed in by a QR scan holds less than
+    its amr alone would prove (the app's level caps it)."""
     try:
         claims = decode_access_token(access_token).claims
     except InvalidAccessToken:
         return False
     pid = person_id_of(claims)
-    person = db.session.get(Person, pid) if pid else None
-    if person is None or person.status != "active":
+    person = active_person(pid) if pid else None
+    if person is None:
         return False
-    # The token's acr is a ceiling as well as amr: a phone session signed in by a QR
-    # scan holds less than its amr alone would prove (the app's level caps it), and
-    # the kiosk session must not claim more than the tokens it rests on.
-    sess = sso.start(person, amr, assurance.lower(acr, claims.get("acr")), channel="kiosk",
+    amr = [a for a in claims.get("amr") or [] if isinstance(a, str)]
+    sess = sso.start(person, amr, claims.get("acr"), channel="kiosk",
                      idle_timeout=current_app.config["KIOSK_IDLE_TIMEOUT"])
     sso.add_client(sess, CLIENT_ID)
     session["kiosk_sid"] = sess.sid
@@ -205,7 +203,7 @@ def card():
         "check": {"chip": True, "face_match": matched, "score": 0.93 if matched else 0.31}})
     status, body = _call("/token", {"grant_type": JWT_BEARER, "assertion": assertion,
                                     "scope": SCOPE})
-    if status == 200 and _start_kiosk_session(body["access_token"], ["idcard", "face"], None):
+    if status == 200 and _start_kiosk_session(body["access_token"]):
         return redirect(url_for(".home"))
     desc = body.get("error_description", "")
     if "face" in desc:
@@ -245,7 +243,7 @@ def device_poll():
     status, body = _call("/token", {**_client_assertion(key), "grant_type": DEVICE_CODE,
                                     "device_code": state["device_code"]})
     if status == 200:
-        ok = _start_kiosk_session(body["access_token"], _id_token_amr(body), None)
+        ok = _start_kiosk_session(body["access_token"])
         return jsonify(state="done" if ok else "error")
     error = body.get("error")
     if error in ("authorization_pending", "slow_down"):
@@ -253,17 +251,6 @@ def device_poll():
     store().delete(_screen_key())
     return jsonify(state={"access_denied": "denied", "expired_token": "expired"}.get(
         error, "error"))
-
-
-def _id_token_amr(body: dict) -> list[str]:
-    # The token was issued a moment ago by this process; its amr says how the person
-    # signed in on the phone that approved, which is what the kiosk session rests on.
-    try:
-        claims = jwt.decode(body["id_token"], current_app.extensions["idp.keys"].public_keys(),
-                            algorithms=current_app.extensions["idp.keys"].algorithms()).claims
-    except Exception:  # noqa: BLE001 - no ID token, no claims: nothing proven
-        return []
-    return [a for a in claims.get("amr", []) if isinstance(a, str)]
 
 
 @bp.post("/ping")

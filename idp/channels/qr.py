@@ -27,7 +27,6 @@ import segno
 from flask import (
     Blueprint,
     current_app,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -40,11 +39,11 @@ from .. import audit
 from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
-from ..extensions import db
-from ..models import Person
 from ..oidc import pending
+from ..oidc.grants import active_person
 from ..store import store
 from . import approvals
+from . import no_store_json as _json
 
 bp = Blueprint("qr", __name__, url_prefix="/qr")
 
@@ -98,21 +97,11 @@ def device_summary(user_agent: str | None) -> str | None:
     return " · ".join(p for p in (browser, system) if p) or None
 
 
-def _json(body: dict, status: int = 200):
-    resp = jsonify(body)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _mine(ticket: str | None) -> approvals.Approval | None:
-    """The QR ticket if this browser asked for it, else None (unknown and foreign
-    tickets look the same)."""
-    a = approvals.get(ticket)
+def _mine(a: approvals.Approval | None) -> bool:
+    """Whether ``a`` is a QR ticket this browser asked for (unknown and foreign tickets
+    look the same)."""
     bid = session.get("bid")
-    if a is None or a.kind != "qr" or not bid or a.extra.get("browser") != bid:
-        return None
-    return a
+    return a is not None and a.kind == "qr" and bool(bid) and a.extra.get("browser") == bid
 
 
 @bp.post("/ticket")
@@ -127,7 +116,7 @@ def ticket():
         return _json({"error": "expired_request",
                       "error_description": "The sign-in request has expired."}, 400)
     # One definition of "this browser": the id the pending authorization is bound to.
-    bid = pending._browser()  # noqa: SLF001
+    bid = pending.browser_id()
     if store().incr(f"qr_tickets:{bid}", 60) > cfg["QR_TICKETS_PER_MINUTE"]:
         return _json({"error": "slow_down",
                       "error_description": "Too many QR codes; wait a minute."}, 429)
@@ -148,8 +137,8 @@ def ticket():
 
 @bp.get("/status/<ticket>")
 def status(ticket: str):
-    a = _mine(ticket)
-    if a is None:
+    a = approvals.get(ticket)
+    if not _mine(a):
         return _json({"state": "unknown"}, 404)
     if a.expired:
         state = "expired"
@@ -169,13 +158,11 @@ def _refused(title: str, detail: str, status_code: int, rid: str | None = None):
 @bp.post("/complete")
 def complete():
     """The approved ticket becomes this browser's SSO session, once."""
-    ticket = request.form.get("ticket", "")
-    a = approvals.get(ticket)
-    if a is not None and a.kind == "qr" and _mine(ticket) is None:
+    a = approvals.get(request.form.get("ticket", ""))
+    if a is not None and a.kind == "qr" and not _mine(a):
         audit.record("qr.refused", actor="anonymous", client_id=a.client_id or None,
                      details={"approval": a.id, "reason": "other browser"})
-    a = _mine(ticket)
-    if a is None:
+    if a is None or not _mine(a):
         return _refused(_("无法完成扫码登录"), _("该二维码不是在本浏览器上生成的，或已失效。"), 403)
     rid = a.extra.get("rid")
     if a.state == "denied":
@@ -187,8 +174,8 @@ def complete():
     if used is None:
         return _refused(_("无法完成扫码登录"),
                         _("该二维码尚未在手机上确认，或已被使用。"), 409, rid)
-    person = db.session.get(Person, used.person_id) if used.person_id else None
-    if person is None or person.status != "active":
+    person = active_person(used.person_id) if used.person_id else None
+    if person is None:
         return _refused(_("无法完成扫码登录"), _("该账号当前无法登录。"), 403, rid)
     amr = assurance.public_amr([*used.amr, "qr"])
     # The app's level is a ceiling: a QR sign-in proves the app session, nothing more.

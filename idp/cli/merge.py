@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import click
 
+from connectors.review import STATES
+
 from . import app_context, emit, fail, operator
 
-_STATES = ["pending", "approved", "rejected", "merged", "superseded", "all"]
+_STATES = [*STATES, "all"]
 
 
 @click.group("merge")

@@ -154,8 +154,3 @@ def mask_record(record: logging.LogRecord) -> None:
             record.msg, record.args = masked, None
     if record.exc_info and not record.exc_text:
         record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
-        masked = mask_text(message)
-        if masked != message:
-            record.msg = masked
-            record.args = None
-        return True

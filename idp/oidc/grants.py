@@ -66,7 +66,7 @@ class StoredCode(AuthorizationCodeMixin):
         return public_amr(self.data.get("amr") or [])
 
 
-def _active_person(person_id: str) -> Person | None:
+def active_person(person_id: str) -> Person | None:
     person = db.session.get(Person, person_id)
     return person if person is not None and person.status == "active" else None
 
@@ -130,7 +130,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: StoredCode):
         d = authorization_code.data
-        person = _active_person(d["person_id"])
+        person = active_person(d["person_id"])
         if person is None:
             return None
         if d.get("membership_id") and valid_membership(d["membership_id"]) is None:
@@ -165,20 +165,21 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return row
 
     def authenticate_user(self, refresh_token: RefreshToken):
-        person = _active_person(refresh_token.person_id)
+        person = active_person(refresh_token.person_id)
         if person is None:
             return None
         # Rotate before anything is issued, in one conditional UPDATE: of two requests
         # racing with the same token (the client and a thief) only one gets tokens, and
-        # the other is reuse like any later one — the family is revoked.
-        claimed = db.session.execute(
-            db.update(RefreshToken)
-            .where(RefreshToken.id == refresh_token.id, RefreshToken.rotated_at.is_(None),
-                   RefreshToken.revoked_at.is_(None))
-            .values(rotated_at=time.time())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        db.session.commit()
+        # the other is reuse like any later one — the family is revoked. It commits on
+        # its own connection: a session commit would expire the token and the person,
+        # and reading them back would cost two more queries.
+        with db.engine.begin() as conn:
+            claimed = conn.execute(
+                db.update(RefreshToken)
+                .where(RefreshToken.id == refresh_token.id, RefreshToken.rotated_at.is_(None),
+                       RefreshToken.revoked_at.is_(None))
+                .values(rotated_at=time.time())
+            ).rowcount
         if claimed != 1:
             n = revoke_grant(refresh_token.family_id, reason="refresh token reused")
             log.warning("concurrent refresh token use for client %s; revoked %d tokens",
@@ -263,8 +264,10 @@ class OpenIDCode(_IDTokenMixin, _OpenIDCode):
         return False
 
 
-class OpenIDRefresh(_IDTokenMixin, _OpenIDToken):
-    """A fresh ID token on refresh (OIDC Core §12.2), same sid/auth_time as the first."""
+class OpenIDToken(_IDTokenMixin, _OpenIDToken):
+    """The ID token of every grant without an authorization code: refresh (OIDC Core
+    §12.2: same sid and auth_time as the first), device code, CIBA and the kiosk
+    assertion (no nonce; no sid where there is no browser session)."""
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

@@ -20,16 +20,20 @@ from flask import current_app, session, url_for
 from ..store import store
 
 
-def _browser() -> str:
+def browser_id() -> str:
     if "bid" not in session:
         session["bid"] = secrets.token_urlsafe(16)
     return session["bid"]
 
 
-def create(params: dict[str, str]) -> str:
+def create(params: dict[str, str], *, next: str | None = None) -> str:  # noqa: A002
+    """A pending request. ``next``: a local page to return to instead of /authorize
+    (see ``resume_url``), for sign-ins and step-ups that are not authorizations."""
     rid = secrets.token_urlsafe(16)
     clean = {k: v for k, v in params.items() if k != "_rid"}
-    record = {"params": clean, "created": time.time(), "bid": _browser()}
+    record = {"params": clean, "created": time.time(), "bid": browser_id()}
+    if next is not None:
+        record["next"] = next
     store().set(f"authreq:{rid}", record, current_app.config["AUTH_REQUEST_TTL"])
     return rid
 

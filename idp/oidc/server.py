@@ -37,7 +37,7 @@ def build_server(app) -> AuthorizationServer:
     server.register_grant(
         grants.AuthorizationCodeGrant, [grants.OpenIDCode(), grants.S256CodeChallenge()]
     )
-    server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDRefresh()])
+    server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDToken()])
     server.register_grant(grants.ClientCredentialsGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)

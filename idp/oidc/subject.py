@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -72,3 +73,14 @@ class Subject:
 
         membership = valid_membership(self.membership_id)
         return org_claim(membership) if membership else None
+
+
+def new_subject(client: Client, person: Person, *, auth_time: int, amr: list[str],
+                acr: str | None = None, channel: str | None = None,
+                act: dict | None = None) -> Subject:
+    """The person as a new grant for ``client`` sees them (device code, CIBA, kiosk
+    assertion): a fresh grant id (its tokens are revoked together) and this client's
+    ``sub``."""
+    return Subject(person=person, auth_time=auth_time, gid=secrets.token_hex(16),
+                   sub=subject_for(client, person.id), acr=acr, amr=amr, channel=channel,
+                   act=act)

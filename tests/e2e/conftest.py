@@ -52,6 +52,7 @@ FAST_SETTINGS = {
 
 DEMO_CITIZEN_ID = "110105199003071239"
 DEMO_CITIZEN_PASSWORD = "Demo@2026"
+DEMO_PHONE = "13800138000"  # the demo citizen's
 
 
 def idp_command() -> list[str]:
@@ -243,6 +244,21 @@ class LiveIdP:
     def discovery(self) -> dict:
         return requests.get(self.url("/.well-known/openid-configuration"), timeout=5).json()
 
+    def sms_code(self, phone: str, purpose: str, *, after: float = 0,
+                 timeout: float = 10) -> str:
+        """The newest code for ``purpose`` that the dev SMS gateway wrote to the outbox
+        for ``phone`` at ``after`` (a Unix time) or later, waited for up to ``timeout``."""
+        outbox = self.instance_path / "sms_outbox.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if outbox.exists():
+                for line in reversed(outbox.read_text(encoding="utf-8").splitlines()):
+                    msg = json.loads(line)
+                    if msg["phone"] == phone and msg["purpose"] == purpose and msg["at"] >= after:
+                        return msg["code"]
+            time.sleep(0.1)
+        raise AssertionError(f"no {purpose} SMS in the outbox:\n{self.log_tail(20)}")
+
 
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -303,12 +319,6 @@ def provider(tmp_path_factory, name: str, *, span: int = 1, host: str = "127.0.0
         yield cls(port=port, issuer=f"http://{host}:{port}", url_host=host,
                   shared_env={**shared, **(env or {})},
                   instance_path=tmp_path_factory.mktemp(name))
-
-
-@pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
 
 
 @pytest.fixture(scope="module")

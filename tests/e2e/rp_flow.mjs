@@ -203,7 +203,7 @@ function makeClient(issuer, c, secretOverride) {
     c.jwk ? { keys: [c.jwk] } : undefined);
 }
 
-async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', extra = {}) {
+async function authorizeAndCallback(client, rp, stepName = 'authorize', extra = {}) {
   const codeVerifier = generators.codeVerifier();
   const state = generators.state();
   const nonce = generators.nonce();
@@ -216,9 +216,11 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', 
     ...(config.login_hint ? { login_hint: config.login_hint } : {}),
     ...extra,
   });
-  const flow = await must(stepName, async () => {
+  let callbackUrl;
+  await must(stepName, async () => {
     const r = await signIn(authUrl, rp.redirect_uri);
-    const q = new URL(r.callbackUrl).searchParams;
+    ({ callbackUrl } = r);
+    const q = new URL(callbackUrl).searchParams;
     return {
       trail: r.trail,
       login_shown: r.loginShown,
@@ -230,20 +232,19 @@ async function authorizeAndCallback(issuer, client, rp, stepName = 'authorize', 
       state_echoed: q.get('state') === state,
       org_select: r.orgSelect || undefined,
       refusal: r.refusal,
-      callbackUrl: r.callbackUrl,
     };
   });
-  const params = client.callbackParams(flow.callbackUrl);
-  delete out.steps[stepName].callbackUrl;
-  return { params, checks: { state, nonce, code_verifier: codeVerifier } };
+  return { params: client.callbackParams(callbackUrl),
+    checks: { state, nonce, code_verifier: codeVerifier } };
 }
 
+// The token steps record what the test checks; the caller also gets the TokenSet.
 async function callbackStep(name, client, rp, params, checks) {
-  return must(name, async () => {
-    const ts = await client.callback(rp.redirect_uri, params, checks);
+  let ts;
+  const detail = await must(name, async () => {
+    ts = await client.callback(rp.redirect_uri, params, checks);
     const claims = ts.claims();
     return {
-      tokenSet: ts,
       token_type: ts.token_type,
       access_token_is_jwt: isJwt(ts.access_token),
       has_refresh_token: Boolean(ts.refresh_token),
@@ -264,10 +265,7 @@ async function callbackStep(name, client, rp, params, checks) {
       },
     };
   });
-}
-
-function hideTokenSet(name) {
-  delete out.steps[name].tokenSet;
+  return { ...detail, tokenSet: ts };
 }
 
 async function introspect(name, client, token, hint) {
@@ -286,27 +284,32 @@ async function userinfo(name, client, tokenSetOrToken) {
 }
 
 async function refresh(name, client, refreshToken) {
-  return attempt(name, async () => {
-    const ts = await client.refresh(refreshToken);
+  let ts;
+  const detail = await attempt(name, async () => {
+    ts = await client.refresh(refreshToken);
     return {
-      tokenSet: ts,
       refresh_token_rotated: Boolean(ts.refresh_token) && ts.refresh_token !== refreshToken,
       has_id_token: Boolean(ts.id_token),
       id_token_sub: ts.id_token ? ts.claims().sub : null,
       id_token_sid: ts.id_token ? ts.claims().sid : null,
     };
   });
+  return detail && { ...detail, tokenSet: ts };
+}
+
+// The code flow up to the tokens (steps "authorize" and "callback").
+async function signedIn(issuer) {
+  const rp = config.client;
+  const client = makeClient(issuer, rp);
+  const { params, checks } = await authorizeAndCallback(client, rp);
+  const first = await callbackStep('callback', client, rp, params, checks);
+  return { rp, client, first, t1: first.tokenSet };
 }
 
 // ---------------------------------------------------------------- scenarios
 
 async function full(issuer) {
-  const rp = config.client;
-  const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
-  const first = await callbackStep('callback', client, rp, params, checks);
-  const t1 = first.tokenSet;
-  hideTokenSet('callback');
+  const { rp, client, first, t1 } = await signedIn(issuer);
   const sid1 = t1.claims().sid;
 
   await userinfo('userinfo', client, t1);
@@ -317,21 +320,18 @@ async function full(issuer) {
   const second = await refresh('refresh', client, t1.refresh_token);
   if (!second) throw new Halt('refresh');
   const t2 = second.tokenSet;
-  hideTokenSet('refresh');
   out.steps.refresh.access_token_changed = t2.access_token !== t1.access_token;
   out.steps.refresh.same_sub = second.id_token_sub === first.id_token_claims.sub;
   out.steps.refresh.same_sid = second.id_token_sid === sid1;
   await userinfo('userinfo_after_refresh', client, t2.access_token);
   await refresh('refresh_reuse', client, t1.refresh_token);
-  if (out.steps.refresh_reuse.tokenSet) hideTokenSet('refresh_reuse');
   // Reuse means someone holds a copy: the newer refresh token of the grant dies too.
   await introspect('introspect_rotated_after_reuse', client, t2.refresh_token, 'refresh_token');
 
   // A second authorization in the same browser: single sign-on and remembered consent.
-  const again = await authorizeAndCallback(issuer, client, rp, 'authorize_again');
+  const again = await authorizeAndCallback(client, rp, 'authorize_again');
   const third = await callbackStep('callback_again', client, rp, again.params, again.checks);
   const t3 = third.tokenSet;
-  hideTokenSet('callback_again');
   out.steps.callback_again.same_sid = t3.claims().sid === sid1;
 
   // Revocation (RFC 7009) of the access token, seen by introspection and userinfo.
@@ -348,62 +348,47 @@ async function full(issuer) {
   });
   await introspect('introspect_refresh_after_revoke', client, t3.refresh_token, 'refresh_token');
   await refresh('refresh_after_revoke', client, t3.refresh_token);
-  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
 async function privateKeyJwt(issuer) {
   // private_key_jwt at every endpoint that authenticates the client: token (code and
   // refresh), introspection and revocation.
-  const rp = config.client;
-  const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
-  const first = await callbackStep('callback', client, rp, params, checks);
-  const t1 = first.tokenSet;
-  hideTokenSet('callback');
+  const { client, t1 } = await signedIn(issuer);
   await userinfo('userinfo', client, t1);
   await introspect('introspect_access', client, t1.access_token, 'access_token');
   const second = await refresh('refresh', client, t1.refresh_token);
   if (!second) throw new Halt('refresh');
   const t2 = second.tokenSet;
-  hideTokenSet('refresh');
   await attempt('revoke_refresh', async () => {
     await client.revoke(t2.refresh_token, 'refresh_token');
   });
   // Revoking a refresh token ends its grant, access tokens included (RFC 7009 §2.1).
   await introspect('introspect_access_after_revoke', client, t2.access_token, 'access_token');
   await refresh('refresh_after_revoke', client, t2.refresh_token);
-  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
 async function wrongSecret(issuer) {
   const rp = config.client;
   const good = makeClient(issuer, rp);
   const bad = makeClient(issuer, rp, config.wrong_secret);
-  const { params, checks } = await authorizeAndCallback(issuer, good, rp);
+  const { params, checks } = await authorizeAndCallback(good, rp);
   await attempt('callback_wrong_secret', async () => {
     await bad.callback(rp.redirect_uri, params, checks);
   });
   // The same code still works with the right secret: the refusal was about the
   // client's credentials, and it did not use up the code.
-  const ok = await attempt('callback_right_secret', async () => {
+  await attempt('callback_right_secret', async () => {
     const ts = await good.callback(rp.redirect_uri, params, checks);
-    return { tokenSet: ts, sub: ts.claims().sub };
+    return { sub: ts.claims().sub };
   });
-  if (ok) hideTokenSet('callback_right_secret');
 }
 
 async function publicRevoke(issuer) {
-  const rp = config.client;
-  const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
-  const first = await callbackStep('callback', client, rp, params, checks);
-  const t1 = first.tokenSet;
-  hideTokenSet('callback');
+  const { client, t1 } = await signedIn(issuer);
   await attempt('revoke_refresh', async () => {
     await client.revoke(t1.refresh_token, 'refresh_token');
   });
   await refresh('refresh_after_revoke', client, t1.refresh_token);
-  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
 }
 
 // prompt=none without a session: the provider must answer login_required, and
@@ -411,7 +396,7 @@ async function publicRevoke(issuer) {
 async function silentWithoutSession(issuer) {
   const rp = config.client;
   const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp, 'authorize',
+  const { params, checks } = await authorizeAndCallback(client, rp, 'authorize',
     { prompt: 'none' });
   out.steps.authorize.iss_present = 'iss' in params;
   await attempt('callback', async () => {
@@ -428,19 +413,13 @@ async function pause(name) {
 // Acting for an enterprise: selection (or login_hint), the org claim in the ID token and
 // userinfo; then, with "pause", what the tokens are worth once the appointment has ended.
 async function org(issuer) {
-  const rp = config.client;
-  const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
-  const first = await callbackStep('callback', client, rp, params, checks);
-  const t1 = first.tokenSet;
-  hideTokenSet('callback');
+  const { client, t1 } = await signedIn(issuer);
   await userinfo('userinfo', client, t1);
   await introspect('introspect_access', client, t1.access_token, 'access_token');
   await introspect('introspect_refresh', client, t1.refresh_token, 'refresh_token');
   if (!config.pause) return;
   await pause('revoke');
   await refresh('refresh_after_revoke', client, t1.refresh_token);
-  if (out.steps.refresh_after_revoke.tokenSet) hideTokenSet('refresh_after_revoke');
   await introspect('introspect_access_after_revoke', client, t1.access_token, 'access_token');
   await introspect('introspect_refresh_after_revoke', client, t1.refresh_token, 'refresh_token');
   await userinfo('userinfo_after_revoke', client, t1.access_token);
@@ -451,7 +430,7 @@ async function org(issuer) {
 async function orgRefused(issuer) {
   const rp = config.client;
   const client = makeClient(issuer, rp);
-  const { params, checks } = await authorizeAndCallback(issuer, client, rp);
+  const { params, checks } = await authorizeAndCallback(client, rp);
   await attempt('callback', async () => {
     await client.callback(rp.redirect_uri, params, checks);
   });

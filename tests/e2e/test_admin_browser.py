@@ -14,8 +14,14 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE_VIEWPORT, open_context, sign_in
-from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
-from .test_stepup_browser import _sms_code
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    DEMO_PHONE,
+    LiveIdP,
+    provider,
+    running,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +63,7 @@ def test_reviewer_approves_a_queued_account(admin_idp, browser):
         expect(sms).to_contain_text("138****8000")
         sent_after = time.time() - 1
         sms.locator("button[type=submit]").click()
-        page.fill("#sms-code", _sms_code(admin_idp, sent_after))
+        page.fill("#sms-code", admin_idp.sms_code(DEMO_PHONE, "stepup", after=sent_after))
         page.locator("#sms-code").press("Enter")
         # Raised in place (same session): through /authorize and the callback, back.
         page.wait_for_url("**/admin/review")

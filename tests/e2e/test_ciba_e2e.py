@@ -5,7 +5,6 @@ driven over HTTP. Nothing of the provider runs in the test process."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from urllib.parse import urlsplit
@@ -13,7 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .conftest import LiveIdP, provider, running
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    DEMO_PHONE,
+    LiveIdP,
+    provider,
+    running,
+)
 from .node_script import NodeScript
 from .oauth import hidden_fields, pkce_pair, query
 from .rp_result import explain, ok, refused
@@ -24,9 +30,6 @@ CIBA = "urn:openid:params:grant-type:ciba"
 CITIZEN_ID = "11010519491231002X"
 CITIZEN_PASSWORD = "E2e-Password-2026"
 CITIZEN_PHONE = "13912345678"
-DEMO_CITIZEN_ID = "110105199003071239"
-DEMO_PASSWORD = "Demo@2026"
-DEMO_PHONE = "13800138000"
 APP_REDIRECT = "http://127.0.0.1/app/cb"
 
 
@@ -96,18 +99,6 @@ def app_decide(idp: LiveIdP, token: str, aid: str, decision: str, binding: str) 
     assert done.status_code == 200, done.text
 
 
-def outbox_code(idp: LiveIdP, phone: str) -> str:
-    path = idp.instance_path / "sms_outbox.log"
-    for _ in range(50):
-        if path.exists():
-            msgs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-            codes = [m["code"] for m in msgs if m["phone"] == phone and m["purpose"] == "ciba"]
-            if codes:
-                return codes[-1]
-        time.sleep(0.1)
-    raise AssertionError("no SMS in the dev outbox")
-
-
 def test_openid_client_polls_ciba_approved_denied_and_sms(node, idp, world):
     binding = "窗口 7 核对码 3381"
     config = {"issuer": idp.issuer, **world["clients"], "login_hint": CITIZEN_PHONE,
@@ -122,7 +113,7 @@ def test_openid_client_polls_ciba_approved_denied_and_sms(node, idp, world):
         app_decide(idp, token, deny["auth_req_id"], "deny", binding)
         flow.send()
         assert flow.wait("waiting", "sms_code")["sms_sent"] is True
-        flow.send("code " + outbox_code(idp, CITIZEN_PHONE))
+        flow.send("code " + idp.sms_code(CITIZEN_PHONE, "ciba"))
         r = flow.result()
     assert r["completed"], explain(r, "flow did not complete")
 
@@ -185,7 +176,7 @@ def _wait_done(s: requests.Session, url: str) -> str:
 
 
 def test_demo_hall_console_with_app_approval(idp, world):
-    token = app_token(idp, DEMO_CITIZEN_ID, DEMO_PASSWORD)
+    token = app_token(idp, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
     s, url = _console_request(idp, "hall", "clerk-0101", "窗口 2 核对码 5150")
     aid = next(r["id"] for r in requests.get(
         idp.url("/api/app/requests"), headers={"Authorization": f"Bearer {token}"},
@@ -204,11 +195,11 @@ def test_demo_hotline_console_with_sms_read_back(idp, world):
     fields = _form(s, url)
     sent = s.post(url + "/sms", data=fields, timeout=15)
     assert sent.status_code == 200 and "138****8000" in sent.text, sent.text[:500]
+    code = idp.sms_code(DEMO_PHONE, "ciba")
+    wrong = f"{(int(code) + 1) % 10**6:06d}"  # never the code sent
     fields = _form(s, url)
-    bad = s.post(url + "/sms-code", data={**fields, "code": "000000"}, timeout=15)
-    code = outbox_code(idp, DEMO_PHONE)
-    if code != "000000":
-        assert "验证码错误" in bad.text
+    bad = s.post(url + "/sms-code", data={**fields, "code": wrong}, timeout=15)
+    assert "验证码错误" in bad.text
     fields = _form(s, url)
     s.post(url + "/sms-code", data={**fields, "code": code}, timeout=15)
     html = _wait_done(s, url)

@@ -179,12 +179,13 @@ def test_cli_refuses_wrong_codes_past_dates_and_unknown_scopes(live_idp, world):
 
 @pytest.mark.node
 def test_agent_acts_for_the_enterprise_until_the_cli_revokes(node, live_idp, world):
-    rp = relying_party(node, live_idp, world, "org", AGENT_ID, org_choice=USCC, pause=True)
-    rp.wait("paused", "revoke")
-    out = revoke_by_cli(live_idp, AGENT_ID)  # the legal representative's decision, by the CLI
-    assert out["revoked"] == [world["agent_membership"]] and out["grants_ended"] >= 1, out
-    rp.send()
-    r = rp.result()
+    with relying_party(node, live_idp, world, "org", AGENT_ID, org_choice=USCC,
+                       pause=True) as rp:
+        rp.wait("paused", "revoke")
+        out = revoke_by_cli(live_idp, AGENT_ID)  # the legal representative's decision
+        assert out["revoked"] == [world["agent_membership"]] and out["grants_ended"] >= 1, out
+        rp.send()
+        r = rp.result()
     assert r["completed"] is True, explain(r, "flow did not complete")
 
     a = ok(r, "authorize")
@@ -249,12 +250,12 @@ def test_expired_appointment_is_not_offered_and_is_refused(node, live_idp, world
                      "agent", "--scope", "housing")
 
     # While valid: offered, and the tokens work; then it runs out under them.
-    rp = relying_party(node, live_idp, world, "org", EXPIRING_ID, org_choice=USCC,
-                      pause=True)
-    rp.wait("paused", "revoke")
-    _expire(live_idp, m["membership"])
-    rp.send()
-    r = rp.result()
+    with relying_party(node, live_idp, world, "org", EXPIRING_ID, org_choice=USCC,
+                       pause=True) as rp:
+        rp.wait("paused", "revoke")
+        _expire(live_idp, m["membership"])
+        rp.send()
+        r = rp.result()
     assert sorted(ok(r, "authorize")["org_select"]["options"]) == sorted([USCC, ORG_B])
     assert ok(r, "callback")["id_token_claims"]["org"] == org_claim("agent", ["customs", "tax"])
     assert ok(r, "introspect_access")["active"] is True

@@ -4,7 +4,6 @@ SMS code from the dev outbox, and the relying party gets an ID token saying L3."
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,12 +13,18 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
-from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    DEMO_PHONE,
+    LiveIdP,
+    provider,
+    running,
+)
 from .oauth import pkce_pair, query, redeem_code
 
 pytestmark = pytest.mark.browser
 
-DEMO_PHONE = "13800138000"
 REDIRECT = "https://rp.example/stepup/cb"  # never reached: the browser is stopped there
 
 
@@ -31,19 +36,6 @@ def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
                               "--redirect-uri", REDIRECT, "--first-party")["client_secret"]
         with running(live):
             yield live, secret
-
-
-def _sms_code(live: LiveIdP, after: float, timeout: float = 10) -> str:
-    outbox = live.instance_path / "sms_outbox.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if outbox.exists():
-            for line in reversed(outbox.read_text(encoding="utf-8").splitlines()):
-                msg = json.loads(line)
-                if msg["phone"] == DEMO_PHONE and msg["purpose"] == "stepup" and msg["at"] >= after:
-                    return msg["code"]
-        time.sleep(0.1)
-    raise AssertionError("no step-up SMS in the outbox:\n" + live.log_tail(20))
 
 
 def test_password_then_sms_step_up_gives_an_l3_id_token(idp, browser):
@@ -73,7 +65,7 @@ def test_password_then_sms_step_up_gives_an_l3_id_token(idp, browser):
         expect(sms).to_contain_text("138****8000")
         before = time.time() - 1
         sms.locator("button[type=submit]").click()
-        code = _sms_code(live, before)
+        code = live.sms_code(DEMO_PHONE, "stepup", after=before)
         screenshot(page, "step-up-sms-phone-390x844")
         page.fill("#sms-code", code)
         page.locator("#sms-code").press("Enter")

@@ -16,23 +16,20 @@ at the relying party, or a readable page. The rows are read from PostgreSQL.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
 import re
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 import psycopg
 import pytest
 import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
-from .conftest import LiveIdP, backend_env, free_port, running
+from .conftest import provider, running
+from .oauth import pkce_pair, query, redeem_code
 from .upstream import NodeUpstream, sign_in
 
 PASSWORD = "E2e-Upstream-2026"
@@ -68,25 +65,22 @@ DEPT_ACCOUNTS = [_account("chen", "dept-77", LINKED[0], LINKED[1]),
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[dict]:
-    work = tmp_path_factory.mktemp("upstream-e2e")
-    idp_port = free_port()
-    zj_port, dept_port = free_port(), free_port()
-    while dept_port in (zj_port, idp_port) or zj_port == idp_port:
-        zj_port, dept_port = free_port(), free_port()
-    cb = f"http://127.0.0.1:{idp_port}/login/upstream/{{}}/callback"
-    secrets_ = {"zj": secrets.token_urlsafe(24), "dept": secrets.token_urlsafe(24)}
-    zj = NodeUpstream(port=zj_port, workdir=work, claims_in_id_token=True,
-                      clients=[{"client_id": "idp-at-zj", "client_secret": secrets_["zj"],
-                                "redirect_uris": [cb.format("zj")]}])
-    dept = NodeUpstream(port=dept_port, workdir=work, claims_in_id_token=False,
-                        id_claim="sfzh",
-                        clients=[{"client_id": "idp-at-dept", "client_secret": secrets_["dept"],
-                                  "redirect_uris": [cb.format("dept")]}])
-    zj.set_accounts(_claims(ZJ_ACCOUNTS, "id_number"))
-    dept.set_accounts(_claims(DEPT_ACCOUNTS, "sfzh"))
-    instance = work / "idp"
-    instance.mkdir()
-    (instance / "dept.toml").write_text(f"""
+    # The two upstreams listen on the two ports after the provider's.
+    with provider(tmp_path_factory, "upstream-idp", span=3) as idp:
+        work = tmp_path_factory.mktemp("upstream-e2e")
+        zj_port, dept_port = idp.port + 1, idp.port + 2
+        cb = idp.issuer + "/login/upstream/{}/callback"
+        secrets_ = {"zj": secrets.token_urlsafe(24), "dept": secrets.token_urlsafe(24)}
+        zj = NodeUpstream(port=zj_port, workdir=work, claims_in_id_token=True,
+                          clients=[{"client_id": "idp-at-zj", "client_secret": secrets_["zj"],
+                                    "redirect_uris": [cb.format("zj")]}])
+        dept = NodeUpstream(port=dept_port, workdir=work, claims_in_id_token=False,
+                            id_claim="sfzh",
+                            clients=[{"client_id": "idp-at-dept", "client_secret": secrets_["dept"],
+                                      "redirect_uris": [cb.format("dept")]}])
+        zj.set_accounts(_claims(ZJ_ACCOUNTS, "id_number"))
+        dept.set_accounts(_claims(DEPT_ACCOUNTS, "sfzh"))
+        (idp.instance_path / "dept.toml").write_text(f"""
 [source]
 name = "dept"
 kind = "oidc"
@@ -105,29 +99,27 @@ level = "L3"
 id_number = "sfzh"
 name = "name"
 """, "utf-8")
-    upstreams = [{"source": {"name": "zj", "kind": "oidc", "system": "zj-idp",
-                             "label": "浙江政务服务网"},
-                  "oidc": {"issuer": zj.issuer, "client_id": "idp-at-zj",
-                           "client_secret": secrets_["zj"], "scope": "openid profile idcard",
-                           "create": True, "level": "L3"},
-                  "claims": {"id_number": "id_number", "name": "name"}},
-                 "dept.toml"]
-    with backend_env() as shared, zj, dept:
-        idp = LiveIdP(port=idp_port, issuer=f"http://127.0.0.1:{idp_port}", shared_env=shared,
-                      instance_path=instance)
-        idp.env["IDP_UPSTREAM_IDPS"] = json.dumps(upstreams, ensure_ascii=False)
-        idp.env["UPSTREAM_DEPT_SECRET"] = secrets_["dept"]
-        idp.run_cli("init")
-        commands = [("user", "add", "--id-number", n, "--name", name, "--password", PASSWORD)
-                    for n, name in (LINKED, RENAMED)]
-        commands.append(("client", "add", "--client-id", CLIENT_ID, "--name", "办事大厅门户",
-                         "--redirect-uri", REDIRECT, "--first-party"))
-        with ThreadPoolExecutor(max_workers=len(commands)) as pool:  # ~1 s each to start
-            *added, client = pool.map(lambda argv: idp.run_cli(*argv), commands)
-        people = {n: p["id"] for (n, _name), p in zip((LINKED, RENAMED), added, strict=True)}
-        with running(idp):
-            yield {"idp": idp, "zj": zj, "dept": dept, "people": people,
-                   "secret": client["client_secret"], "db": shared["DATABASE_URL"]}
+        upstreams = [{"source": {"name": "zj", "kind": "oidc", "system": "zj-idp",
+                                 "label": "浙江政务服务网"},
+                      "oidc": {"issuer": zj.issuer, "client_id": "idp-at-zj",
+                               "client_secret": secrets_["zj"], "scope": "openid profile idcard",
+                               "create": True, "level": "L3"},
+                      "claims": {"id_number": "id_number", "name": "name"}},
+                     "dept.toml"]
+        with zj, dept:
+            idp.env["IDP_UPSTREAM_IDPS"] = json.dumps(upstreams, ensure_ascii=False)
+            idp.env["UPSTREAM_DEPT_SECRET"] = secrets_["dept"]
+            idp.run_cli("init")
+            commands = [("user", "add", "--id-number", n, "--name", name, "--password", PASSWORD)
+                        for n, name in (LINKED, RENAMED)]
+            commands.append(("client", "add", "--client-id", CLIENT_ID, "--name", "办事大厅门户",
+                             "--redirect-uri", REDIRECT, "--first-party"))
+            with ThreadPoolExecutor(max_workers=len(commands)) as pool:  # ~1 s each to start
+                *added, client = pool.map(lambda argv: idp.run_cli(*argv), commands)
+            people = {n: p["id"] for (n, _name), p in zip((LINKED, RENAMED), added, strict=True)}
+            with running(idp):
+                yield {"idp": idp, "zj": zj, "dept": dept, "people": people,
+                       "secret": client["client_secret"], "db": idp.env["DATABASE_URL"]}
 
 
 def _rows(world, sql: str, *args) -> list[tuple]:
@@ -152,9 +144,7 @@ def _sign_in_with(world, upstream: str, username: str) -> tuple[str | requests.R
     """The whole dance in a fresh browser; (code URL or final page, PKCE verifier)."""
     idp = world["idp"]
     browser = requests.Session()
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     auth = idp.url("/authorize?" + urlencode({
         "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT,
         "scope": "openid profile", "state": "rp-state", "nonce": "rp-nonce",
@@ -176,21 +166,12 @@ def _sign_in_with(world, upstream: str, username: str) -> tuple[str | requests.R
 
 def _id_token(world, code_url: str, verifier: str) -> dict:
     idp = world["idp"]
-    q = {k: v[0] for k, v in parse_qs(urlsplit(code_url).query).items()}
+    q = query(code_url)
     assert q["state"] == "rp-state", q
-    resp = requests.post(idp.url("/token"), auth=(CLIENT_ID, world["secret"]), timeout=15,
-                         data={"grant_type": "authorization_code", "code": q["code"],
-                               "redirect_uri": REDIRECT, "code_verifier": verifier})
-    assert resp.status_code == 200, resp.text
-    id_token = resp.json()["id_token"]
-    kid = json.loads(base64.urlsafe_b64decode(id_token.split(".")[0] + "==="))["kid"]
-    published = requests.get(idp.discovery()["jwks_uri"], timeout=5).json()["keys"]
-    # Only the signing key: joserfc here has no SM2 to import the SM2 keys with.
-    token = jwt.decode(id_token, KeySet.import_key_set(
-        {"keys": [k for k in published if k["kid"] == kid]}))
-    assert token.claims["iss"] == idp.issuer and token.claims["aud"] in (CLIENT_ID, [CLIENT_ID])
-    assert token.claims["nonce"] == "rp-nonce"
-    return token.claims
+    claims = redeem_code(idp, CLIENT_ID, world["secret"], q["code"], REDIRECT, verifier)
+    assert claims["iss"] == idp.issuer and claims["aud"] in (CLIENT_ID, [CLIENT_ID])
+    assert claims["nonce"] == "rp-nonce"
+    return claims
 
 
 def _links(world, source: str) -> dict[str, tuple]:

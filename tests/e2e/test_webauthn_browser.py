@@ -19,9 +19,15 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
-from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
+from .conftest import (
+    DEMO_CITIZEN_ID,
+    DEMO_CITIZEN_PASSWORD,
+    DEMO_PHONE,
+    LiveIdP,
+    provider,
+    running,
+)
 from .oauth import pkce_pair, query, redeem_code
-from .test_stepup_browser import _sms_code
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +92,7 @@ def test_passkey_registration_sign_in_and_step_up(idp, page):
     expect(sms).to_contain_text("138****8000")
     sent_after = time.time() - 1
     sms.locator("button[type=submit]").click()
-    page.fill("#sms-code", _sms_code(live, sent_after))
+    page.fill("#sms-code", live.sms_code(DEMO_PHONE, "stepup", after=sent_after))
     page.locator("#sms-code").press("Enter")
     page.wait_for_url(live.url("/account/passkeys"))
     expect(page.locator("#passkey-step-up")).to_have_count(0)

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.e2e.upstream import NodeUpstream, free_port, sign_in
+from tests.e2e.conftest import free_port
+from tests.e2e.upstream import NodeUpstream, sign_in
 from tests.helpers import (
     CITIZEN_ID,
     authorize_url,
