@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -129,3 +131,19 @@ def tokens_for(client, rp: RP, **params) -> dict:
     resp = exchange(client, rp, code, verifier)
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()
+
+
+def sms_outbox(app) -> list[dict]:
+    """The messages the development SMS gateway wrote (idp.authn.sms_gateways.DevOutbox)."""
+    path = app.config.get("SMS_OUTBOX") or os.path.join(app.instance_path, "sms_outbox.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def last_sms_code(app, phone: str, purpose: str | None = None) -> str:
+    msgs = [m for m in sms_outbox(app) if m["phone"] == phone
+            and (purpose is None or m["purpose"] == purpose)]
+    assert msgs, f"no SMS to {phone}"
+    return msgs[-1]["code"]

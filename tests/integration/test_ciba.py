@@ -5,7 +5,6 @@ or reading an SMS code back to a hotline agent."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 
@@ -21,7 +20,7 @@ from idp.clients import CIBA, ClientError, forget_client, register_client
 from idp.extensions import db
 from idp.models import Client, Person
 from idp.oidc.tokens import keyring
-from tests.helpers import CITIZEN_ID, CITIZEN_PHONE, RP, make_client, make_person
+from tests.helpers import CITIZEN_ID, CITIZEN_PHONE, RP, last_sms_code, make_client, make_person
 
 BINDING = "窗口 3 核对码 4721"
 CLERK = "clerk-0042"
@@ -330,13 +329,6 @@ def test_offline_access_refresh_keeps_clerk_and_channel(client, person):
     assert idt["act"] == {"sub": CLERK, "client_id": "hall-rt"} and idt["channel"] == "hall"
 
 
-def _outbox_code(app, phone: str) -> str:
-    path = app.config.get("SMS_OUTBOX") or os.path.join(app.instance_path, "sms_outbox.log")
-    with open(path, encoding="utf-8") as fh:
-        lines = [json.loads(line) for line in fh if line.strip()]
-    return [m for m in lines if m["phone"] == phone and m["purpose"] == "ciba"][-1]["code"]
-
-
 def test_hotline_sms_read_back(ctx, client, person):
     set_level(person, "L3")
     rp = ciba_client("hotline1", channel="hotline")
@@ -347,7 +339,7 @@ def test_hotline_sms_read_back(ctx, client, person):
     assert sent.status_code == 200, sent.get_json()
     assert sent.get_json()["sent"] is True
     assert sent.get_json()["phone"] != CITIZEN_PHONE and sent.get_json()["phone"].endswith("5678")
-    code = _outbox_code(ctx, CITIZEN_PHONE)
+    code = last_sms_code(ctx, CITIZEN_PHONE, "ciba")
 
     wrong = client.post(url, headers=rp.basic,
                         data={"code": "000000" if code != "000000" else "111111"})
@@ -396,7 +388,7 @@ def test_sms_read_back_refusals(ctx, client, person):
     assert int(second.headers["Retry-After"]) > 0
     approve(aid, ok=False)  # the citizen denied it on the app meanwhile
     late = client.post(f"/bc-authorize/{aid}/sms-code", headers=hotline.basic,
-                       data={"code": _outbox_code(ctx, CITIZEN_PHONE)})
+                       data={"code": last_sms_code(ctx, CITIZEN_PHONE, "ciba")})
     assert err(late) == "invalid_grant"
     assert err(poll(client, hotline, aid)) == "access_denied"
     assert events("ciba.sms_sent") and len(events("ciba.sms_sent")) == 1

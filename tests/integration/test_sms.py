@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
 from joserfc import jwt
@@ -25,25 +24,13 @@ from tests.helpers import (
     authorize_url,
     exchange,
     form_fields,
+    last_sms_code,
     pkce_pair,
     query,
+    sms_outbox,
 )
 
 OTHER_PHONE = "13700001111"  # registered to nobody
-
-
-def outbox(app) -> list[dict]:
-    path = Path(app.instance_path) / "sms_outbox.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def last_code(app, phone: str, purpose: str | None = None) -> str:
-    msgs = [m for m in outbox(app) if m["phone"] == phone
-            and (purpose is None or m["purpose"] == purpose)]
-    assert msgs, f"no SMS to {phone}"
-    return msgs[-1]["code"]
 
 
 @pytest.fixture
@@ -58,7 +45,7 @@ def cfg(ctx):
 def test_code_is_six_digits_single_use_and_stored_only_as_a_mac(ctx):
     sent = sms.send_code("+86 139-1234-5678", "login", ip="192.0.2.1")
     assert sent.ok and sent.masked_phone == "139****5678"
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     assert len(code) == 6 and code.isdigit()
     record = store().get(sms._code_key(CITIZEN_PHONE, "login"))
     assert record is not None and code not in json.dumps(record)
@@ -71,7 +58,7 @@ def test_code_is_six_digits_single_use_and_stored_only_as_a_mac(ctx):
 
 def test_code_expires(ctx, monkeypatch):
     sms.send_code(CITIZEN_PHONE, "login", ip=None)
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     real = time.time
     monkeypatch.setattr(sms, "_now", lambda: real() + ctx.config["SMS_CODE_TTL"] + 1)
     result = sms.verify_code(CITIZEN_PHONE, "login", code)
@@ -86,7 +73,7 @@ def _wrong(code: str) -> str:
 
 def test_five_wrong_tries_kill_the_code(ctx):
     sms.send_code(CITIZEN_PHONE, "login", ip=None)
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     for left in (4, 3, 2, 1):
         result = sms.verify_code(CITIZEN_PHONE, "login", _wrong(code))
         assert (result.ok, result.error, result.tries_left) == (False, "invalid", left)
@@ -97,7 +84,7 @@ def test_five_wrong_tries_kill_the_code(ctx):
 
 def test_right_code_on_the_fifth_try_still_works(ctx):
     sms.send_code(CITIZEN_PHONE, "stepup", ip=None)
-    code = last_code(ctx, CITIZEN_PHONE, "stepup")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "stepup")
     for _ in range(4):
         assert sms.verify_code(CITIZEN_PHONE, "stepup", "abc").error == "invalid"
     assert sms.verify_code(CITIZEN_PHONE, "stepup", f" {code[:3]} {code[3:]} ").ok
@@ -137,7 +124,7 @@ def test_limits_and_codes_hold_across_two_app_instances(ctx, backend_config):
                         "SECRET_KEY": ctx.config["SECRET_KEY"]},
                        instance_path=ctx.instance_path)
     assert sms.send_code(CITIZEN_PHONE, "login", ip="203.0.113.9").ok
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     with other.app_context():
         assert sms.send_code(CITIZEN_PHONE, "login", ip=None).error == "rate_limited"
         assert sms.verify_code(CITIZEN_PHONE, "login", code).ok
@@ -150,7 +137,7 @@ def test_limits_and_codes_hold_across_two_app_instances(ctx, backend_config):
 def test_dev_outbox_has_the_message_and_the_log_line_is_masked(ctx, caplog):
     caplog.set_level(logging.INFO, logger="idp.authn.sms_gateways")
     assert sms.send_code(CITIZEN_PHONE, "ciba", ip=None).ok
-    msg = outbox(ctx)[-1]
+    msg = sms_outbox(ctx)[-1]
     assert msg["phone"] == CITIZEN_PHONE and msg["purpose"] == "ciba"
     assert msg["code"] in msg["text"] and "【统一身份认证平台】" in msg["text"]
     logged = [r.getMessage() for r in caplog.records if r.name == "idp.authn.sms_gateways"]
@@ -159,10 +146,10 @@ def test_dev_outbox_has_the_message_and_the_log_line_is_masked(ctx, caplog):
 
 
 def test_invalid_phone_is_refused_before_anything_is_sent(ctx):
-    before = len(outbox(ctx))
+    before = len(sms_outbox(ctx))
     assert sms.send_code("12345", "login", ip=None).error == "invalid_phone"
     assert sms.verify_code("+1 415 555 0100", "login", "123456").error == "invalid_phone"
-    assert len(outbox(ctx)) == before
+    assert len(sms_outbox(ctx)) == before
 
 
 class _Gateway(BaseHTTPRequestHandler):
@@ -246,7 +233,7 @@ def test_sms_sign_in_gives_an_l2_session_with_amr_sms(ctx, client, person, rp):
     sent = client.post("/login/sms", data={"csrf_token": token, "rid": rid, "action": "send",
                                            "phone": "139 1234 5678"})
     assert sent.status_code == 200 and "139****5678" in sent.get_data(as_text=True)
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     wrong = client.post("/login/sms", data={"csrf_token": token, "rid": rid, "action": "verify",
                                             "phone": CITIZEN_PHONE, "code": _wrong(code)})
     assert wrong.status_code == 400 and "验证码错误" in wrong.get_data(as_text=True)
@@ -275,7 +262,7 @@ def test_sms_sign_in_gives_an_l2_session_with_amr_sms(ctx, client, person, rp):
 
 def test_sms_sign_in_does_not_reveal_whether_a_phone_is_registered(ctx, client, person, rp):
     rid, token = _sms_page(client, rp)
-    before = len(outbox(ctx))
+    before = len(sms_outbox(ctx))
     pages = {}
     for phone in (CITIZEN_PHONE, OTHER_PHONE):
         resp = client.post("/login/sms", data={"csrf_token": token, "rid": rid,
@@ -283,7 +270,7 @@ def test_sms_sign_in_does_not_reveal_whether_a_phone_is_registered(ctx, client, 
         assert resp.status_code == 200
         pages[phone] = _masked_page(resp, phone)
     assert pages[CITIZEN_PHONE] == pages[OTHER_PHONE]
-    assert [m["phone"] for m in outbox(ctx)[before:]] == [CITIZEN_PHONE]  # only the registered
+    assert [m["phone"] for m in sms_outbox(ctx)[before:]] == [CITIZEN_PHONE]  # only the registered
     # Asking again at once is refused alike, registered or not.
     again = {p: client.post("/login/sms", data={"csrf_token": token, "rid": rid, "action": "send",
                                                 "phone": p}).get_data(as_text=True)
@@ -318,7 +305,7 @@ def test_a_wrong_code_reads_alike_for_registered_and_unregistered_numbers(ctx, c
         assert client.post("/login/sms", data={"csrf_token": token, "rid": rid,
                                                "action": "send",
                                                "phone": phone}).status_code == 200
-    code = last_code(ctx, CITIZEN_PHONE, "login")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "login")
     for tries in range(ctx.config["SMS_CODE_MAX_TRIES"]):
         pages, codes = {}, set()
         for phone in (CITIZEN_PHONE, OTHER_PHONE):

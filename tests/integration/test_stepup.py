@@ -3,9 +3,7 @@ sign-in, real-name verification of an L2 account, refusal when the level is out 
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyotp
@@ -25,16 +23,11 @@ from tests.helpers import (
     exchange,
     follow_login,
     form_fields,
+    last_sms_code,
     pkce_pair,
     query,
     tokens_for,
 )
-
-
-def last_code(app, phone: str, purpose: str) -> str:
-    lines = (Path(app.instance_path) / "sms_outbox.log").read_text(encoding="utf-8").splitlines()
-    msgs = [m for m in map(json.loads, lines) if m["phone"] == phone and m["purpose"] == purpose]
-    return msgs[-1]["code"]
 
 
 def set_level(person, level: str) -> None:
@@ -91,7 +84,7 @@ def test_sms_step_up_from_l2_session_to_l3(ctx, client, person, rp):
     assert "139****5678" in flow.html
     sent = flow.post("sms_send")
     assert sent.status_code == 200 and 'name="code"' in flow.html
-    code = last_code(ctx, CITIZEN_PHONE, "stepup")
+    code = last_sms_code(ctx, CITIZEN_PHONE, "stepup")
     wrong = flow.post("sms_verify", code=f"{(int(code) + 1) % 10 ** 6:06d}")
     assert wrong.status_code == 400 and "验证码错误" in flow.html
     claims = flow.finish(flow.post("sms_verify", code=code))
@@ -144,7 +137,7 @@ def test_real_name_verification_raises_an_l2_account_then_a_second_factor(ctx, c
     assert [(e.details["from"], e.details["to"]) for e in events] == [("L2", "L3")]
 
     flow.post("sms_send")
-    claims = flow.finish(flow.post("sms_verify", code=last_code(ctx, CITIZEN_PHONE, "stepup")))
+    claims = flow.finish(flow.post("sms_verify", code=last_sms_code(ctx, CITIZEN_PHONE, "stepup")))
     assert claims["acr"] == "L3" and set(claims["amr"]) == {"pwd", "sms"}
 
 
@@ -208,7 +201,7 @@ def test_sms_signed_in_session_steps_up_with_the_password(ctx, client, person, r
                                     "phone": CITIZEN_PHONE})
     signed_in = client.post("/login/sms", data={
         "csrf_token": token, "action": "verify", "phone": CITIZEN_PHONE,
-        "code": last_code(ctx, CITIZEN_PHONE, "login")})
+        "code": last_sms_code(ctx, CITIZEN_PHONE, "login")})
     assert signed_in.status_code == 302
     flow = Flow(client, rp)
     # A second SMS proves nothing new; the password does.

@@ -3,9 +3,7 @@ the secret SM4-encrypted and bound to its owner, the person's own security page.
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pyotp
@@ -22,6 +20,7 @@ from tests.helpers import (
     CITIZEN_PASSWORD,
     CITIZEN_PHONE,
     form_fields,
+    last_sms_code,
     make_person,
     query,
 )
@@ -132,9 +131,7 @@ def step_up_by_sms(client, token: str) -> None:
     page = client.get(url).get_data(as_text=True)
     fields = {"csrf_token": form_fields(page)["csrf_token"], "rid": query(url)["rid"]}
     assert client.post("/login/step-up", data={**fields, "action": "sms_send"}).status_code == 200
-    outbox = Path(client.application.instance_path) / "sms_outbox.log"
-    code = [m for m in map(json.loads, outbox.read_text(encoding="utf-8").splitlines())
-            if m["phone"] == CITIZEN_PHONE and m["purpose"] == "stepup"][-1]["code"]
+    code = last_sms_code(client.application, CITIZEN_PHONE, "stepup")
     back = client.post("/login/step-up", data={**fields, "action": "sms_verify", "code": code})
     assert back.status_code == 302 and back.headers["Location"] == "/account/security"
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import secrets
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import cbor2
@@ -35,6 +34,7 @@ from tests.helpers import (
     authorize_url,
     follow_login,
     form_fields,
+    last_sms_code,
     make_person,
     query,
 )
@@ -133,13 +133,6 @@ def _sign_in(client, username=CITIZEN_ID, password=CITIZEN_PASSWORD) -> str:
     return csrf
 
 
-def _sms_code(client) -> str:
-    outbox = Path(client.application.instance_path) / "sms_outbox.log"
-    sent = [m for m in map(json.loads, outbox.read_text(encoding="utf-8").splitlines())
-            if m["phone"] == CITIZEN_PHONE and m["purpose"] == "stepup"]
-    return sent[-1]["code"]
-
-
 def _start_step_up(client, back="/account/passkeys") -> str:
     """The page's "先验证身份" button: the step-up page's URL it leads to."""
     csrf = form_fields(client.get(back).get_data(as_text=True))["csrf_token"]
@@ -156,8 +149,8 @@ def _step_up_by_sms(client, url: str, back="/account/passkeys") -> None:
     fields = {"csrf_token": form_fields(page.get_data(as_text=True))["csrf_token"],
               "rid": query(url)["rid"]}
     assert client.post("/login/step-up", data={**fields, "action": "sms_send"}).status_code == 200
-    resp = client.post("/login/step-up", data={**fields, "action": "sms_verify",
-                                               "code": _sms_code(client)})
+    code = last_sms_code(client.application, CITIZEN_PHONE, "stepup")
+    resp = client.post("/login/step-up", data={**fields, "action": "sms_verify", "code": code})
     assert resp.status_code == 302 and resp.headers["Location"] == back
 
 
