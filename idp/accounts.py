@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import unicodedata
+from dataclasses import dataclass
 
 from .crypto.passwords import hash_password
 from .extensions import db
@@ -12,6 +14,59 @@ from .models import Person, id_number_index, phone_index
 
 class AccountError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """What a typed identifier turned out to be: ``kind`` ``id`` or ``phone``, the
+    normalised ``value``, and the person it names (None: nobody, or a phone shared by
+    several accounts, which names nobody in particular)."""
+
+    kind: str
+    value: str
+    person: Person | None
+
+
+def looks_like_phone(text: str) -> bool:
+    """Phone numbers are 11 digits (optionally +86/0086 in front); ID numbers are 15 or
+    18 characters starting with a province code (never 0 or 86), so the two don't clash."""
+    s = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch not in " -()\u3000")
+    if s.startswith("+"):
+        return True
+    return s.isdigit() and (len(s) == 11 or (len(s) == 13 and s.startswith("86"))
+                            or (len(s) == 15 and s.startswith("0086")))
+
+
+def person_by_id_number(number: str) -> Person | None:
+    """The person holding an already normalised ID number (``parse_person_id().number``)."""
+    return db.session.scalar(db.select(Person).where(
+        Person.id_number_idx == id_number_index(number)))
+
+
+def person_by_phone(phone: str) -> Person | None:
+    """The one person registered with an already normalised phone number, or None."""
+    found = db.session.scalars(db.select(Person).where(
+        Person.phone_idx == phone_index(phone)).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def person_by_identifier(text: str, *, phone: bool = True) -> Identifier:
+    """Resolve what a person or an operator typed — an ID number in any accepted written
+    form (15 digits, lower-case x, full-width digits, permits) or, with ``phone``, a
+    mainland mobile number (``+86``/``0086`` forms too) — to the person it names.
+
+    The one look-up by identifier for sign-in, counters, hotlines, the CLI and the
+    console. Raises :class:`~idp.identity.InvalidIdNumber` or
+    :class:`~idp.identity.InvalidPhone` (each with ``message``/``message_en``) when the
+    text cannot be either."""
+    text = (text or "").strip()
+    if len(text) > 64:
+        raise InvalidIdNumber("length", "证件号码过长", "the identifier is too long")
+    if phone and looks_like_phone(text):
+        value = normalize_phone(text)
+        return Identifier("phone", value, person_by_phone(value))
+    number = parse_person_id(text).number
+    return Identifier("id", number, person_by_id_number(number))
 
 
 MIN_PASSWORD = 8
@@ -34,8 +89,7 @@ def create_person(id_number: str, name: str, password: str | None, phone: str | 
             norm_phone = normalize_phone(phone)
         except InvalidPhone as exc:
             raise AccountError(f"invalid phone number: {exc.message_en}") from None
-    if db.session.scalar(db.select(Person.id).where(
-            Person.id_number_idx == id_number_index(parsed.number))):
+    if person_by_id_number(parsed.number) is not None:
         raise AccountError("a person with this ID number already exists")
     if norm_phone and db.session.scalar(db.select(Person.id).where(
             Person.phone_idx == phone_index(norm_phone))):
