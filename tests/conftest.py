@@ -20,7 +20,7 @@ def backend_config(request, tmp_path_factory):
         return
     problem = backends.pg_available() or backends.redis_available()
     if problem:
-        pytest.fail(f"PostgreSQL/Redis on 127.0.0.1 are required (tests/run.sh starts them): "
+        pytest.fail(f"PostgreSQL/Redis on 127.0.0.1 are required (scripts/test.sh starts them): "
                     f"{problem}")
     name, url = backends.create_pg_database()
     prefix = backends.redis_prefix()

@@ -31,7 +31,7 @@ DDL = ("CREATE TABLE {t} (yhid INTEGER, xm TEXT, sfzh TEXT, sj TEXT, mm TEXT, ya
 def pg_url():
     problem = backends.pg_available()
     if problem:
-        pytest.fail(f"PostgreSQL on 127.0.0.1 is required (tests/run.sh starts it): {problem}")
+        pytest.fail(f"PostgreSQL on 127.0.0.1 is required (scripts/test.sh starts it): {problem}")
     name, url = backends.create_pg_database()
     try:
         with psycopg.connect(url, autocommit=True) as conn:
