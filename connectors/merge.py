@@ -8,7 +8,7 @@ lists every row that moved, by id, and every consent as it was, so
 ``undo_merge(record)`` puts back exactly the state before.
 
 What does not come back on undo: the absorbed person's grants. Their tokens name a
-subject that stops existing, so they are revoked (``idp.oidc.tokens.revoke_grant``)
+subject that stops existing, so they are revoked (``idp.revocation.revoke_grant``)
 after the merge commits; a revoked token is never made valid again — the person signs
 in anew. Access tokens of grants without a refresh token cannot be found by person,
 but every resource check (userinfo, refresh) already refuses a person not ``active``.
@@ -36,6 +36,7 @@ from idp.models import (
     TotpCredential,
     WebAuthnCredential,
 )
+from idp.revocation import revoke_grant
 
 # Tables whose rows belong to a person through ``person_id`` and move as they are.
 MOVED_TABLES = {
@@ -181,8 +182,6 @@ def prepare_merge(survivor_id: str, absorbed_id: str, *, actor: str, reason: str
 
 def finish_merge(record: MergeRecord) -> None:
     """After the merge committed: revoke the absorbed person's grants, audit."""
-    from idp.oidc.tokens import revoke_grant
-
     for gid in (record.moved or {}).get("revoked_grants") or []:
         revoke_grant(gid, reason="person_merged")
     audit.record("person.merged", actor=record.actor, subject=record.survivor_id,

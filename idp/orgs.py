@@ -17,6 +17,7 @@ from . import audit
 from .extensions import db
 from .identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code, parse_person_id
 from .models import Membership, Organisation, Person, RefreshToken, id_number_index
+from .revocation import revoke_grant
 
 BUSINESS_SCOPES = ("all", "tax", "social-security", "customs", "market-regulation", "housing")
 ROLE_NAMES = {"legal_rep": "法定代表人", "admin": "管理员", "agent": "经办人"}
@@ -174,8 +175,6 @@ def grant(org: Organisation, id_number: str, role: str, scopes: list[str],
 def revoke(membership: Membership, *, by: str) -> int:
     """End a membership now, and every grant made under it: refresh tokens stop working
     and its access tokens are refused at introspection and userinfo from this moment."""
-    from .oidc.tokens import revoke_grant
-
     if membership.role == "legal_rep":
         raise OrgError("the legal representative changes only through re-registration")
     membership.revoked_at = time.time()

@@ -8,6 +8,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 from ..clients import find_client
 from ..extensions import db
 from ..models import RefreshToken
+from ..revocation import revoke_grant
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .subject import subject_for
 from .tokens import (
@@ -15,7 +16,6 @@ from .tokens import (
     InvalidAccessToken,
     decode_access_token,
     revoke_access_token,
-    revoke_grant,
 )
 
 

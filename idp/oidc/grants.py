@@ -26,10 +26,11 @@ from ..crypto.sm3 import half_hash_sm3
 from ..extensions import db
 from ..models import Person, RefreshToken
 from ..orgs import valid_membership
+from ..revocation import revoke_grant
 from ..store import store
 from .claims import legacy_claim, user_claims
 from .subject import Subject, subject_for
-from .tokens import issuer, keyring, revoke_grant
+from .tokens import issuer, keyring
 
 log = logging.getLogger(__name__)
 

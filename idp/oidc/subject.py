@@ -10,6 +10,7 @@ from flask import current_app
 
 from ..authn.assurance import public_amr
 from ..models import Client, Person
+from ..orgs import org_claim, valid_membership
 
 
 def subject_for(client: Client, person_id: str) -> str:
@@ -69,8 +70,6 @@ class Subject:
         the ID token both carry it); None when the appointment has just ended."""
         if not self.membership_id:
             return None
-        from ..orgs import org_claim, valid_membership
-
         membership = valid_membership(self.membership_id)
         return org_claim(membership) if membership else None
 

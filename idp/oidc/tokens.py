@@ -1,4 +1,4 @@
-"""Access tokens (RFC 9068 JWTs), refresh tokens, and revocation of whole grants."""
+"""Access tokens (RFC 9068 JWTs) and refresh tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from joserfc.errors import JoseError
 from .. import audit
 from ..extensions import db
 from ..models import RefreshToken
+from ..orgs import valid_membership
 from ..store import store
 from .subject import Subject
 
@@ -167,8 +168,6 @@ class AccessToken:
         mid = self.claims.get("idp_mid")
         if mid:
             # Acting for an organisation: valid only while the appointment is.
-            from ..orgs import valid_membership
-
             return valid_membership(mid) is None
         return False
 
@@ -200,25 +199,3 @@ def revoke_access_token(claims: dict[str, Any]) -> None:
     audit.record("token.revoked", actor=claims.get("client_id", "system"),
                  client_id=claims.get("client_id"), details={"jti": claims["jti"]})
 
-
-def revoke_grant(gid: str, reason: str = "revoked") -> int:
-    """Revoke every refresh token of a grant and every access token issued from it."""
-    now = time.time()
-    rows = db.session.scalars(
-        db.select(RefreshToken).where(
-            RefreshToken.family_id == gid, RefreshToken.revoked_at.is_(None)
-        )
-    ).all()
-    for row in rows:
-        row.revoked_at = now
-    db.session.commit()
-    ttl = current_app.config["ACCESS_TOKEN_TTL"] + 60
-    jtis = store().members(f"gjti:{gid}")
-    for jti in jtis:
-        store().set(f"revoked:{jti}", 1, ttl)
-    client_id = rows[0].client_id if rows else None
-    audit.record("grant.revoked", actor=client_id or "system", client_id=client_id,
-                 subject=rows[0].person_id if rows else None,
-                 details={"gid": gid, "reason": reason, "refresh_tokens": len(rows),
-                          "access_tokens": len(jtis)})
-    return len(rows) + len(jtis)
