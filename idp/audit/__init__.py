@@ -15,6 +15,7 @@ that is hashed, and what the chain does and does not prove, are in
 :mod:`idp.audit.chain`.
 """
 
+from . import background  # noqa: F401 - registers the chaining pass that follows record()
 from .chain import (
     FIELDS,
     ZERO_HASH,

@@ -163,6 +163,7 @@ def chainer(app: Flask | None = None) -> Chainer:
         return found
 
 
+@audit_log.on_recorded
 def recorded() -> None:
     chainer().recorded()
 

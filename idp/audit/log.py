@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -87,6 +87,18 @@ CHAIN_BATCH = 1000
 FLUSH_LOCK_TIMEOUT = "60s"
 
 log = logging.getLogger("idp.audit")
+
+# Called after every committed record(). The scheduler that chains entries
+# (:mod:`idp.audit.background`) registers itself here when ``idp.audit`` is imported: it
+# needs this module's chaining pass, so this module must not import it back.
+_after_record: list[Callable[[], None]] = []
+
+
+def on_recorded(hook: Callable[[], None]) -> Callable[[], None]:
+    """Have ``hook`` called (in the recording thread and app context) after each record."""
+    if hook not in _after_record:
+        _after_record.append(hook)
+    return hook
 
 
 class AuditError(RuntimeError):
@@ -209,9 +221,8 @@ def record(event: str, *, actor: str, subject: str | None = None,
         raise AuditError(_DEADLOCK.format(what="record()"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         pid = conn.execute(_RECORD, row).scalar_one()
-    from . import background
-
-    background.recorded()
+    for hook in _after_record:
+        hook()
     return Pending(id=pid, **row)
 
 
