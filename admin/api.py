@@ -14,10 +14,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import CSRFError, generate_csrf
 
 from connectors import review
+from connectors import review_listing as q
 from idp.extensions import db
 
 from . import auth
-from . import queue as q
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from idp.cli import app_context, emit, fail, operator
+from idp.cli.common import app_context, emit, fail, operator
 from idp.models import ADMIN_ROLES
 
 

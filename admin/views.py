@@ -27,6 +27,7 @@ from flask_babel import lazy_gettext as _l
 
 from connectors import merge as person_merge
 from connectors import review
+from connectors import review_listing as q
 from idp import audit
 from idp.extensions import db
 from idp.identity import InvalidCreditCode, parse_credit_code
@@ -34,7 +35,6 @@ from idp.models import Organisation
 from idp.orgs import find_org
 
 from . import auth, roles
-from . import queue as q
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")

@@ -116,6 +116,14 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     return app
 
 
+def cli_commands() -> list:
+    """Command groups the ``idp`` command takes from ``admin/``, which only this module
+    may import (the console's package sits above the provider)."""
+    from admin.cli import admin_group
+
+    return [admin_group]
+
+
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Several threads (and the store's own connections) share one file.

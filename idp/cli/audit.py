@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from . import app_context, emit, fail
+from .common import app_context, emit, fail
 
 _HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
 

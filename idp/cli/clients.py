@@ -8,7 +8,7 @@ import secrets
 import click
 
 from .. import audit
-from . import app_context, emit, fail, operator
+from .common import app_context, emit, fail, operator
 
 
 @click.group()

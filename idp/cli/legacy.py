@@ -8,7 +8,7 @@ import click
 
 from connectors.importer import BATCH_SIZE
 
-from . import app_context, emit, fail
+from .common import app_context, emit, fail
 
 
 @click.group("legacy")

@@ -9,7 +9,7 @@ import click
 
 from connectors.review import STATES
 
-from . import app_context, emit, fail, operator
+from .common import app_context, emit, fail, operator
 
 _STATES = [*STATES, "all"]
 
@@ -24,7 +24,7 @@ def merge() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def merge_list(state: str, as_json: bool) -> None:
     """Review items, masked as the admin console shows them."""
-    from admin.queue import list_items
+    from connectors.review_listing import list_items
 
     with app_context():
         rows, _total = list_items(state, page=1, per_page=1000)

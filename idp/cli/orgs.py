@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from . import app_context, emit, fail, operator
+from .common import app_context, emit, fail, operator
 
 
 @click.group("org")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import app_context, emit, fail, operator
+from .common import app_context, emit, fail, operator
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import audit
-from . import app_context, emit, fail, operator
+from .common import app_context, emit, fail, operator
 
 
 @click.group()

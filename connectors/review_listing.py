@@ -1,4 +1,4 @@
-"""What the console and its API show of the review queue: always masked.
+"""What the console, its API and ``idp merge list`` show of the review queue: always masked.
 
 Names keep their first character, ID numbers their region and last four, phones their
 carrier prefix and last four (``idp.identity.masking``). The legacy id and source are
