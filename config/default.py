@@ -34,17 +34,30 @@ UI_COOKIE_NAME = "idp_ui"
 SSO_IDLE_TIMEOUT = 30 * 60
 SSO_ABSOLUTE_TIMEOUT = 8 * 60 * 60
 
-# Password sign-in lockout.
+# Password sign-in lockout, per account (its ID number and phone share one): wrong
+# passwords within LOCKOUT_SECONDS before the account is locked for LOCKOUT_SECONDS.
 LOCKOUT_THRESHOLD = 5
 LOCKOUT_SECONDS = 15 * 60
+# At most LOCKOUT_THRESHOLD passwords of one account are checked at once; a sign-in
+# beyond that waits this many seconds at most for a check to finish, then is refused.
+LOCKOUT_WAIT_SECONDS = 10
 
 # Token lifetimes, seconds.
 AUTHORIZATION_CODE_TTL = 60
 ACCESS_TOKEN_TTL = 3600
 ID_TOKEN_TTL = 3600
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
+# The longest a client's signed assertion (private_key_jwt at /token, /introspect,
+# /revoke, /bc-authorize) may live: exp - iat and exp - now, seconds. One made to live
+# for years would be a password that never expires for whoever copies it.
+CLIENT_ASSERTION_MAX_LIFETIME = 300
 # Authorization requests waiting for login or consent.
 AUTH_REQUEST_TTL = 15 * 60
+# Pending requests one client address may start per minute (behind TRUSTED_PROXIES, the
+# address the proxy saw). Each lives AUTH_REQUEST_TTL, so this bounds what anonymous
+# callers can make the store hold; generous, since a service hall's citizens may share
+# one NAT address.
+AUTH_REQUESTS_PER_MINUTE = 300
 
 # Algorithm for access tokens and the default for ID tokens.
 ACCESS_TOKEN_ALG = "ES256"
@@ -131,6 +144,9 @@ SECURITY_REAUTH_SECONDS = 15 * 60
 QR_TICKET_TTL = 120
 QR_POLL_INTERVAL_MS = 1000
 QR_TICKETS_PER_MINUTE = 20
+# And per client address (behind TRUSTED_PROXIES, the address the proxy saw), since a
+# fresh cookie is a fresh browser: higher, as a hall's browsers may share one NAT address.
+QR_TICKETS_PER_ADDRESS_PER_MINUTE = 120
 
 # Service-hall counters and hotlines (idp.channels.ciba): how long a back-channel
 # request waits for the citizen (default, and the most a client may ask for with
@@ -159,6 +175,10 @@ CIBA_DEMO_PROVIDER_URL = None
 # polling interval a device is told to keep (each slow_down adds 5 seconds).
 DEVICE_CODE_TTL = 600
 DEVICE_POLL_INTERVAL = 5
+# Device authorization requests (/device_authorization) per client address a minute:
+# each makes a code pair the store keeps DEVICE_CODE_TTL, and public clients need no
+# credentials to ask. A hall's screens may share one NAT address.
+DEVICE_AUTHZ_PER_MINUTE = 60
 # Wrong user codes typed on /device, per person and per address, in a window (seconds).
 DEVICE_USER_CODE_ATTEMPTS = 10
 DEVICE_USER_CODE_WINDOW = 15 * 60

@@ -11,3 +11,11 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
 
     error = "unmet_authentication_requirements"
     description = "The requested authentication level could not be reached."
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """RFC 6749 §4.1.2.1: the server cannot handle the request now (here: this address
+    has started too many sign-ins in a short time)."""
+
+    error = "temporarily_unavailable"
+    description = "Too many sign-in requests from this address; try again shortly."

@@ -42,15 +42,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, interaction
 from ..accounts import raise_level
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
 from ..models import Person, id_number_index
-from ..oidc import pending
 from . import assurance, cert_verify
 from . import session as sso
-from .views import _channel_of, _client_of, _login_request
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +160,11 @@ def _render(rid, client, step_up: bool, **view):
 
 @bp.route("/login/cert", methods=["GET", "POST"])
 def page():
-    rid, rec, expired = _login_request()
+    req, expired = interaction.from_page()
     if expired is not None:
         return expired
-    client = _client_of(rec)
+    rid = req.id if req else None
+    client = req.client if req else None
     step_up = request.values.get("step_up") == "1"
     if not enabled():
         return _render(rid, client, step_up, error=_MESSAGES["unavailable"][1]()), 404
@@ -194,10 +193,10 @@ def page():
     if request.form.get("fingerprint") != result.fingerprint:
         status, message = _MESSAGES["changed"]
         return _render(rid, client, step_up, cert=shown, error=message()), status
-    return _signed_in(person, result, sess, rid=rid, rec=rec, client=client)
+    return _signed_in(person, result, sess, req=req, client=client)
 
 
-def _signed_in(person: Person, result: cert_verify.CertCheck, sess, *, rid, rec, client):
+def _signed_in(person: Person, result: cert_verify.CertCheck, sess, *, req, client):
     cid = client.client_id if client else None
     raise_level(person, "L5", METHOD, actor=person.id, client_id=cid)
     if sess is not None:
@@ -207,11 +206,11 @@ def _signed_in(person: Person, result: cert_verify.CertCheck, sess, *, rid, rec,
                      details=_cert_details(result, amr=assurance.public_amr(AMR),
                                            sid=sess.sid, **{"from": before, "to": after}))
     else:
-        sess = sso.start(person, amr=list(AMR), channel=_channel_of(client))
+        sess = sso.start(person, amr=list(AMR), channel=req.channel if req else "web")
         audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
                      details=_cert_details(result, amr=assurance.public_amr(sess.amr),
                                            acr=sess.acr, sid=sess.sid))
-    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+    return redirect(req.resume_url() if req else url_for("authn.home"))
 
 
 @bp.app_context_processor

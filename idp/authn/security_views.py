@@ -27,8 +27,8 @@ from flask_babel import gettext as _
 from .. import audit
 from ..extensions import db
 from ..identity.masking import mask_name
+from ..interaction import request as pending_request
 from ..models import TotpCredential
-from ..oidc import pending
 from . import assurance, totp
 from . import session as sso
 
@@ -59,9 +59,9 @@ def step_up_url(back: str) -> str:
     """A step-up to ``BINDING_LEVEL`` that returns to ``back`` (one of this area's
     pages): a pending record without a client, like the device flow's for /login."""
     # An L2 account is real-name checked on the way (its level caps the session's).
-    rid = pending.create({"acr_values": BINDING_LEVEL},
-                         next=back if back in _STEP_UP_RETURNS else HOME)
-    return url_for("stepup.page", rid=rid)
+    req = pending_request.local(next=back if back in _STEP_UP_RETURNS else HOME,
+                                 acr_values=BINDING_LEVEL)
+    return url_for("stepup.page", rid=req.id)
 
 
 @bp.post(HOME + "/step-up")

@@ -11,14 +11,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, interaction
 from ..extensions import db
 from ..identity import InvalidPhone, mask_phone, normalize_phone
 from ..models import Person, phone_index
-from ..oidc import pending
 from . import session as sso
 from . import sms
-from .views import _channel_of, _client_of, _login_request
 
 bp = Blueprint("smslogin", __name__)
 
@@ -30,10 +28,10 @@ def _person_by_phone(phone: str) -> Person | None:
 
 @bp.route("/login/sms", methods=["GET", "POST"])
 def page():
-    rid, rec, expired = _login_request()
+    req, expired = interaction.from_page()
     if expired is not None:
         return expired
-    client = _client_of(rec)
+    client = req.client if req else None
     view = {"error": None, "notice": None, "sent": False, "phone": ""}
     if request.method == "POST":
         typed = request.form.get("phone", "")
@@ -45,14 +43,15 @@ def page():
         if phone is not None:
             view["phone"] = phone
             if request.form.get("action") == "verify":
-                done = _verify(phone, request.form.get("code", ""), rid, rec, client, view)
+                done = _verify(phone, request.form.get("code", ""), req, view)
                 if done is not None:
                     return done
             else:
                 _send(phone, view)
         else:
             view["phone"] = typed[:40]
-    return render_template("login_sms.html", rid=rid, client=client, **view), (
+    return render_template("login_sms.html", rid=req.id if req else None, client=client,
+                           **view), (
         400 if view["error"] else 200)
 
 
@@ -71,8 +70,8 @@ def _send(phone: str, view: dict) -> None:
         view["sent"] = result.error == "rate_limited"
 
 
-def _verify(phone: str, code: str, rid, rec, client, view: dict):
-    cid = client.client_id if client else None
+def _verify(phone: str, code: str, req, view: dict):
+    cid = req.client_id if req else None
     result = sms.verify_code(phone, "login", code)
     person = _person_by_phone(phone) if result.ok else None
     if person is None:
@@ -82,7 +81,7 @@ def _verify(phone: str, code: str, rid, rec, client, view: dict):
         view["error"] = sms.message_for(result.error or "expired")
         view["sent"] = result.error == "invalid"
         return None
-    sess = sso.start(person, amr=["sms"], channel=_channel_of(client))
+    sess = sso.start(person, amr=["sms"], channel=req.channel if req else "web")
     audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
                  details={"method": "sms", "amr": sess.amr, "acr": sess.acr, "sid": sess.sid})
-    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+    return redirect(req.resume_url() if req else url_for("authn.home"))

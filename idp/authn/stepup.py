@@ -35,9 +35,8 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_babel import gettext as _
 
 from .. import audit
-from ..clients import find_client
 from ..identity.masking import mask_phone
-from ..oidc import pending
+from ..interaction import load as load_request
 from . import assurance, cert_login, face, password, realname, sms, totp
 from . import session as sso
 from .webauthn_views import passkey_reaches
@@ -94,23 +93,21 @@ _TOTP_ERRORS = {
 
 @bp.route("/login/step-up", methods=["GET", "POST"])
 def page():
-    rid = request.values.get("rid")
-    rec = pending.load(rid)
+    req = load_request(request.values.get("rid"))
     sess = sso.current()
-    if rec is None or sess is None:
+    if req is None or sess is None:
         return _expired()
-    client = find_client(rec["params"].get("client_id", ""))
+    rid, client, asked = req.id, req.client, req.asked_level
     cid = client.client_id if client else None
-    asked = assurance.required_level(rec["params"].get("acr_values"))
     action = request.form.get("action") if request.method == "POST" else None
     if action == "give_up":
-        rec["unmet"] = True
-        pending.update(rid, rec)
+        req.unmet = True
+        req.save()
         audit.record("stepup.unmet", actor=sess.person_id, subject=sess.person_id,
                      client_id=cid, details={"asked": asked, "reached": sess.acr})
-        return redirect(pending.resume_url(rid, rec))
+        return redirect(req.resume_url())
     if assurance.meets(sess.acr, asked):
-        return redirect(pending.resume_url(rid, rec))
+        return redirect(req.resume_url())
 
     person = sess.person
     opts = _options(person, sess, asked)
@@ -127,7 +124,7 @@ def page():
         audit.record("stepup.success", actor=person.id, subject=person.id, client_id=cid,
                      details={"from": before, "to": after, "amr": amr, "sid": sess.sid})
         if assurance.meets(after, asked):
-            return redirect(pending.resume_url(rid, rec))
+            return redirect(req.resume_url())
         view["notice"] = _("验证已通过，但还未达到所需的认证等级，请继续。")
         return None
 
@@ -239,18 +236,16 @@ def face_page():
     application/json`` and the CSRF token in ``X-CSRFToken``, and gets ``{ok, redirect}``
     or ``{error, message}``; the plain upload form (no script) gets a redirect or the
     page again with the message."""
-    rid = request.values.get("rid")
-    rec = pending.load(rid)
+    req = load_request(request.values.get("rid"))
     sess = sso.current()
-    if rec is None or sess is None:
+    if req is None or sess is None:
         if request.method == "POST" and _wants_json():
             return _face_error("request_expired")
         return _expired()
-    client = find_client(rec["params"].get("client_id", ""))
+    rid, client, asked = req.id, req.client, req.asked_level
     cid = client.client_id if client else None
-    asked = assurance.required_level(rec["params"].get("acr_values"))
     if assurance.meets(sess.acr, asked):
-        return _face_done(pending.resume_url(rid, rec), sess.acr)
+        return _face_done(req.resume_url(), sess.acr)
     person = sess.person
     opts = _options(person, sess, asked)
     if request.method == "GET":
@@ -275,7 +270,7 @@ def face_page():
     if not assurance.meets(after, asked):
         # Not expected (a match raises the account to L4), but never claim what is not so.
         return _face_error("not_offered", rid=rid, client=client, asked=asked, sess=sess)
-    return _face_done(pending.resume_url(rid, rec), after)
+    return _face_done(req.resume_url(), after)
 
 
 def _face_done(url: str, acr: str | None):

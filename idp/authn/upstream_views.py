@@ -28,9 +28,7 @@ from joserfc.errors import JoseError
 from connectors.base import ConnectorError
 from connectors.oidc_upstream import Upstream, link, load_all
 
-from .. import audit
-from ..clients import find_client
-from ..oidc import pending
+from .. import audit, interaction
 from ..store import store
 from . import session as sso
 
@@ -130,7 +128,7 @@ def start(name: str):
     if up is None:
         return _error(None, _("未找到该登录方式"), _("请返回登录页选择其他登录方式。"), 404)
     rid = request.args.get("rid") or None
-    if rid and pending.load(rid) is None:
+    if rid and interaction.load(rid) is None:
         return _error(up, _("登录请求已过期"), _("请回到原网站重新点击登录。"))
     client = _client(up)
     client.framework.expires_in = current_app.config["UPSTREAM_STATE_TTL"]
@@ -199,8 +197,8 @@ def callback(name: str):
         return _error(up, _("登录请求已过期或无效"),
                       _("请回到登录页重新选择“使用%(label)s账号登录”。", label=_label(up)))
     rid = data.get("rid")
-    rec = pending.load(rid) if rid else None
-    cid = rec["params"].get("client_id") if rec else None
+    req = interaction.load(rid) if rid else None
+    cid = req.client_id if req else None
 
     error = request.args.get("error")
     if error:
@@ -239,14 +237,11 @@ def callback(name: str):
         return _page("upstream_refused.html", 403, up, rule=outcome.rule, rid=rid)
 
     person = outcome.person
-    client_rec = find_client(cid) if cid else None
-    channel = client_rec.channel if client_rec is not None and client_rec.channel in (
-        "web", "app") else "web"
-    sess = sso.start(person, amr=["fed"], channel=channel)
+    sess = sso.start(person, amr=["fed"], channel=req.channel if req else "web")
     audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
                  details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid,
                           "upstream": up.name, "rule": outcome.rule})
-    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+    return redirect(req.resume_url() if req else url_for("authn.home"))
 
 
 def _rejected(up: Upstream, reason: str, cid, rid):

@@ -6,12 +6,10 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import audit, orgs
-from ..clients import find_client
+from .. import audit, interaction, orgs
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
-from ..models import Client, Consent
-from ..oidc import pending
+from ..models import Consent
 from ..oidc.claims import describe_scopes
 from . import password
 from . import session as sso
@@ -19,47 +17,30 @@ from . import session as sso
 bp = Blueprint("authn", __name__)
 
 
-def _client_of(rec) -> Client | None:
-    cid = rec["params"].get("client_id") if rec else None
-    return find_client(cid) if cid else None
-
-
-def _channel_of(client: Client | None) -> str:
-    return client.channel if client is not None and client.channel in ("web", "app") else "web"
-
-
-def _login_request():
-    """The authorization request (``rid``) a sign-in page serves: ``(rid, rec, None)``,
-    ``rec`` None for a sign-in without one; or the "expired" page as the third item
-    when ``rid`` names no request (any more)."""
-    rid = request.values.get("rid") or None
-    rec = pending.load(rid)
-    if rid and rec is None:
-        return rid, None, (render_template("error.html", title=_("登录请求已过期"),
-                                           detail=_("请回到原网站重新点击登录。")), 400)
-    return rid, rec, None
+def _request_expired():
+    return render_template("error.html", title=_("授权请求已过期"),
+                           detail=_("请回到原网站重新点击登录。")), 400
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    rid, rec, expired = _login_request()
+    req, expired = interaction.from_page()
     if expired is not None:
         return expired
-    client = _client_of(rec)
-    hint = rec["params"].get("login_hint", "") if rec else ""
-    if orgs.org_hint(hint):
-        hint = ""  # names the organisation to act for, not the person signing in
+    client = req.client if req else None
+    # An organisation in the hint names whom to act for, not the person signing in.
+    hint = (req.login_hint or "") if req and not req.org_hint else ""
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")
         result = password.authenticate(username, request.form.get("password", ""))
         cid = client.client_id if client else None
         if result.person is not None:
-            sess = sso.start(result.person, amr=["pwd"], channel=_channel_of(client))
+            sess = sso.start(result.person, amr=["pwd"], channel=req.channel if req else "web")
             audit.record("login.success", actor=result.person.id, subject=result.person.id,
                          client_id=cid,
                          details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid})
-            return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+            return redirect(req.resume_url() if req else url_for("authn.home"))
         audit.record("login.failure", actor="anonymous", client_id=cid,
                      details={"reason": result.error, "username": username})
         if result.error == "invalid_number":
@@ -70,22 +51,21 @@ def login():
         else:
             error = _("证件号码（或手机号码）与密码不匹配。")
         hint = username
-    return render_template("login.html", rid=rid, client=client, error=error, username=hint), (
+    return render_template("login.html", rid=req.id if req else None, client=client,
+                           error=error, username=hint), (
         400 if error else 200)
 
 
 @bp.route("/consent", methods=["GET", "POST"])
 def consent():
-    rid = request.values.get("rid")
-    rec = pending.load(rid)
+    req = interaction.load(request.values.get("rid"))
     sess = sso.current()
-    if rec is None or sess is None:
-        return render_template("error.html", title=_("授权请求已过期"),
-                               detail=_("请回到原网站重新点击登录。")), 400
-    client = _client_of(rec)
+    if req is None or sess is None:
+        return _request_expired()
+    client = req.client
     if client is None:
         return render_template("error.html", title=_("未知的应用"), detail=""), 400
-    scope = client.get_allowed_scope(rec["params"].get("scope", ""))
+    scope = client.get_allowed_scope(" ".join(req.scopes))
     if request.method == "POST":
         if request.form.get("consent") == "allow":
             row = db.session.get(Consent, (sess.person_id, client.client_id))
@@ -94,17 +74,17 @@ def consent():
                 db.session.add(row)
             row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
             db.session.commit()
-            rec["consented"] = True
+            req.consented = True
             audit.record("consent.granted", actor=sess.person_id, subject=sess.person_id,
                          client_id=client.client_id, details={"scope": scope})
         else:
-            rec["denied"] = True
+            req.denied = True
             audit.record("consent.denied", actor=sess.person_id, subject=sess.person_id,
                          client_id=client.client_id, details={"scope": scope})
-        pending.update(rid, rec)
-        return redirect(pending.resume_url(rid, rec))
+        req.save()
+        return redirect(req.resume_url())
     person = sess.person
-    return render_template("consent.html", rid=rid, client=client, items=describe_scopes(scope),
+    return render_template("consent.html", rid=req.id, client=client, items=describe_scopes(scope),
                            who=mask_name(person.name), number=mask_id_number(person.id_number))
 
 
@@ -112,25 +92,23 @@ def consent():
 def select_org():
     """Choose which organisation to act for in this authorization (no new password:
     the SSO session stands; every new request with scope ``org`` asks again)."""
-    rid = request.values.get("rid")
-    rec = pending.load(rid)
+    req = interaction.load(request.values.get("rid"))
     sess = sso.current()
-    client = _client_of(rec)
-    if rec is None or sess is None or client is None:
-        return render_template("error.html", title=_("授权请求已过期"),
-                               detail=_("请回到原网站重新点击登录。")), 400
+    client = req.client if req else None
+    if req is None or sess is None or client is None:
+        return _request_expired()
     options = orgs.eligible(orgs.memberships_of(sess.person_id), client)
     if request.method == "POST":
         chosen = request.form.get("membership_id")
         if chosen not in {m.id for m, _o in options}:
             return render_template("error.html", title=_("无法代表该企业"),
                                    detail=_("您选择的企业不在可代表的范围内。")), 400
-        rec["membership_id"] = chosen
-        pending.update(rid, rec)
-        return redirect(pending.resume_url(rid, rec))
+        req.membership_id = chosen
+        req.save()
+        return redirect(req.resume_url())
     en = str(get_locale()) == "en"
     names = orgs.ROLE_NAMES_EN if en else orgs.ROLE_NAMES
-    return render_template("org_select.html", rid=rid, client=client,
+    return render_template("org_select.html", rid=req.id, client=client,
                            options=[(m, o, names[m.role]) for m, o in options])
 
 

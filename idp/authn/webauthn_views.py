@@ -73,17 +73,14 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .. import audit
-from ..clients import find_client
+from .. import audit, interaction
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
 from ..models import Person, WebAuthnCredential
-from ..oidc import pending
 from ..store import store
 from . import assurance, password
 from . import session as sso
 from .security_views import BINDING_LEVEL, may_change_authenticators, step_up_url
-from .views import _channel_of
 
 bp = Blueprint("passkey", __name__)
 
@@ -133,7 +130,7 @@ def _issue(purpose: str, **bound: Any) -> bytes:
     challenge = secrets.token_bytes(32)
     store().set(_challenge_key(challenge),
                 # The same per-browser value that binds pending authorization requests.
-                {"purpose": purpose, "bid": pending.browser_id(), **bound}, _ttl())
+                {"purpose": purpose, "bid": interaction.browser_id(), **bound}, _ttl())
     return challenge
 
 
@@ -458,10 +455,10 @@ def _decoy(seed: str) -> PublicKeyCredentialDescriptor:
 def login_verify():
     body = request.get_json(silent=True)
     rid = body.get("rid") if isinstance(body, dict) else None
-    rec = pending.load(rid) if isinstance(rid, str) and rid else None
-    if rid and rec is None:
+    req = interaction.load(rid) if isinstance(rid, str) and rid else None
+    if rid and req is None:
         return _json_error("request_expired", _("登录请求已过期，请回到原网站重新点击登录。"))
-    client = find_client(rec["params"].get("client_id", "")) if rec else None
+    client = req.client if req else None
     cid = client.client_id if client else None
     subject = None
     try:
@@ -473,11 +470,11 @@ def login_verify():
     except Refused as exc:
         db.session.rollback()
         return _refused(exc, purpose="login", subject=subject, client_id=cid)
-    sess = sso.start(person, amr=proves(cred), channel=_channel_of(client))
+    sess = sso.start(person, amr=proves(cred), channel=req.channel if req else "web")
     audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
                  details={"amr": assurance.public_amr(sess.amr), "acr": sess.acr,
                           "sid": sess.sid, "method": "webauthn", "credential": cred.id})
-    return jsonify(ok=True, redirect=pending.resume_url(rid, rec) if rec
+    return jsonify(ok=True, redirect=req.resume_url() if req
                    else url_for("authn.home"))
 
 
@@ -503,14 +500,13 @@ def passkey_reaches(sess: sso.SSOSession, account_level: str | None, asked: str 
 def _stepup_context() -> tuple[sso.SSOSession | None, str | None, dict[str, Any] | None]:
     body = request.get_json(silent=True)
     rid = body.get("rid") if isinstance(body, dict) else None
-    rec = pending.load(rid) if isinstance(rid, str) else None
-    return sso.current(), rid, rec
+    return sso.current(), rid, interaction.load(rid)
 
 
 @bp.post("/login/step-up/passkey/options")
 def stepup_options():
-    sess, rid, rec = _stepup_context()
-    if sess is None or rec is None:
+    sess, rid, req = _stepup_context()
+    if sess is None or req is None:
         return _json_error("request_expired", _("授权请求已过期，请回到原网站重新点击登录。"))
     creds = credentials_of(sess.person_id)
     if not creds:
@@ -525,10 +521,10 @@ def stepup_options():
 
 @bp.post("/login/step-up/passkey/verify")
 def stepup_verify():
-    sess, rid, rec = _stepup_context()
-    if sess is None or rec is None:
+    sess, rid, req = _stepup_context()
+    if sess is None or req is None:
         return _json_error("request_expired", _("授权请求已过期，请回到原网站重新点击登录。"))
-    client = find_client(rec["params"].get("client_id", ""))
+    client = req.client
     cid = client.client_id if client else None
     try:
         _body, credential = _credential_json()
@@ -541,7 +537,7 @@ def stepup_verify():
     except Refused as exc:
         db.session.rollback()
         return _refused(exc, purpose="stepup", subject=sess.person_id, client_id=cid)
-    asked = assurance.required_level(rec["params"].get("acr_values"))
+    asked = req.asked_level
     before = sess.acr
     reached = sso.elevate(sess, proves(cred))
     audit.record("stepup.success", actor=sess.person_id, subject=sess.person_id, client_id=cid,
@@ -551,4 +547,4 @@ def stepup_verify():
         return _json_error("level_not_reached", _(
             "验证成功，但您的账号目前只能达到认证等级 %(reached)s，该应用要求 %(asked)s。",
             reached=reached, asked=asked), 403)
-    return jsonify(ok=True, acr=reached, redirect=pending.resume_url(rid, rec))
+    return jsonify(ok=True, acr=reached, redirect=req.resume_url())

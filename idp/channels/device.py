@@ -25,12 +25,12 @@ import time
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCredentialDict
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from flask import (
     Blueprint,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -38,15 +38,16 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, policy, ratelimit
 from ..authn import session as sso
 from ..clients import DEVICE_CODE, find_client
 from ..extensions import csrf
 from ..identity import normalize_identifier
 from ..identity.masking import mask_id_number, mask_name
-from ..oidc import metadata, pending
+from ..interaction import request as pending_request
+from ..oidc import metadata
 from ..oidc.claims import describe_scopes
-from ..oidc.grants import ALL_METHODS, OpenIDToken, active_person
+from ..oidc.grants import ALL_METHODS, OpenIDToken, PolicyTokenResponse, active_person
 from ..oidc.subject import new_subject
 from ..oidc.tokens import issuer
 from ..store import store
@@ -97,12 +98,6 @@ def _load_by_user_code(code: str) -> tuple[str, dict[str, Any]] | None:
     return h, rec
 
 
-def _channel_of(client) -> str:
-    # A device grant is never the web channel, whatever the client was registered as.
-    return client.channel if client is not None and client.channel not in (None, "web") \
-        else "kiosk"
-
-
 # ---------------------------------------------------------------- protocol
 
 class DeviceAuthorization(DeviceAuthorizationEndpoint):
@@ -120,7 +115,7 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
         # RFC 8628 §3.1: the client authenticates as it would at the token endpoint,
         # public clients included.
         client = self.server.authenticate_client(request, self.CLIENT_AUTH_METHODS, "token")
-        if not client.check_grant_type(DEVICE_CODE):
+        if not policy.may_use_grant(client, DEVICE_CODE):
             raise UnauthorizedClientError(
                 description="The client is not registered for the device code grant.")
         request.client = client
@@ -147,14 +142,18 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
         h = _hash(data["device_code"])
         rec = {"client_id": client_id, "scope": client.get_allowed_scope(scope or ""),
                "user_code": code, "expires_at": time.time() + data["expires_in"],
-               "state": "pending", "channel": _channel_of(client)}
+               "state": "pending", "channel": policy.device_channel(client)}
         store().set(f"device:{h}", rec, _record_ttl(rec))
         store().set(f"device_uc:{code}", h, data["expires_in"])
         audit.record("device.authorization", actor=client_id, client_id=client_id,
                      details={"scope": rec["scope"], "expires_in": data["expires_in"]})
 
 
-class DeviceCodeGrant(_DeviceCodeGrant):
+class DeviceCodeGrant(PolicyTokenResponse, _DeviceCodeGrant):
+    """Tokens for an approved device code; a kiosk — a shared screen the next person
+    walks up to — never gets a refresh token, whatever its registration says
+    (:func:`idp.policy.issues_refresh_token`)."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
 
     def authenticate_token_endpoint_client(self):
@@ -193,18 +192,11 @@ class DeviceCodeGrant(_DeviceCodeGrant):
                            acr=rec.get("acr"), amr=rec.get("amr") or [],
                            channel=rec.get("channel")), True
 
-    @hooked
-    def create_token_response(self):
-        """As Authlib's, except that a kiosk — a shared screen the next person walks up
-        to — never gets a refresh token, whatever its registration says: its sign-in
-        must end with the session, not outlive it in the device's storage."""
-        client = self.request.client
-        kiosk = "kiosk" in (client.channel, self._record.get("channel"))
-        token = self.generate_token(
-            user=self.request.user, scope=self.request.credential.get_scope(),
-            include_refresh_token=client.check_grant_type("refresh_token") and not kiosk)
-        self.save_token(token)
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+    def token_scope(self) -> str:
+        return self.request.credential.get_scope()
+
+    def sign_in_channel(self) -> str | None:
+        return self._record.get("channel")
 
     def should_slow_down(self, credential):
         """RFC 8628 §3.5: polling faster than the interval answers slow_down, and the
@@ -250,7 +242,7 @@ def _sign_in_first(code: str | None):
     """No pending authorization here: a small record sends /login back to this page."""
     back = url_for("device.page", user_code=display_user_code(code)) if code else \
         url_for("device.page")
-    return redirect(url_for("authn.login", rid=pending.create({}, next=back)))
+    return redirect(url_for("authn.login", rid=pending_request.local(next=back).id))
 
 
 def _refused(sess):
@@ -331,6 +323,15 @@ def page():
 @bp.post("/device_authorization")
 @csrf.exempt
 def device_authorization():
+    # Counted per address before anything else: a public client needs no credentials,
+    # and every answer is a code pair the store keeps for DEVICE_CODE_TTL.
+    if ratelimit.exceeded("device_authz", int(_cfg("DEVICE_AUTHZ_PER_MINUTE")), 60):
+        resp = jsonify(error="slow_down", error_description="Too many device authorization "
+                       "requests from this address; wait a minute.")
+        resp.status_code = 429
+        resp.headers["Retry-After"] = "60"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     return current_app.extensions["idp.oauth"].create_endpoint_response(
         DeviceAuthorization.ENDPOINT_NAME)
 

@@ -35,11 +35,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, interaction
 from ..authn import assurance
 from ..authn import session as sso
-from ..clients import find_client
-from ..oidc import pending
 from ..oidc.grants import active_person
 from ..store import store
 from . import approvals
@@ -111,16 +109,16 @@ def ticket():
     data = request.get_json(silent=True)
     data = data if isinstance(data, dict) else request.form
     rid = data.get("rid") or None
-    rec = pending.load(rid) if rid else None
-    if rid and rec is None:
+    req = interaction.load(rid) if rid else None
+    if rid and req is None:
         return _json({"error": "expired_request",
                       "error_description": "The sign-in request has expired."}, 400)
     # One definition of "this browser": the id the pending authorization is bound to.
-    bid = pending.browser_id()
+    bid = interaction.browser_id()
     if store().incr(f"qr_tickets:{bid}", 60) > cfg["QR_TICKETS_PER_MINUTE"]:
         return _json({"error": "slow_down",
                       "error_description": "Too many QR codes; wait a minute."}, 429)
-    client = find_client(rec["params"].get("client_id")) if rec else None
+    client = req.client if req else None
     network, shown = coarse_network(request.remote_addr) or (None, None)
     a = approvals.create(
         "qr", client.client_id if client else "", ttl=cfg["QR_TICKET_TTL"],
@@ -150,7 +148,7 @@ def status(ticket: str):
 
 
 def _refused(title: str, detail: str, status_code: int, rid: str | None = None):
-    again = url_for("authn.login", rid=rid) if rid and pending.load(rid) else url_for(
+    again = url_for("authn.login", rid=rid) if rid and interaction.load(rid) else url_for(
         "authn.login")
     return render_template("qr_result.html", title=title, detail=detail, again=again), status_code
 
@@ -184,8 +182,8 @@ def complete():
                  client_id=used.client_id or None,
                  details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid,
                           "approval": used.id, "app_acr": used.acr})
-    rec = pending.load(rid) if rid else None
-    return redirect(pending.resume_url(rid, rec) if rec else url_for("authn.home"))
+    req = interaction.load(rid) if rid else None
+    return redirect(req.resume_url() if req else url_for("authn.home"))
 
 
 @bp.get("/s/<ticket>")

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oidc.core.errors import (
-    AccountSelectionRequiredError,
-    ConsentRequiredError,
-    InteractionRequiredError,
-    LoginRequiredError,
-    RequestNotSupportedError,
-    RequestURINotSupportedError,
-)
-from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .. import audit, orgs
+from .. import audit, interaction, orgs, policy
 from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
-from ..extensions import csrf, db
-from ..models import Client, Consent, Person
+from ..extensions import csrf
+from ..models import Client
 from ..ui import pick_locale_from
-from . import bearer, metadata, pending
+from . import bearer, metadata
+from . import interaction as oidc_interaction
 from . import logout as bc_logout
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
@@ -45,14 +36,6 @@ CLIENT_ASSERTION_ALGS = ["RS256", "PS256", "ES256"]
 
 def server():
     return current_app.extensions["idp.oauth"]
-
-
-class UnmetAuthenticationRequirementsError(OAuth2Error):
-    """OpenID Connect Core Unmet Authentication Requirements 1.0: the level asked for
-    in ``acr_values`` cannot be reached by this person here."""
-
-    error = "unmet_authentication_requirements"
-    description = "The requested authentication level could not be reached."
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -123,133 +106,30 @@ def _authorize_error(err: OAuth2Error):
     return error_page(_("无法完成登录请求"), f"{err.error}: {err.get_error_description() or ''}")
 
 
-def _org_refusal(grant, uscc: str | None):
-    """The person cannot act for the organisation asked for (or for any): say so plainly,
-    and let them take the refusal back to the application as access_denied."""
-    back = add_params_to_uri(grant.redirect_uri, [
-        ("error", "access_denied"),
-        ("error_description", "The person cannot act for the requested organisation."),
-        *([("state", grant.request.payload.state)] if grant.request.payload.state else []),
-        ("iss", issuer())])
-    return render_template("org_refused.html", uscc=uscc, client=grant.client, back=back), 403
-
-
-def _has_consent(person: Person, client: Client, scope: str) -> bool:
-    if client.first_party:
-        return True
-    row = db.session.get(Consent, (person.id, client.client_id))
-    return row is not None and set(scope.split()) <= set(row.scopes.split())
-
-
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt
 def authorize():
+    """Load or start the pending request, run the interaction's checks, then issue."""
     sess = sso.current()
-    person = sess.person if sess else None
     try:
-        grant = server().get_consent_grant(end_user=person)
+        grant = server().get_consent_grant(end_user=sess.person if sess else None)
     except OAuth2Error as err:
         return _authorize_error(err)
-    params = dict(grant.request.payload.data)
-    client = grant.client
-    pick_locale_from(params.get("ui_locales"))
-
-    rid = params.get("_rid")
-    rec = pending.load(rid)
-    if rec is None:
-        rid = None
+    pick_locale_from(grant.request.payload.data.get("ui_locales"))
     try:
-        # Request objects are not supported (discovery says so); refuse rather than
-        # silently ignore parameters the client may think are signed (OIDC Core §6).
-        if "request" in params:
-            raise RequestNotSupportedError(redirect_uri=grant.redirect_uri)
-        if "request_uri" in params:
-            raise RequestURINotSupportedError(redirect_uri=grant.redirect_uri)
-        if rec and rec.get("denied"):
-            pending.finish(rid)
-            return server().create_authorization_response(grant=grant, grant_user=None)
-
-        prompts = set((params.get("prompt") or "").split())
-        # A sign-in made after this request began satisfies prompt=login and max_age.
-        fresh = rec is not None and sess is not None and sess.auth_time >= int(rec["created"])
-        need_login = sess is None
-        if sess is not None and not fresh:
-            if "login" in prompts:
-                need_login = True
-            if params.get("max_age") not in (None, ""):
-                try:
-                    max_age = int(params["max_age"])
-                except ValueError:
-                    raise InvalidRequestError("'max_age' must be a whole number of seconds.",
-                                              redirect_uri=grant.redirect_uri) from None
-                if time.time() - sess.auth_time > max_age:
-                    need_login = True
-        if need_login:
-            if "none" in prompts:
-                raise LoginRequiredError(redirect_uri=grant.redirect_uri)
-            rid = rid or pending.create(params)
-            return redirect(url_for("authn.login", rid=rid))
-
-        # Step-up (OIDC Core §3.1.2.1 acr_values): a session below the level asked for
-        # is raised by the authenticators that reach it, or the request is refused; the
-        # ID token then says the level actually reached.
-        asked = assurance.required_level(params.get("acr_values"))
-        if rec is not None and rec.get("unmet"):
-            pending.finish(rid)
-            raise UnmetAuthenticationRequirementsError(redirect_uri=grant.redirect_uri)
-        if not assurance.meets(sess.acr, asked):
-            if "none" in prompts:
-                raise InteractionRequiredError(redirect_uri=grant.redirect_uri)
-            rid = rid or pending.create(params)
-            return redirect(url_for("stepup.page", rid=rid))
-
-        scope = client.get_allowed_scope(grant.request.payload.scope)
-        consented = rec is not None and rec.get("consented")
-        if not consented and ("consent" in prompts or not _has_consent(person, client, scope)):
-            if "none" in prompts:
-                raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
-            rid = rid or pending.create(params)
-            return redirect(url_for("authn.consent", rid=rid))
-
-        membership = None
-        hint_org = orgs.org_hint(params.get("login_hint"))
-        if "org" in scope.split() or hint_org:
-            options = orgs.eligible(orgs.memberships_of(person.id), client)
-            if hint_org:
-                options = [(m, o) for m, o in options if o.uscc == hint_org]
-            chosen = rec.get("membership_id") if rec else None
-            membership = next((m for m, _o in options if m.id == chosen), None)
-            if membership is None and hint_org and len(options) == 1:
-                membership = options[0][0]
-            if membership is None:
-                if not options:
-                    if rid:
-                        pending.finish(rid)
-                    return _org_refusal(grant, hint_org)
-                if "none" in prompts:
-                    raise AccountSelectionRequiredError(redirect_uri=grant.redirect_uri)
-                rid = rid or pending.create(params)
-                return redirect(url_for("authn.select_org", rid=rid))
+        req = oidc_interaction.pending_request(grant)
+        ctx = interaction.Context(req, sess, grant.client)
+        outcome = interaction.evaluate(ctx)
+        if outcome is not None:
+            return oidc_interaction.answer(outcome, req, grant, server())
     except OAuth2Error as err:
         err.state = grant.request.payload.state
         return _authorize_error(err)
-
-    if rid:
-        pending.finish(rid)
+    done = interaction.complete(ctx, policy.token_channel(grant.client, sess.channel))
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
-                          "sid": sess.sid, "membership_id": membership.id if membership else None,
-                          # Where the tokens are obtained: the app or a kiosk client
-                          # says so itself; a website's tokens say where its browser
-                          # signed in (a website used on a kiosk screen is "kiosk").
-                          "channel": client.channel if client.channel != "web"
-                          else sess.channel}
-    sso.add_client(sess, client.client_id)
-    if membership is not None:
-        claim = orgs.org_claim(membership)
-        audit.record("org.act", actor=person.id, subject=f"org:{claim['uscc']}",
-                     client_id=client.client_id,
-                     details={"role": membership.role, "membership": membership.id})
-    return server().create_authorization_response(grant=grant, grant_user=person)
+                          "sid": sess.sid, "channel": done.channel,
+                          "membership_id": done.membership.id if done.membership else None}
+    return server().create_authorization_response(grant=grant, grant_user=done.person)
 
 
 @bp.post("/token")

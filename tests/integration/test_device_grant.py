@@ -249,15 +249,15 @@ def test_entry_page_and_confirm_show_no_decision_before_post(ctx, client, person
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil",
                                     "/\t/evil.example/", "/\n\\evil.example"])
 def test_login_return_path_is_local_only(ctx, target):
-    from idp.oidc import pending
+    from idp.interaction import PendingRequest
 
     with ctx.test_request_context("/"):
-        rid = pending.create({"client_id": "x"})
-        rec = pending.load(rid)
-        rec["next"] = target
-        assert pending.resume_url(rid, rec).startswith("/authorize?")
-        rec["next"] = "/device?user_code=BCDF-GHJK"
-        assert pending.resume_url(rid, rec) == "/device?user_code=BCDF-GHJK"
+        rec = PendingRequest(protocol="oidc", client_id="x", params={"client_id": "x"})
+        rec.save()
+        rec.next = target
+        assert rec.resume_url().startswith("/authorize?")
+        rec.next = "/device?user_code=BCDF-GHJK"
+        assert rec.resume_url() == "/device?user_code=BCDF-GHJK"
 
 
 def test_links_to_the_device_page_never_count_as_wrong_codes(ctx, client, person,

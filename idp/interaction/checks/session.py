@@ -1,0 +1,7 @@
+"""Someone must be signed in."""
+
+from ..run import Context, Needed
+
+
+def session(ctx: Context) -> Needed | None:
+    return Needed("login", "authn.login") if ctx.session is None else None

@@ -1,0 +1,91 @@
+"""Running the checks, and what a protocol does when they are all satisfied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import audit, orgs
+from ..authn import session as sso
+from .request import PendingRequest
+
+
+@dataclass
+class Needed:
+    """The person must visit ``page`` (an endpoint taking ``rid``) to satisfy ``prompt``
+    (``login``, ``level``, ``consent``, ``enterprise``, …). Under ``prompt=none`` (CAS
+    gateway, SAML IsPassive) the protocol answers with its own error instead."""
+
+    prompt: str
+    page: str
+
+
+@dataclass
+class Refused:
+    """The request ends without issuing: ``reason`` ``access_denied`` (the person said
+    no), ``unmet`` (the level asked cannot be reached), ``org_refused`` (the person
+    cannot act for the organisation asked for; ``detail`` the USCC or None)."""
+
+    reason: str
+    detail: Any = None
+
+
+@dataclass
+class Context:
+    """What the checks look at, and what they leave for completion."""
+
+    request: PendingRequest
+    session: sso.SSOSession | None
+    client: Any
+    # Set by the enterprise check when the person acts for an organisation.
+    membership: Any = None
+
+    @property
+    def person(self):
+        return self.session.person if self.session else None
+
+    @property
+    def scope(self) -> str:
+        return self.client.get_allowed_scope(" ".join(self.request.scopes))
+
+    @property
+    def fresh(self) -> bool:
+        """A sign-in made after this request began satisfies prompt=login and max_age."""
+        return (self.request.stored and self.session is not None
+                and self.session.auth_time >= int(self.request.created))
+
+
+def evaluate(ctx: Context, checks=None) -> Needed | Refused | None:
+    """The first check that is not satisfied, or None when all are."""
+    from .checks import DEFAULT
+
+    for check in checks if checks is not None else DEFAULT:
+        outcome = check(ctx)
+        if outcome is not None:
+            return outcome
+    return None
+
+
+@dataclass
+class Completion:
+    person: Any
+    session: sso.SSOSession
+    client: Any
+    membership: Any
+    channel: str
+
+
+def complete(ctx: Context, channel: str) -> Completion:
+    """What every protocol does before it issues: the pending request is used up, the
+    session remembers the relying party (single logout), acting for an organisation is
+    audited."""
+    ctx.request.finish()
+    sess, client, membership = ctx.session, ctx.client, ctx.membership
+    sso.add_client(sess, client.client_id)
+    if membership is not None:
+        claim = orgs.org_claim(membership)
+        audit.record("org.act", actor=sess.person_id, subject=f"org:{claim['uscc']}",
+                     client_id=client.client_id,
+                     details={"role": membership.role, "membership": membership.id})
+    return Completion(person=sess.person, session=sess, client=client,
+                      membership=membership, channel=channel)
