@@ -85,6 +85,10 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     channels.init_app(app, app.extensions["idp.oauth"])
 
+    from . import demo
+
+    demo.init_app(app)
+
     from .account import bp as account_bp
     from .authn import session as sso
     from .authn.cert_login import bp as cert_login_bp

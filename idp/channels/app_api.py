@@ -150,7 +150,3 @@ def scan():
 
 def register(app, server) -> None:
     app.register_blueprint(bp)
-    from . import app_sim, demos_enabled
-
-    if demos_enabled(app.config):
-        app_sim.register(app)

@@ -544,9 +544,3 @@ def register(app, server) -> None:
         backchannel_user_code_parameter_supported=False,
         grant_types_supported=[CIBA],
     )
-    from . import demos_enabled
-
-    if demos_enabled(app.config):
-        from . import ciba_demo
-
-        ciba_demo.register(app)

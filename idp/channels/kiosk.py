@@ -15,30 +15,28 @@ so the account is raised to ``L4`` (never lowered) and the tokens say ``acr`` L4
 ``amr`` ["idcard", "face"], ``channel`` kiosk. No refresh token: the next person is
 about to walk up to the screen.
 
-The demo kiosk screen (``/demo/kiosk``, see ``kiosk_demo``) shows both kiosk paths.
+The demo kiosk screen (``/demo/kiosk``, see ``idp.demo.kiosk_demo``) shows both kiosk paths.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .. import audit
-from ..accounts import raise_level
+from .. import audit, policy
+from ..accounts import person_by_id_number, raise_level
 from ..authn import assurance
 from ..clients import JWT_BEARER, find_client
-from ..extensions import db
 from ..identity import InvalidIdNumber, mask_id_number, parse_person_id
-from ..models import Person, id_number_index
 from ..oidc import metadata
-from ..oidc.grants import OpenIDToken
+from ..oidc.grants import OpenIDToken, PolicyTokenResponse, assertion_lifetime_problem
 from ..oidc.subject import Subject, new_subject
 from ..oidc.tokens import issuer
 from ..store import store
@@ -52,7 +50,20 @@ def _refuse(description: str) -> InvalidGrantError:
     return InvalidGrantError(description=description)
 
 
-class KioskAssertionGrant(JWTBearerGrant):
+def _score_problem(check: dict, minimum: float) -> str | None:
+    """Why the face-match score cannot be believed, or None. It must be there and be a
+    number from 0 to 1: ``true`` is an int in Python (and 1 ≥ any threshold), and a
+    missing score would let a kiosk claim a match without saying how close it was."""
+    score = check.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float) \
+            or not math.isfinite(score) or not 0 <= score <= 1:
+        return "The assertion must state the face-match score as a number from 0 to 1."
+    if score < minimum:
+        return "The face-match score is below the accepted threshold."
+    return None
+
+
+class KioskAssertionGrant(PolicyTokenResponse, JWTBearerGrant):
     CLAIMS_OPTIONS = {
         "iss": {"essential": True},
         "sub": {"essential": True},
@@ -73,8 +84,7 @@ class KioskAssertionGrant(JWTBearerGrant):
         # Asked before the signature is checked: only a kiosk that could be trusted with
         # a face match gets that far (RFC 6749 §5.2 unauthorized_client otherwise).
         self.request.idp_claimed_client = client.client_id  # for the audit of a refusal
-        if client.is_public or client.channel != "kiosk" \
-                or not client.check_grant_type(JWT_BEARER):
+        if client.is_public or not policy.may_use_grant(client, JWT_BEARER):
             raise UnauthorizedClientError(
                 description="Only confidential kiosk clients registered for this grant may "
                             "present identity assertions.")
@@ -101,23 +111,21 @@ class KioskAssertionGrant(JWTBearerGrant):
         super().verify_claims(claims)
         cfg = current_app.config
         now = time.time()
-        iat, exp = claims.get("iat"), claims.get("exp")
-        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
-            raise _refuse("'iat' and 'exp' must be numbers.")
-        if iat > now + self.LEEWAY:
+        problem = assertion_lifetime_problem(claims, cfg["KIOSK_ASSERTION_MAX_AGE"],
+                                             self.LEEWAY)
+        if problem:
+            raise _refuse(problem)
+        exp = claims["exp"]
+        if claims["iat"] > now + self.LEEWAY:
             raise _refuse("The assertion was issued in the future.")
-        if exp - iat > cfg["KIOSK_ASSERTION_MAX_AGE"]:
-            raise _refuse(f"The assertion may live at most {cfg['KIOSK_ASSERTION_MAX_AGE']} "
-                          "seconds (exp - iat).")
         check = claims.get("check")
         if not isinstance(check, dict) or check.get("chip") is not True:
             raise _refuse("The assertion does not state a successful ID-card chip read.")
         if check.get("face_match") is not True:
             raise _refuse("The assertion does not state a passed face match.")
-        score = check.get("score")
-        if score is not None and (not isinstance(score, int | float)
-                                  or score < cfg["KIOSK_FACE_MIN_SCORE"]):
-            raise _refuse("The face-match score is below the accepted threshold.")
+        problem = _score_problem(check, cfg["KIOSK_FACE_MIN_SCORE"])
+        if problem:
+            raise _refuse(problem)
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
             raise _refuse("'jti' must be a unique string of 8 to 128 characters.")
@@ -133,8 +141,7 @@ class KioskAssertionGrant(JWTBearerGrant):
             # Never echo the number: descriptions reach logs and kiosk screens.
             raise _refuse("'sub' is not a valid ID number (GB 11643).") from None
         self.request.idp_masked_number = mask_id_number(number)
-        person = db.session.scalar(
-            db.select(Person).where(Person.id_number_idx == id_number_index(number)))
+        person = person_by_id_number(number)
         if person is None or person.status != "active":
             raise _refuse("No active account matches the identity document.")
         claims = self.request.idp_assertion
@@ -159,8 +166,13 @@ class KioskAssertionGrant(JWTBearerGrant):
                                   "id_number": getattr(self.request, "idp_masked_number", None)})
             raise
 
-    @hooked
-    def create_token_response(self):
+    def token_scope(self) -> str:
+        return self.request.client.get_allowed_scope(self.request.payload.scope or "")
+
+    def sign_in_channel(self) -> str | None:
+        return "kiosk"
+
+    def before_tokens(self) -> None:
         user: Subject = self.request.user
         client = self.request.client
         raise_level(user.person, KIOSK_LEVEL, KIOSK_METHOD, actor=client.client_id)
@@ -170,15 +182,8 @@ class KioskAssertionGrant(JWTBearerGrant):
                      subject=user.person.id, client_id=client.client_id,
                      details={"id_number": self.request.idp_masked_number,
                               "score": check.get("score"), "acr": user.acr})
-        scope = client.get_allowed_scope(self.request.payload.scope or "")
-        token = self.generate_token(scope=scope, user=user, include_refresh_token=False)
-        self.save_token(token)
-        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 def register(app, server) -> None:
     server.register_grant(KioskAssertionGrant, [OpenIDToken()])
     metadata.publish(app, grant_types_supported=[JWT_BEARER])
-    from . import kiosk_demo
-
-    kiosk_demo.register(app)

@@ -59,7 +59,7 @@ def _provider() -> str:
 
 
 def _credentials(client_id: str) -> tuple[str, str] | None:
-    from ..demo.seed import secrets_path
+    from .seed import secrets_path
 
     try:
         with open(secrets_path(), encoding="utf-8") as fh:

@@ -41,6 +41,8 @@ from joserfc.jwk import ECKey
 
 from ..authn import assurance
 from ..authn import session as sso
+from ..channels import config_flag, demos_enabled
+from ..channels.device import display_user_code, normalise_user_code
 from ..clients import DEVICE_CODE, JWT_BEARER, find_client, register_client
 from ..extensions import db
 from ..identity.masking import mask_name
@@ -48,8 +50,6 @@ from ..models import Client
 from ..oidc.grants import active_person
 from ..oidc.tokens import InvalidAccessToken, decode_access_token, issuer, person_id_of
 from ..store import store
-from . import config_flag, demos_enabled
-from .device import display_user_code, normalise_user_code
 
 bp = Blueprint("kiosk_demo", __name__, url_prefix="/demo/kiosk")
 

@@ -85,7 +85,7 @@ def seed() -> dict:
 
 def _seed_demo_app(issuer: str) -> None:
     """The app simulator at /demo/app: a first-party public client of channel "app"."""
-    from ..channels.app_sim import DEMO_APP_CLIENT_ID
+    from .app_sim import DEMO_APP_CLIENT_ID
 
     uri = issuer + "/demo/app"
     row = db.session.scalar(db.select(Client).where(Client.client_id == DEMO_APP_CLIENT_ID))
