@@ -13,12 +13,10 @@ from .crypto.keys import SIGNING_ALGS
 from .extensions import db
 from .models import Client, hash_client_secret
 from .oidc.claims import SENSITIVE_SCOPES
+from .policy import CIBA, DEVICE_CODE, GRANT_TYPES, JWT_BEARER, forbidden_grants
 
-DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 (kiosks)
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 (trusted kiosks)
-CIBA = "urn:openid:params:grant-type:ciba"  # OpenID CIBA Core (halls, hotlines)
-GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE,
-               JWT_BEARER, CIBA}
+__all__ = ["CIBA", "DEVICE_CODE", "GRANT_TYPES", "JWT_BEARER", "ClientError", "find_client",
+           "forget_client", "register_client"]
 
 
 class ClientError(ValueError):
@@ -123,6 +121,11 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
     if in_person_checks and (channel != "hall" or CIBA not in grants):
         raise ClientError("in-person checks are only for service-hall (channel hall) "
                           "clients with the CIBA grant type")
+    # The channel rule is checked here once, not only when a request arrives: a
+    # registration that could never work (a website with CIBA) is refused with a reason.
+    problem = forbidden_grants(channel, grants)
+    if problem:
+        raise ClientError(problem)
     for uri in redirect_uris:
         _check_uri(uri, "redirect URI")
     for uri in post_logout_redirect_uris:

@@ -64,8 +64,11 @@ def _phone_key(phone: str) -> str:
     return _mac("sms-phone", phone)[:32]
 
 
-def _code_key(phone: str, purpose: str) -> str:
-    return f"sms:code:{purpose}:{_phone_key(phone)}"
+def _code_key(phone: str, purpose: str, bound_to: str | None = None) -> str:
+    # ``bound_to`` keeps codes for one request apart from another's for the same phone
+    # (two hotline agents on one citizen): neither send replaces the other's code.
+    tail = f":{_mac('sms-bound', bound_to)[:32]}" if bound_to else ""
+    return f"sms:code:{purpose}:{_phone_key(phone)}{tail}"
 
 
 def _ip_bucket(ip: str) -> str:
@@ -136,7 +139,8 @@ def _pretend_to_send() -> None:
         time.sleep(min(max(0.0, float(last)), _LATENCY_CAP))
 
 
-def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True) -> SendResult:
+def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True,
+              bound_to: str | None = None) -> SendResult:
     """Make a fresh code for (phone, purpose), store its HMAC and send it.
 
     ``deliver=False`` makes a decoy: everything happens (limits, a stored code, the
@@ -155,7 +159,7 @@ def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True)
     code = f"{secrets.randbelow(10 ** 6):06d}"
     cid = secrets.token_hex(8)
     record = {"cid": cid, "mac": _mac("sms-code", purpose, phone, cid, code), "exp": _now() + ttl}
-    key = _code_key(phone, purpose)
+    key = _code_key(phone, purpose, bound_to)
     store().set(key, record, ttl)
     minutes = max(1, ttl // 60)
     if not deliver:
@@ -174,13 +178,14 @@ def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True)
     return SendResult(True, masked_phone=mask_phone(phone))
 
 
-def verify_code(phone: str, purpose: str, code: str) -> VerifyResult:
+def verify_code(phone: str, purpose: str, code: str, *,
+                bound_to: str | None = None) -> VerifyResult:
     """Check a code; a right one is used up at once, and too many wrong ones kill it."""
     try:
         phone = normalize_phone(phone)
     except InvalidPhone:
         return VerifyResult(False, "invalid_phone")
-    key = _code_key(phone, purpose)
+    key = _code_key(phone, purpose, bound_to)
     record = store().get(key)
     if record is None:
         return VerifyResult(False, "expired")

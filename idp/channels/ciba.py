@@ -45,27 +45,32 @@ from authlib.oauth2.rfc6749 import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc8628 import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import audit
-from ..accounts import raise_level
+from .. import audit, policy
+from ..accounts import person_by_identifier, raise_level
 from ..authn import assurance
 from ..clients import CIBA
-from ..extensions import csrf, db
-from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
+from ..errors import UnmetAuthenticationRequirementsError
+from ..extensions import csrf
+from ..identity import InvalidIdNumber, InvalidPhone
 from ..identity.masking import mask_phone
-from ..models import Person, id_number_index, phone_index
+from ..models import Person
 from ..oidc import metadata
-from ..oidc.grants import ALL_METHODS, CONFIDENTIAL_METHODS, OpenIDToken, active_person
+from ..oidc.grants import (
+    ALL_METHODS,
+    CONFIDENTIAL_METHODS,
+    OpenIDToken,
+    PolicyTokenResponse,
+    active_person,
+)
 from ..oidc.subject import Subject, new_subject
 from ..store import store
 from . import approvals
 
 bp = Blueprint("ciba", __name__)
 
-CHANNELS = ("hall", "hotline")
 MAX_BINDING_MESSAGE = 64
 MAX_ACTING_PARTY = 64
 
@@ -77,10 +82,6 @@ class UnknownUserIdError(OAuth2Error):
 
 class InvalidBindingMessageError(OAuth2Error):
     error = "invalid_binding_message"
-
-
-class UnmetAuthenticationRequirementsError(OAuth2Error):
-    error = "unmet_authentication_requirements"
 
 
 class SmsNotSentError(OAuth2Error):
@@ -140,7 +141,7 @@ def _authenticate(req):
     req.client = client
     if client.is_public:
         raise UnauthorizedClientError("CIBA is for confidential clients only.")
-    if not client.check_grant_type(CIBA) or client.channel not in CHANNELS:
+    if not policy.may_use_grant(client, CIBA):
         raise UnauthorizedClientError("The client is not registered for CIBA "
                                       "(a hall or hotline client with the CIBA grant type).")
     return client
@@ -155,26 +156,12 @@ def _param(req, name: str) -> str | None:
 
 
 def _find_person(hint: str) -> Person:
-    """The person an ID number (any written form) or a mainland mobile number names."""
-    if len(hint) > 64:
-        raise UnknownUserIdError()
-    person = None
+    """The person an ID number (any written form) or a mainland mobile number names (a
+    phone shared by two accounts names nobody in particular)."""
     try:
-        number = parse_person_id(hint).number
-    except InvalidIdNumber:
-        number = None
-    if number is not None:
-        person = db.session.scalar(db.select(Person).where(
-            Person.id_number_idx == id_number_index(number)))
-    else:
-        try:
-            phone = normalize_phone(hint)
-        except InvalidPhone:
-            raise UnknownUserIdError() from None
-        found = db.session.scalars(db.select(Person).where(
-            Person.phone_idx == phone_index(phone)).limit(2)).all()
-        # A phone shared by two accounts names nobody in particular.
-        person = found[0] if len(found) == 1 else None
+        person = person_by_identifier(hint).person
+    except (InvalidIdNumber, InvalidPhone):
+        raise UnknownUserIdError() from None
     if person is None:
         raise UnknownUserIdError()
     if person.status != "active":
@@ -202,8 +189,8 @@ class TemporarilyUnavailableError(OAuth2Error):
 # whoever holds its credentials — could otherwise list who has an account; past the
 # limit it looks up nobody until the window ends.
 class TooManyUnknownHintsError(TemporarilyUnavailableError):
-    def __init__(self, window: int):
-        super().__init__("Too many requests for unknown users; try again later.", window)
+    def __init__(self, retry_after: float):
+        super().__init__("Too many requests for unknown users; try again later.", retry_after)
 
 
 class TooManyPendingError(TemporarilyUnavailableError):
@@ -212,18 +199,36 @@ class TooManyPendingError(TemporarilyUnavailableError):
                          "them to be answered.", retry_after)
 
 
-def _unknown_key(client) -> str:
-    return f"ciba_unknown:{client.client_id}"
+def _hint_window(client) -> tuple[str, float]:
+    """(key, end) of the client's current window. Its counters are named by the window's
+    start, so they end together and a new window starts from nothing."""
+    base = f"ciba_unknown:{client.client_id}"
+    window, now = _cfg("CIBA_UNKNOWN_HINT_WINDOW"), time.time()
+    start = now if store().add(f"{base}:start", now, window) else store().get(f"{base}:start")
+    start = float(start) if start is not None else now  # it ended just now
+    return f"{base}:{start:.6f}", start + window
 
 
-def _check_hint_budget(client) -> None:
-    seen = store().get(_unknown_key(client))
-    if seen is not None and int(seen) >= _cfg("CIBA_UNKNOWN_HINT_LIMIT"):
-        raise TooManyUnknownHintsError(_cfg("CIBA_UNKNOWN_HINT_WINDOW"))
+def _take_hint_slot(client) -> tuple[str, float]:
+    """Count this lookup as a miss before it is made; a lookup that names a usable person
+    gives its slot back (:func:`_count_hit`). Misses are slots taken minus hits.
+
+    A read of the count followed by an increment after the answer would let a burst of
+    parallel requests all read the same count and all be answered. Here each lookup's
+    slot is one atomic increment, and the hits are read before it, so each hit that is
+    subtracted was counted before this slot was taken: parallel lookups may be refused
+    a little early, but no more than the limit of misses are ever answered."""
+    key, end = _hint_window(client)
+    hits = int(store().get(f"{key}:hits") or 0)
+    slots = store().incr(f"{key}:slots", max(1.0, end - time.time()))
+    if slots - hits > _cfg("CIBA_UNKNOWN_HINT_LIMIT"):
+        raise TooManyUnknownHintsError(end - time.time())
+    return key, end
 
 
-def _count_unknown_hint(client) -> None:
-    store().incr(_unknown_key(client), _cfg("CIBA_UNKNOWN_HINT_WINDOW"))
+def _count_hit(slot: tuple[str, float]) -> None:
+    key, end = slot
+    store().incr(f"{key}:hits", max(1.0, end - time.time()))
 
 
 def _admit(a: approvals.Approval) -> None:
@@ -309,8 +314,9 @@ def _validate(req, client) -> dict[str, Any]:
             # per counter client at registration (``--in-person-checks``).
             raise UnauthorizedClientError("The client is not permitted to vouch for "
                                           "in-person document checks.")
-    _check_hint_budget(client)
+    slot = _take_hint_slot(client)
     person = _find_person(_param(req, "login_hint"))
+    _count_hit(slot)
     return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
             "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
             "person": person, "in_person": in_person}
@@ -339,8 +345,6 @@ def bc_authorize():
                                                             "access_denied")):
             # A registered hall or hotline looking up people who are not there (or not
             # usable) is worth seeing in the log: it may be probing ID numbers.
-            if not limited:
-                _count_unknown_hint(client)
             audit.record("ciba.refused", actor=client.client_id, client_id=client.client_id,
                          details={"error": "rate_limited" if limited else err.error,
                                   "acting_party": (req.payload.data.get("acting_party")
@@ -413,7 +417,9 @@ def sms_code(auth_req_id: str):
         code = _param(req, "code")
         staff = (a.extra.get("act") or {}).get("sub", client.client_id)
         if code is None:
-            sent = sms.send_code(person.phone, "ciba", ip=request.remote_addr)
+            # Bound to this request: another agent's code for the same citizen neither
+            # replaces this one nor approves this request.
+            sent = sms.send_code(person.phone, "ciba", ip=request.remote_addr, bound_to=a.id)
             if not sent.ok:
                 raise SmsNotSentError(sent.error, sent.retry_after)
             audit.record("ciba.sms_sent", actor=staff, subject=person.id,
@@ -422,7 +428,7 @@ def sms_code(auth_req_id: str):
                            expires_in=_cfg("SMS_CODE_TTL"))
             resp.headers["Cache-Control"] = "no-store"
             return resp
-        checked = sms.verify_code(person.phone, "ciba", code)
+        checked = sms.verify_code(person.phone, "ciba", code, bound_to=a.id)
         if not checked.ok:
             audit.record("ciba.sms_failed", actor=staff, subject=person.id,
                          client_id=client.client_id,
@@ -456,7 +462,7 @@ def _record_decision(a: approvals.Approval, *, via: str) -> None:
 # -- the token grant ---------------------------------------------------------------
 
 
-class CibaGrant(BaseGrant, TokenEndpointMixin):
+class CibaGrant(PolicyTokenResponse, BaseGrant, TokenEndpointMixin):
     """``grant_type=urn:openid:params:grant-type:ciba`` (CIBA §10.1, poll mode)."""
 
     GRANT_TYPE = CIBA
@@ -464,7 +470,7 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
 
     def validate_token_request(self):
         client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(CIBA):
+        if not policy.may_use_grant(client, CIBA):
             raise UnauthorizedClientError(f"The client is not authorized to use "
                                           f"'grant_type={CIBA}'.")
         self.request.client = client
@@ -522,15 +528,8 @@ class CibaGrant(BaseGrant, TokenEndpointMixin):
                            acr=acr, amr=amr, channel=client.channel,
                            act=dict(a.extra.get("act") or {}) or None)
 
-    @hooked
-    def create_token_response(self):
-        user = self.request.user
-        scope = self.approval.scope
-        client = self.request.client
-        refresh = "offline_access" in scope.split() and client.check_grant_type("refresh_token")
-        token = self.generate_token(user=user, scope=scope, include_refresh_token=refresh)
-        self.save_token(token)
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+    def token_scope(self) -> str:
+        return self.approval.scope
 
 
 def register(app, server) -> None:

@@ -35,9 +35,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, interaction
+from .. import audit, interaction, policy, ratelimit
 from ..authn import assurance
 from ..authn import session as sso
+from ..clients import find_client
 from ..oidc.grants import active_person
 from ..store import store
 from . import approvals
@@ -115,7 +116,10 @@ def ticket():
                       "error_description": "The sign-in request has expired."}, 400)
     # One definition of "this browser": the id the pending authorization is bound to.
     bid = interaction.browser_id()
-    if store().incr(f"qr_tickets:{bid}", 60) > cfg["QR_TICKETS_PER_MINUTE"]:
+    # Per browser, and per address: a fresh cookie is a fresh browser, so the browser
+    # limit alone would not bound what one caller makes the store hold.
+    if ratelimit.exceeded("qr_ticket", cfg["QR_TICKETS_PER_ADDRESS_PER_MINUTE"], 60) \
+            or store().incr(f"qr_tickets:{bid}", 60) > cfg["QR_TICKETS_PER_MINUTE"]:
         return _json({"error": "slow_down",
                       "error_description": "Too many QR codes; wait a minute."}, 429)
     client = req.client if req else None
@@ -177,7 +181,9 @@ def complete():
         return _refused(_("无法完成扫码登录"), _("该账号当前无法登录。"), 403, rid)
     amr = assurance.public_amr([*used.amr, "qr"])
     # The app's level is a ceiling: a QR sign-in proves the app session, nothing more.
-    sess = sso.start(person, amr=amr, acr=used.acr or "L1", channel="web")
+    # A browser sign-in like any other: its channel is the asking client's rule.
+    channel = policy.sign_in_channel(find_client(used.client_id) if used.client_id else None)
+    sess = sso.start(person, amr=amr, acr=used.acr or "L1", channel=channel)
     audit.record("login.success", actor=person.id, subject=person.id,
                  client_id=used.client_id or None,
                  details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid,

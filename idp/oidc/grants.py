@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     grants,
 )
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -26,6 +28,7 @@ from ..crypto.sm3 import half_hash_sm3
 from ..extensions import db
 from ..models import Person, RefreshToken
 from ..orgs import valid_membership
+from ..policy import issues_refresh_token
 from ..revocation import revoke_grant
 from ..store import store
 from .claims import legacy_claim, user_claims
@@ -72,8 +75,42 @@ def active_person(person_id: str) -> Person | None:
     return person if person is not None and person.status == "active" else None
 
 
+class PolicyTokenResponse:
+    """The token response of the device, CIBA and kiosk grants (Authlib's
+    ``create_token_response``, once): the policy, not each grant, says whether a refresh
+    token goes with it. A grant says which scope the tokens carry, and may say where the
+    sign-in happened and do its own work just before tokens are made."""
+
+    def token_scope(self) -> str:
+        raise NotImplementedError
+
+    def sign_in_channel(self) -> str | None:
+        return None
+
+    def before_tokens(self) -> None:
+        """Called once the request is valid, just before the tokens are generated."""
+
+    @hooked
+    def create_token_response(self):
+        self.before_tokens()
+        client, scope = self.request.client, self.token_scope()
+        refresh = issues_refresh_token(client, self.GRANT_TYPE, scope, self.sign_in_channel())
+        token = self.generate_token(user=self.request.user, scope=scope,
+                                    include_refresh_token=refresh)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,
+                       include_refresh_token=True):
+        # Authlib's token response stays; whether it has a refresh token is the policy's.
+        include = include_refresh_token and issues_refresh_token(
+            self.request.client, self.GRANT_TYPE, scope)
+        return super().generate_token(user=user, scope=scope, grant_type=grant_type,
+                                      expires_in=expires_in, include_refresh_token=include)
 
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
@@ -271,10 +308,42 @@ class OpenIDToken(_IDTokenMixin, _OpenIDToken):
     assertion (no nonce; no sid where there is no browser session)."""
 
 
+def _number(value: Any) -> bool:
+    # bool is an int in Python, and JSON may carry NaN or Infinity: neither is a time.
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def assertion_lifetime_problem(claims: dict[str, Any], max_lifetime: float,
+                               leeway: float) -> str | None:
+    """Why a signed assertion lives too long, or None. A JWT whose ``exp`` is decades
+    ahead is a credential that never expires: whoever copies it (a log, a proxy) can
+    replay it until its ``jti`` is forgotten, and its ``jti`` must be kept that long.
+    So ``exp`` may be at most ``max_lifetime`` seconds after ``iat`` (when given) and
+    after now."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not _number(exp) or (iat is not None and not _number(iat)):
+        return "'exp' and 'iat' must be numbers."
+    if iat is not None and exp - iat > max_lifetime:
+        return f"The assertion may live at most {int(max_lifetime)} seconds (exp - iat)."
+    if exp - time.time() > max_lifetime + leeway:
+        return f"The assertion's 'exp' is more than {int(max_lifetime)} seconds ahead."
+    return None
+
+
 class PrivateKeyJWT(JWTBearerClientAssertion):
-    """``private_key_jwt`` (OIDC Core §9, RFC 7523 §2.2) with ``jti`` replay protection."""
+    """``private_key_jwt`` (OIDC Core §9, RFC 7523 §2.2) with ``jti`` replay protection
+    and a capped lifetime (CLIENT_ASSERTION_MAX_LIFETIME)."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def verify_claims(self, claims):
+        # Before Authlib's checks, which store the jti for as long as the assertion lives.
+        problem = assertion_lifetime_problem(
+            claims, current_app.config["CLIENT_ASSERTION_MAX_LIFETIME"], self.leeway)
+        if problem:
+            raise InvalidClientError(description=problem)
+        super().verify_claims(claims)
 
     def get_audiences(self):
         base = issuer()

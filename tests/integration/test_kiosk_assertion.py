@@ -168,7 +168,12 @@ def test_locked_person_is_refused(client, person):
 
 
 def test_public_and_non_kiosk_clients_are_unauthorized(ctx, client, person):
-    web_key = kiosk("web-rp", channel="web")
+    # Registration refuses jwt-bearer for a website; one edited into that shape behind
+    # the registration's back is still refused.
+    web_key = kiosk("web-rp")
+    db.session.execute(db.update(Client).where(Client.client_id == "web-rp").values(channel="web"))
+    db.session.commit()
+    forget_client("web-rp")
     refused(exchange(client, assertion(web_key, iss="web-rp")), "unauthorized_client")
     # A public client cannot be registered for this grant; one edited into that shape
     # behind the registration's back is still refused.
