@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
 
+from ..accounts import person_by_identifier
 from ..crypto.passwords import LEGACY_PREFIX, hash_password, needs_rehash, verify_password
 from ..extensions import db
-from ..identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_person_id
-from ..models import LegacyAccount, Person, id_number_index, phone_index
-from ..store import store
+from ..identity import InvalidIdNumber, InvalidPhone
+from ..models import LegacyAccount, Person
+from . import lockout
 
 
 @dataclass
@@ -24,37 +24,22 @@ class LoginResult:
     detail_en: str | None = None
 
 
-def _looks_like_phone(text: str) -> bool:
-    """Phone numbers are 11 digits (optionally +86/0086 in front); ID numbers are 15 or
-    18 characters starting with a province code (never 0 or 86), so the two don't clash."""
-    s = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch not in " -()\u3000")
-    if s.startswith("+"):
-        return True
-    return s.isdigit() and (len(s) == 11 or (len(s) == 13 and s.startswith("86"))
-                            or (len(s) == 15 and s.startswith("0086")))
-
-
 def find_person(username: str) -> tuple[Person | None, Exception | None, str]:
     """Resolve a typed username to a person.
 
-    Returns (person, validation_error, lockout_key). The lockout key is derived from the
-    normalised identifier whether or not an account exists, so an unknown number
-    locks exactly like a known one and lockout reveals nothing."""
-    text = (username or "").strip()
-    if _looks_like_phone(text):
-        try:
-            phone = normalize_phone(text)
-        except InvalidPhone as exc:
-            return None, exc, _lock_key("phone:" + text)
-        person = db.session.scalar(db.select(Person).where(Person.phone_idx == phone_index(phone)))
-        return person, None, _lock_key("phone:" + phone)
+    Returns (person, validation_error, lockout_key). The key names the account when
+    the identifier names one, so its ID number and its phone (in any written form)
+    share one lockout; otherwise it is derived from the normalised identifier, so an
+    unknown number locks exactly like a known one and lockout reveals nothing."""
     try:
-        parsed = parse_person_id(text)
+        found = person_by_identifier(username)
+    except InvalidPhone as exc:
+        return None, exc, _lock_key("phone:" + (username or "").strip())
     except InvalidIdNumber as exc:
-        return None, exc, _lock_key("id:" + text)
-    person = db.session.scalar(
-        db.select(Person).where(Person.id_number_idx == id_number_index(parsed.number)))
-    return person, None, _lock_key("id:" + parsed.number)
+        return None, exc, _lock_key("id:" + (username or "").strip())
+    if found.person is not None:
+        return found.person, None, _lock_key(f"person:{found.person.id}")
+    return None, None, _lock_key(f"{found.kind}:{found.value}")
 
 
 def _lock_key(identifier: str) -> str:
@@ -64,39 +49,28 @@ def _lock_key(identifier: str) -> str:
 
 
 def is_locked(lock_key: str) -> bool:
-    return store().get(f"lock:{lock_key}") is not None
-
-
-def _lock(lock_key: str) -> None:
-    # The attempt counter is left to expire on its own (it was started before the lock,
-    # with the same lifetime): resetting it here would let guesses already past the
-    # lock check start a fresh count.
-    store().set(f"lock:{lock_key}", 1, current_app.config["LOCKOUT_SECONDS"])
+    return lockout.is_locked(lock_key)
 
 
 def authenticate(username: str, password: str) -> LoginResult:
-    cfg = current_app.config
     person, number_error, lock_key = find_person(username)
     if number_error:
         return LoginResult(error="invalid_number", detail=number_error.message,
                            detail_en=number_error.message_en)
-    if is_locked(lock_key):
+    stored = person.password_hash if person else None
+    usable = person is not None and person.status == "active"
+    # End the look-up's transaction: the check below may wait for others of the same
+    # account, and must not hold a pooled connection while it does.
+    db.session.rollback()
+    # Only failures are counted, and parallel checks share the account's budget (see
+    # idp.authn.lockout). Should the check raise, its ticket simply expires.
+    guard = lockout.begin(lock_key)
+    if guard is None:
         return LoginResult(error="locked")
-    # The attempt is counted before the password is checked: counting only failures,
-    # afterwards, would let many parallel guesses all pass the check before any of them
-    # is counted. A success clears the count.
-    threshold = cfg["LOCKOUT_THRESHOLD"]
-    attempts = store().incr(f"fail:{lock_key}", cfg["LOCKOUT_SECONDS"])
-    if attempts > threshold:
-        _lock(lock_key)
-        return LoginResult(error="locked")
-    ok = verify_password(person.password_hash if person else None, password or "")
-    if not ok or person is None or person.status != "active":
-        if attempts >= threshold:
-            _lock(lock_key)
-            return LoginResult(error="locked")
-        return LoginResult(error="bad_credentials")
-    store().delete(f"fail:{lock_key}")
+    ok = verify_password(stored, password or "")
+    if not ok or not usable:
+        return LoginResult(error="locked" if guard.failed() else "bad_credentials")
+    guard.succeeded()
     if needs_rehash(person.password_hash):
         was_legacy = person.password_hash.startswith(LEGACY_PREFIX)
         person.password_hash = hash_password(password)
