@@ -37,9 +37,9 @@ from flask_babel import gettext as _
 from .. import audit
 from ..identity.masking import mask_phone
 from ..interaction import load as load_request
-from . import assurance, cert_login, face, password, realname, sms, totp
+from . import assurance, face, factors
 from . import session as sso
-from .webauthn_views import passkey_reaches
+from .factors import Goal, Offer, Outcome, realname_first
 
 bp = Blueprint("stepup", __name__)
 
@@ -49,46 +49,8 @@ def _expired():
                            detail=_("请回到原网站重新点击登录。")), 400
 
 
-def _options(person, sess, asked: str) -> dict:
-    """Which authenticators can take this session to ``asked``."""
-    realname_needed = (assurance.rank(asked) >= assurance.rank("L3")
-                       and assurance.rank(person.assurance_level) < assurance.rank("L3"))
-    account = "L3" if realname_needed else person.assurance_level
-
-    def reaches(amr: list[str], level: str = account) -> bool:
-        return assurance.meets(assurance.session_level(level, [*sess.amr, *amr]), asked)
-
-    opts = {
-        "sms": bool(person.phone_enc) and reaches(["sms"]),
-        "totp": totp.has_totp(person.id) and reaches(["otp"]),
-        "password": bool(person.password_hash) and "pwd" not in sess.amr and reaches(["pwd"]),
-        "passkey": passkey_reaches(sess, account, asked),
-        # A match compares with the register's photo of a verified number (so L3 first),
-        # and raises the account to L4 as it succeeds.
-        "face": (face.enabled() and assurance.rank(account) >= assurance.rank("L3")
-                 and reaches(["face"], "L4")),
-    }
-    others = any(opts.values())
-    opts["cert"] = cert_login.offered(asked)
-    opts["any"] = others or opts["cert"]
-    opts["realname"] = realname_needed and others
-    return opts
-
-
-_REALNAME_ERRORS = {
-    "invalid_number": lambda: _("证件号码格式不正确，请核对后重新输入。"),
-    "not_own": lambda: _("姓名或证件号码与本账号登记的信息不一致。"),
-    "mismatch": lambda: _("实名核验未通过：姓名与证件号码不匹配。"),
-    "not_in_register": lambda: _("实名核验未通过：未在人口信息库中查到该证件号码，"
-                                 "请到政务服务大厅窗口办理。"),
-    "too_many": lambda: _("今日实名核验次数已用完，请明天再试或到政务服务大厅窗口办理。"),
-    "unavailable": lambda: _("实名核验服务暂时不可用，请稍后再试。"),
-}
-
-_TOTP_ERRORS = {
-    "locked": lambda: _("错误次数过多，动态口令已暂停使用，请稍后再试或选择其他方式。"),
-    "replayed": lambda: _("该动态口令已使用过，请等待下一个口令。"),
-}
+def _client_id(req) -> str | None:
+    return req.client.client_id if req.client else None
 
 
 @bp.route("/login/step-up", methods=["GET", "POST"])
@@ -97,91 +59,73 @@ def page():
     sess = sso.current()
     if req is None or sess is None:
         return _expired()
-    rid, client, asked = req.id, req.client, req.asked_level
-    cid = client.client_id if client else None
     action = request.form.get("action") if request.method == "POST" else None
     if action == "give_up":
-        req.unmet = True
-        req.save()
-        audit.record("stepup.unmet", actor=sess.person_id, subject=sess.person_id,
-                     client_id=cid, details={"asked": asked, "reached": sess.acr})
+        return _give_up(req, sess)
+    if assurance.meets(sess.acr, req.asked_level):
         return redirect(req.resume_url())
-    if assurance.meets(sess.acr, asked):
-        return redirect(req.resume_url())
-
-    person = sess.person
-    opts = _options(person, sess, asked)
-    view = {"error": None, "notice": None, "sms_sent": False}
-
-    def failed(method: str, reason: str | None, message: str):
-        audit.record("stepup.failure", actor=person.id, subject=person.id, client_id=cid,
-                     details={"method": method, "reason": reason, "asked": asked})
-        view["error"] = message
-
-    def passed(amr: list[str]):
-        before = sess.acr
-        after = sso.elevate(sess, amr)
-        audit.record("stepup.success", actor=person.id, subject=person.id, client_id=cid,
-                     details={"from": before, "to": after, "amr": amr, "sid": sess.sid})
-        if assurance.meets(after, asked):
+    goal = Goal(sess.person, sess, req.asked_level)
+    offer = factors.offer(goal)
+    outcome = _act(action, offer, req) if action else Outcome()
+    if outcome.amr:
+        if _elevate(req, goal, outcome.amr):
             return redirect(req.resume_url())
-        view["notice"] = _("验证已通过，但还未达到所需的认证等级，请继续。")
-        return None
+        outcome.notice = _("验证已通过，但还未达到所需的认证等级，请继续。")
+    if action == realname_first.ACTION:
+        # The account's level may have changed, and with it what is offered.
+        offer = factors.offer(Goal(sess.person, sess, req.asked_level))
+    return _render(req, sess, offer, outcome)
 
-    factor = action in ("sms_send", "sms_verify", "totp", "password")
-    if factor and not opts.get({"sms_send": "sms", "sms_verify": "sms"}.get(action, action)):
-        view["error"] = _("该验证方式在此不可用。")
-    elif factor and opts["realname"]:
-        view["error"] = _("请先完成实名核验。")
-    elif action == "realname" and opts["realname"]:
-        result = realname.verify_person(person, request.form.get("name", ""),
-                                        request.form.get("id_number", ""), client_id=cid)
-        if result.ok:
-            view["notice"] = _("实名核验已通过。请再完成一项验证。")
-        else:
-            view["error"] = _REALNAME_ERRORS.get(result.reason, _REALNAME_ERRORS["unavailable"])()
-        opts = _options(person, sess, asked)
-    elif action == "sms_send":
-        result = sms.send_code(person.phone, "stepup", ip=request.remote_addr)
-        if result.ok:
-            view["sms_sent"] = True
-            view["notice"] = _("验证码已发送至 %(phone)s。", phone=result.masked_phone)
-        else:
-            failed("sms", result.error, sms.message_for(result.error, result.retry_after))
-            view["sms_sent"] = result.error == "rate_limited"
-    elif action == "sms_verify":
-        result = sms.verify_code(person.phone, "stepup", request.form.get("code", ""))
-        if result.ok:
-            done = passed(["sms"])
-            if done is not None:
-                return done
-        else:
-            failed("sms", result.error, sms.message_for(result.error))
-            view["sms_sent"] = result.error == "invalid"
-    elif action == "totp":
-        result = totp.verify(person.id, request.form.get("code", ""))
-        if result.ok:
-            done = passed(["otp"])
-            if done is not None:
-                return done
-        else:
-            failed("otp", result.error, _TOTP_ERRORS.get(
-                result.error, lambda: _("动态口令错误，请重新输入。"))())
-    elif action == "password":
-        result = password.authenticate(person.id_number, request.form.get("password", ""))
-        if result.person is not None and result.person.id == person.id:
-            done = passed(["pwd"])
-            if done is not None:
-                return done
-        elif result.error == "locked":
-            failed("pwd", "locked", _("密码错误次数过多，已暂时锁定，请稍后再试或选择其他方式。"))
-        else:
-            failed("pwd", result.error, _("密码错误，请重新输入。"))
-    status = 400 if view["error"] else 200
-    return render_template("step_up.html", rid=rid, client=client, asked=asked,
-                           reached=sess.acr, opts=opts,
-                           masked_phone=mask_phone(person.phone) if person.phone_enc else None,
-                           **view), status
+
+def _give_up(req, sess):
+    req.unmet = True
+    req.save()
+    audit.record("stepup.unmet", actor=sess.person_id, subject=sess.person_id,
+                 client_id=_client_id(req), details={"asked": req.asked_level,
+                                                   "reached": sess.acr})
+    return redirect(req.resume_url())
+
+
+def _act(action: str, offer: Offer, req) -> Outcome:
+    """The POSTed ``action``, handed to the step that owns it."""
+    goal = offer.goal
+    owner = factors.owner_of(action)
+    if owner is None:
+        if action == realname_first.ACTION and offer.realname:
+            return realname_first.handle(request.form, goal, _client_id(req))
+        return Outcome()  # nothing of ours: the page as it is
+    if owner.name not in offer:
+        return Outcome(error=_("该验证方式在此不可用。"))
+    if offer.realname:
+        return Outcome(error=_("请先完成实名核验。"))
+    outcome = owner.handle(action, request.form, goal)
+    if outcome.failed:
+        audit.record("stepup.failure", actor=goal.person.id, subject=goal.person.id,
+                     client_id=_client_id(req),
+                     details={"method": owner.amr[0], "reason": outcome.reason,
+                              "asked": goal.asked})
+    return outcome
+
+
+def _elevate(req, goal: Goal, amr: list[str]) -> bool:
+    """Add what was proven to the session; whether it now reaches the level asked."""
+    sess = goal.sess
+    before = sess.acr
+    after = sso.elevate(sess, amr)
+    audit.record("stepup.success", actor=goal.person.id, subject=goal.person.id,
+                 client_id=_client_id(req),
+                 details={"from": before, "to": after, "amr": amr, "sid": sess.sid})
+    return assurance.meets(after, goal.asked)
+
+
+def _render(req, sess, offer: Offer, outcome: Outcome):
+    person = offer.goal.person
+    view = {"sms_sent": False, **outcome.state}
+    return render_template(
+        "step_up.html", rid=req.id, client=req.client, asked=req.asked_level,
+        reached=sess.acr, opts=offer.flags(), offered=offer.shown,
+        masked_phone=mask_phone(person.phone) if person.phone_enc else None,
+        error=outcome.error, notice=outcome.notice, **view), 400 if outcome.error else 200
 
 
 # -- face match ----------------------------------------------------------------------
@@ -247,15 +191,15 @@ def face_page():
     if assurance.meets(sess.acr, asked):
         return _face_done(req.resume_url(), sess.acr)
     person = sess.person
-    opts = _options(person, sess, asked)
+    offer = factors.offer(Goal(person, sess, asked))
     if request.method == "GET":
-        if not opts["face"] or opts["realname"]:
+        if "face" not in offer or offer.realname:
             return redirect(url_for("stepup.page", rid=rid))
         return render_template("step_up_face.html", rid=rid, client=client, asked=asked,
                                reached=sess.acr, error=None)
-    if not opts["face"]:
+    if "face" not in offer:
         return _face_error("not_offered", rid=rid, client=client, asked=asked, sess=sess)
-    if opts["realname"]:
+    if offer.realname:
         return _face_error("realname_required", rid=rid, client=client, asked=asked,
                            sess=sess)
     result = face.verify_person(person, _upload(), liveness=_liveness(), client_id=cid)
