@@ -71,6 +71,11 @@ def grant_name(grant_type: str) -> str:
     return _GRANT_NAMES.get(grant_type, grant_type)
 
 
+def grant_type(name: str) -> str:
+    """The grant type an operator means: the URN, or its short name (``ciba``)."""
+    return next((urn for urn, short in _GRANT_NAMES.items() if short == name), name)
+
+
 def channel_allows(channel: str | None, grant_type: str) -> bool:
     """Whether a client of ``channel`` may be registered for, and use, ``grant_type``."""
     return grant_type in _CHANNEL_GRANTS.get(channel or "web", set())

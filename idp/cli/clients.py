@@ -22,7 +22,10 @@ def client() -> None:
 @click.option("--secret", default=None, help="Client secret (generated when omitted).")
 @click.option("--public", is_flag=True, help="Public client: no secret, PKCE required.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
-@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--grant-type", "grant_types", multiple=True,
+              help="authorization_code, refresh_token, client_credentials, device_code, "
+                   "jwt-bearer or ciba (or the grant type's URN); repeatable. Which ones "
+                   "a client may have depends on --channel.")
 @click.option("--auth-method", default=None,
               type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt",
                                  "none"]))
@@ -54,6 +57,7 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
                subject_type, sector_identifier_uri, in_person_checks, as_json) -> None:
     from ..clients import ClientError, register_client
+    from ..policy import grant_type
 
     jwks = None
     if jwks_file:
@@ -73,7 +77,8 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
             row = register_client(
                 client_id=client_id, name=name or client_id, secret=secret,
                 auth_method=method, redirect_uris=list(redirect_uris),
-                grant_types=list(grant_types), post_logout_redirect_uris=list(post_logout),
+                grant_types=[grant_type(g) for g in grant_types],
+                post_logout_redirect_uris=list(post_logout),
                 backchannel_logout_uri=backchannel_logout_uri, first_party=first_party,
                 sensitive_scopes=list(allow_scopes), channel=channel, jwks=jwks,
                 id_token_alg=id_token_alg, userinfo_alg=userinfo_alg,

@@ -68,3 +68,9 @@ def test_device_grant_channel_is_never_web():
     assert policy.device_channel(client("web")) == "kiosk"
     assert policy.device_channel(None) == "kiosk"
     assert policy.device_channel(client("hall")) == "hall"
+
+
+def test_short_grant_names():
+    assert policy.grant_type("ciba") == CIBA and policy.grant_type("jwt-bearer") == JWT_BEARER
+    assert policy.grant_type(DEVICE_CODE) == DEVICE_CODE
+    assert policy.grant_type("authorization_code") == "authorization_code"
