@@ -16,10 +16,12 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from connectors import review
 from connectors import review_listing as q
 from idp.extensions import db
+from idp.http_limits import bounded_int
 
 from . import auth
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+MAX_PAGE = 1_000_000
 
 
 def _error(error: str, description: str, status: int):
@@ -50,13 +52,14 @@ def list_review():
     if state not in (*review.STATES, "all"):
         return _error("invalid_request", f"state must be one of {', '.join(review.STATES)}, all",
                       400)
-    try:
-        page = int(request.args.get("page", "1"))
-        per_page = int(request.args.get("per_page", str(q.PER_PAGE)))
-    except ValueError:
-        return _error("invalid_request", "page and per_page must be whole numbers", 400)
-    if page < 1 or not 1 <= per_page <= 200:
-        return _error("invalid_request", "page ≥ 1, 1 ≤ per_page ≤ 200", 400)
+    # Bounded above too: the offset (page - 1) × per_page goes to the database, which
+    # refuses a number wider than its integer type with an error, not an empty page.
+    page = bounded_int(request.args.get("page"), 1, 1, MAX_PAGE)
+    per_page = bounded_int(request.args.get("per_page"), q.PER_PAGE, 1, 200)
+    if page is None or per_page is None:
+        return _error("invalid_request",
+                      f"page and per_page must be whole numbers, 1 ≤ page ≤ {MAX_PAGE}, "
+                      "1 ≤ per_page ≤ 200", 400)
     rows, total = q.list_items(state, request.args.get("source") or None,
                                request.args.get("reason") or None, page, per_page)
     return jsonify(items=[r.__dict__ for r in rows], total=total, page=page,
@@ -156,7 +159,7 @@ def openapi_document() -> dict:
     query = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
         ("state", {"type": "string", "enum": [*review.STATES, "all"], "default": "pending"}),
         ("source", {"type": "string"}), ("reason", {"type": "string"}),
-        ("page", {"type": "integer", "minimum": 1, "default": 1}),
+        ("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
         ("per_page", {"type": "integer", "minimum": 1, "maximum": 200,
                       "default": q.PER_PAGE}))]
     review_path = "/admin/api/review/{item_id}"

@@ -82,7 +82,8 @@ def index():
 
 def _page_arg() -> int:
     try:
-        return max(1, int(request.args.get("page", "1")))
+        # capped: the page's offset must fit the database's integer type
+        return max(1, min(int(request.args.get("page", "1")), 1_000_000))
     except ValueError:
         return 1
 

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
-from . import settings
+from . import http_limits, settings
 from .extensions import babel, csrf, db, migrate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,6 +23,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     instance_path = instance_path or os.environ.get("IDP_INSTANCE_PATH") or os.path.join(
         ROOT, "instance")
     app = Flask(__name__, instance_path=os.path.abspath(instance_path))
+    http_limits.install(app)
     cfg = settings.load(app.instance_path, overrides)
     app.config.update(cfg)
     plain_http = cfg["ISSUER"].startswith("http://")
@@ -113,6 +114,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     admin.init_app(app)
     app.before_request(_fresh_request_state)
+    app.before_request(http_limits.refuse_nul_characters)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)
     app.after_request(_security_headers)
@@ -177,10 +179,12 @@ def _wants_json() -> bool:
     return request.path in ("/token", "/introspect", "/revoke", "/userinfo",
                             "/device_authorization", "/bc-authorize") or (
         request.path.startswith(("/api/", "/admin/api/"))
-        or request.accept_mimetypes.best == "application/json")
+        or request.accept_mimetypes.best == "application/json" or request.is_json)
 
 
 def _error_handlers(app: Flask) -> None:
+    from .oidc.server import BAD_CHARACTERS, refuses_error_text
+
     log = logging.getLogger("idp")
 
     @app.errorhandler(CSRFError)
@@ -196,6 +200,14 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
+        if refuses_error_text(err):
+            # Authlib would not even build the error (a parameter we quote has characters
+            # RFC 6749 forbids in error_description): the request was bad, not the server.
+            db.session.rollback()
+            if _wants_json():
+                return jsonify(error="invalid_request", error_description=BAD_CHARACTERS), 400
+            return render_template("error.html", title=_("无法完成登录请求"),
+                                   detail=f"invalid_request: {BAD_CHARACTERS}"), 400
         # Never a stack trace to the user; the log line is masked by the logging filter.
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()

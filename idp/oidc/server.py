@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 
@@ -10,6 +11,18 @@ from ..clients import find_client
 from . import grants, tokens
 from .claims import SCOPES_SUPPORTED
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+
+# Authlib's OAuth2Error refuses to be built when its description has a character RFC 6749
+# §4.1.2.1 forbids there (", \, controls, non-ASCII) and raises a plain ValueError with
+# this text instead. Its own messages quote request parameters ("Redirect URI … is not
+# supported"), so a `"` in redirect_uri would otherwise surface as a 500.
+_REFUSED_TEXT = "Error description contains forbidden characters"
+BAD_CHARACTERS = "The request has characters that are not allowed in its parameters."
+
+
+def refuses_error_text(exc: BaseException) -> bool:
+    """Whether ``exc`` is Authlib refusing an error description (see above)."""
+    return type(exc) is ValueError and str(exc).startswith(_REFUSED_TEXT)
 
 
 def _query_client(client_id: str):
@@ -23,9 +36,46 @@ class _Issuer(IssuerParameter):
         return tokens.issuer()
 
 
+class Server(AuthorizationServer):
+    """Authlib's server, answering ``invalid_request`` where Authlib would crash on a
+    request parameter it quotes in an error. Nothing is redirected: a parameter that
+    cannot be quoted cannot be trusted as a redirect URI either."""
+
+    def get_consent_grant(self, request=None, end_user=None):
+        try:
+            return super().get_consent_grant(request, end_user)
+        except ValueError as exc:
+            if not refuses_error_text(exc):
+                raise
+            raise InvalidRequestError(BAD_CHARACTERS) from None
+
+    def create_authorization_response(self, request=None, grant_user=None, grant=None):
+        try:
+            return super().create_authorization_response(request, grant_user, grant)
+        except ValueError as exc:
+            return self._bad_characters(request, exc)
+
+    def create_token_response(self, request=None):
+        try:
+            return super().create_token_response(request)
+        except ValueError as exc:
+            return self._bad_characters(request, exc)
+
+    def create_endpoint_response(self, name, request=None):
+        try:
+            return super().create_endpoint_response(name, request)
+        except ValueError as exc:
+            return self._bad_characters(request, exc)
+
+    def _bad_characters(self, request, exc: ValueError):
+        if not refuses_error_text(exc):
+            raise exc
+        return self.handle_error_response(request, InvalidRequestError(BAD_CHARACTERS))
+
+
 def build_server(app) -> AuthorizationServer:
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", SCOPES_SUPPORTED)
-    server = AuthorizationServer()
+    server = Server()
     server.init_app(app, query_client=_query_client, save_token=tokens.save_token)
     server.register_token_generator(
         "default",
