@@ -5,20 +5,38 @@ authorization requests, device codes, QR tickets, SMS codes — is limited per a
 so a caller cannot grow the short-lived store without bound. The address is
 ``request.remote_addr``, which the app factory's ProxyFix sets from
 ``X-Forwarded-For`` only for ``TRUSTED_PROXIES`` hops: a client cannot choose it.
+Every per-address limit counts an IPv6 client by its /64 (see :func:`address_bucket`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 
 from flask import current_app, request
 
 from .store import store
 
 
+def address_bucket(ip: str) -> str:
+    """The address a per-client limit counts: an IPv6 host usually holds a whole /64,
+    so counting single addresses would give it 2**64 budgets; an IPv4 client seen
+    through an IPv6 socket (``::ffff:a.b.c.d``) is the same client as ``a.b.c.d``."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if addr.version == 6:
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
+    return str(addr)
+
+
 def client_address() -> str:
-    return request.remote_addr or "unknown"
+    """This request's client, bucketed as every per-address limit counts it."""
+    return address_bucket(request.remote_addr or "unknown")
 
 
 def _key(bucket: str, value: str) -> str:

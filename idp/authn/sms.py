@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 import time
@@ -25,6 +24,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..identity import InvalidPhone, mask_phone, normalize_phone
+from ..ratelimit import address_bucket
 from ..store import store
 from .sms_gateways import GatewayError, SmsMessage, gateway
 
@@ -40,6 +40,9 @@ class SendResult:
     error: str | None = None
     retry_after: int | None = None  # seconds, with rate_limited
     masked_phone: str | None = None
+    # With conceal=True: ok, but the gateway refused the message (its reason, safe to
+    # log), so the person got no code. Never shown to the person.
+    undelivered: str | None = None
 
 
 @dataclass
@@ -71,20 +74,6 @@ def _code_key(phone: str, purpose: str, bound_to: str | None = None) -> str:
     return f"sms:code:{purpose}:{_phone_key(phone)}{tail}"
 
 
-def _ip_bucket(ip: str) -> str:
-    """The address a per-client limit counts: an IPv6 host usually holds a whole /64,
-    so counting single addresses would give it 2**64 budgets."""
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return ip
-    if addr.version == 6:
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
-    return str(addr)
-
-
 def check_rate(phone: str, ip: str | None) -> SendResult | None:
     """Count one send request for ``phone`` (normalised) and ``ip``; a refusal, or None
     when it may go ahead. Charged for decoys too, so a refusal tells nobody whether a
@@ -92,7 +81,7 @@ def check_rate(phone: str, ip: str | None) -> SendResult | None:
     cfg = current_app.config
     masked = mask_phone(phone)
     if ip:
-        bucket = _ip_bucket(ip)
+        bucket = address_bucket(ip)
         if store().incr(f"sms:ip:{_mac('sms-ip', bucket)[:32]}", HOUR) > cfg["SMS_IP_HOURLY"]:
             return SendResult(False, "rate_limited", HOUR, masked)
     pk = _phone_key(phone)
@@ -131,21 +120,25 @@ def _note_latency(seconds: float) -> None:
     store().set(_LATENCY_KEY, avg, 24 * HOUR)
 
 
-def _pretend_to_send() -> None:
-    """Take about as long as a real send, so the answer's timing does not tell a
-    registered number from an unregistered one."""
+def _pretend_to_send(already: float = 0.0) -> None:
+    """Take about as long as a real send (``already`` seconds of it spent), so the
+    answer's timing does not tell a registered number from an unregistered one."""
     last = store().get(_LATENCY_KEY)
     if last is not None:
-        time.sleep(min(max(0.0, float(last)), _LATENCY_CAP))
+        time.sleep(max(0.0, min(float(last), _LATENCY_CAP) - already))
 
 
 def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True,
-              bound_to: str | None = None) -> SendResult:
+              conceal: bool = False, bound_to: str | None = None) -> SendResult:
     """Make a fresh code for (phone, purpose), store its HMAC and send it.
 
     ``deliver=False`` makes a decoy: everything happens (limits, a stored code, the
     time a send takes) except the message, so a page that must not reveal whether a
-    number is registered answers and verifies alike for both."""
+    number is registered answers and verifies alike for both. Such a page also passes
+    ``conceal=True``: a message the gateway refuses then ends like a decoy (code kept,
+    interval started, the usual time taken) and the result is ok with ``undelivered``
+    set, since only a registered number ever reaches the gateway and a different
+    answer would name it."""
     try:
         phone = normalize_phone(phone)
     except InvalidPhone:
@@ -162,20 +155,29 @@ def send_code(phone: str, purpose: str, *, ip: str | None, deliver: bool = True,
     key = _code_key(phone, purpose, bound_to)
     store().set(key, record, ttl)
     minutes = max(1, ttl // 60)
+    masked = mask_phone(phone)
     if not deliver:
         _pretend_to_send()
-        return SendResult(True, masked_phone=mask_phone(phone))
+        return SendResult(True, masked_phone=masked)
     started = time.monotonic()
     try:
         gateway().send(SmsMessage(phone=phone, text=_text(code, purpose, minutes),
                                   purpose=purpose, code=code, ttl_minutes=minutes))
     except GatewayError as exc:
+        took = time.monotonic() - started
+        log.warning("SMS to %s not sent: %s", masked, exc)
+        if conceal:
+            _pretend_to_send(already=took)
+            # Failures count towards the gateway's usual time too: in an outage where
+            # sends time out, decoys then take as long as the registered numbers' sends.
+            _note_latency(took)
+            return SendResult(True, masked_phone=masked, undelivered=str(exc))
+        _note_latency(took)
         store().delete(key)
         _release_gap(phone)
-        log.warning("SMS to %s not sent: %s", mask_phone(phone), exc)
-        return SendResult(False, "gateway_error", masked_phone=mask_phone(phone))
+        return SendResult(False, "gateway_error", masked_phone=masked)
     _note_latency(time.monotonic() - started)
-    return SendResult(True, masked_phone=mask_phone(phone))
+    return SendResult(True, masked_phone=masked)
 
 
 def verify_code(phone: str, purpose: str, code: str, *,

@@ -12,9 +12,9 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import gettext as _
 
 from .. import audit, interaction
-from ..extensions import db
+from ..accounts import person_by_phone
 from ..identity import InvalidPhone, mask_phone, normalize_phone
-from ..models import Person, phone_index
+from ..models import Person
 from . import session as sso
 from . import sms
 
@@ -22,7 +22,7 @@ bp = Blueprint("smslogin", __name__)
 
 
 def _person_by_phone(phone: str) -> Person | None:
-    person = db.session.scalar(db.select(Person).where(Person.phone_idx == phone_index(phone)))
+    person = person_by_phone(phone)
     return person if person is not None and person.status == "active" else None
 
 
@@ -59,12 +59,24 @@ def _send(phone: str, view: dict) -> None:
     person = _person_by_phone(phone)
     # An unregistered number gets a decoy code that is never sent: the limits, the time
     # taken and what a wrong code then says are the same as for a registered one.
-    result = sms.send_code(phone, "login", ip=request.remote_addr, deliver=person is not None)
+    # A message the gateway refuses ends like a decoy too (conceal): "could not send"
+    # could only ever be said of a registered number. The citizen whose code did not
+    # come is told, as everyone is, that they may ask again after the interval.
+    result = sms.send_code(phone, "login", ip=request.remote_addr, deliver=person is not None,
+                           conceal=True)
+    if result.undelivered and person is not None:
+        audit.record("sms.undelivered", actor="anonymous", subject=person.id,
+                     details={"purpose": "login", "phone": phone,
+                              "reason": result.undelivered})
     if result.ok:
+        cfg = current_app.config
         view["sent"] = True
-        view["notice"] = _("如果该号码已在本平台注册，验证码已发送至 %(phone)s，"
-                           "%(minutes)d 分钟内有效。", phone=mask_phone(phone),
-                           minutes=max(1, current_app.config["SMS_CODE_TTL"] // 60))
+        view["notice"] = " ".join((
+            _("如果该号码已在本平台注册，验证码已发送至 %(phone)s，"
+              "%(minutes)d 分钟内有效。", phone=mask_phone(phone),
+              minutes=max(1, cfg["SMS_CODE_TTL"] // 60)),
+            _("如未收到短信，可在 %(seconds)d 秒后重新发送，或使用证件号码和密码登录。",
+              seconds=int(cfg["SMS_PHONE_INTERVAL"]))))
     else:
         view["error"] = sms.message_for(result.error, result.retry_after)
         view["sent"] = result.error == "rate_limited"
