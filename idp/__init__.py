@@ -25,6 +25,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     app = Flask(__name__, instance_path=os.path.abspath(instance_path))
     http_limits.install(app)
     cfg = settings.load(app.instance_path, overrides)
+    settings.validate(cfg, instance_path=app.instance_path)
     app.config.update(cfg)
     plain_http = cfg["ISSUER"].startswith("http://")
     app.config.update(

@@ -20,17 +20,38 @@ class ConfigError(RuntimeError):
 _UNPREFIXED = ("DATABASE_URL", "REDIS_URL")
 
 
-def _coerce(raw: str, like: Any) -> Any:
+def env_name(key: str) -> str:
+    """How an operator spells a setting in the environment."""
+    return key if key in _UNPREFIXED else "IDP_" + key
+
+
+def _coerce(key: str, raw: str, like: Any) -> Any:
     """Parse an environment string into the type of the default it replaces."""
     if isinstance(like, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(like, int):
-        return int(raw)
-    if isinstance(like, float):
-        return float(raw)
-    if isinstance(like, list):
-        return json.loads(raw) if raw.startswith("[") else [p for p in raw.split(",") if p]
+    try:
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+        if isinstance(like, list):
+            if raw.startswith("["):
+                value = json.loads(raw)
+                if not isinstance(value, list):
+                    raise ValueError
+                return value
+            return [p for p in raw.split(",") if p]
+    except ValueError:
+        kind = {int: "a whole number", float: "a number", list: "a JSON list or "
+                "comma-separated values"}[type(like)]
+        raise ConfigError(f"{env_name(key)}={_shown(raw)} is not {kind}; set it like the "
+                          f"default ({like!r}) or unset it") from None
     return raw
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…'"
 
 
 def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -40,7 +61,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[st
         if env is None and key in _UNPREFIXED:
             env = os.environ.get(key)
         if env is not None and env != "":
-            cfg[key] = _coerce(env, value) if value is not None else env
+            cfg[key] = _coerce(key, env, value) if value is not None else env
     cfg.update(overrides or {})
 
     Path(instance_path).mkdir(parents=True, exist_ok=True)
@@ -59,7 +80,8 @@ def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[st
             raise ConfigError("IDP_KEK must be set (64 hex characters) when DATABASE_URL "
                               "points at a shared database; see config/production.example.env")
         cfg["KEK"] = _instance_secret(Path(instance_path) / "kek")
-    cfg["ISSUER"] = cfg["ISSUER"].rstrip("/")
+    if isinstance(cfg.get("ISSUER"), str):  # anything else is refused by validate()
+        cfg["ISSUER"] = cfg["ISSUER"].rstrip("/")
     return cfg
 
 
@@ -80,3 +102,152 @@ def _instance_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+# -- checked at start-up ------------------------------------------------------------------
+#
+# A setting that cannot work must stop `idp serve` with one line saying which and how to
+# fix it, not surface as a 500 at the first request that needs it (or as a traceback).
+
+# Numbers for which 0 means something (none, no wait, no tolerance); every other
+# number is a lifetime, a limit or a cost and must be above 0.
+_ZERO_ALLOWED = {"TRUSTED_PROXIES", "BACKCHANNEL_LOGOUT_BACKOFF", "TOTP_WINDOW",
+                 "LOCKOUT_WAIT_SECONDS", "SMS_PHONE_INTERVAL"}
+_FRACTIONS = {"KIOSK_FACE_MIN_SCORE", "FACE_MIN_SCORE"}
+# Plug-in settings and the built-in names each accepts (idp.plugins.load's callers).
+_PLUGINS = {"SMS_GATEWAY": ("dev", "http"), "REALNAME_VERIFIER": ("dev",),
+            "FACE_VERIFIER": ("dev",), "ORG_REGISTRY": ()}
+_PLUGIN_OFF = ("", "off", "none", "false")  # as idp.plugins.OFF
+# The algorithms idp.crypto.keys can make keys for (a unit test keeps the two equal).
+SIGNING_ALGS = ("ES256", "RS256", "SM2SM3")
+PASSWORD_POLICIES = ("argon2id", "pbkdf2-sm3")
+
+
+def validate(cfg: dict[str, Any], *, instance_path: str = ".") -> None:
+    """Raise :class:`ConfigError` naming every setting that cannot work, on one line."""
+    problems = [*_numbers(cfg), *_urls(cfg), *_choices(cfg), *_files(cfg, instance_path),
+                *_plugins(cfg)]
+    if problems:
+        raise ConfigError("; ".join(p.replace("\n", " ") for p in problems))
+
+
+def _numbers(cfg: dict[str, Any]):
+    import math
+
+    for key in sorted(k for k in dir(default) if k.isupper()):
+        like, value = getattr(default, key), cfg.get(key)
+        if isinstance(like, bool) or not isinstance(like, int | float) or value is None:
+            continue
+        name = env_name(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            yield f"{name}={_shown(value)} must be a number (default {like!r})"
+        elif isinstance(like, int) and not isinstance(like, bool) and value != int(value):
+            yield f"{name}={value!r} must be a whole number (default {like!r})"
+        elif not math.isfinite(value):
+            yield f"{name}={value!r} must be a finite number (default {like!r})"
+        elif key in _FRACTIONS and not 0 <= value <= 1:
+            yield f"{name}={value!r} must be between 0 and 1 (default {like!r})"
+        elif value < 0 or (value == 0 and key not in _ZERO_ALLOWED):
+            least = "0 or more" if key in _ZERO_ALLOWED else "more than 0"
+            yield f"{name}={value!r} must be {least} (default {like!r})"
+
+
+def _urls(cfg: dict[str, Any]):
+    from urllib.parse import urlsplit
+
+    issuer = cfg.get("ISSUER")
+    try:
+        parts = urlsplit(issuer) if isinstance(issuer, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment or parts.username is not None:
+        yield (f"IDP_ISSUER={_shown(issuer)} must be the provider's http(s) address, with no "
+               "query, fragment or user name (e.g. https://id.example.gov.cn)")
+    else:
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            yield f"IDP_ISSUER={_shown(issuer)} has an invalid port"
+
+
+def _choices(cfg: dict[str, Any]):
+    for key in ("ACCESS_TOKEN_ALG", "DEFAULT_ID_TOKEN_ALG"):
+        if cfg.get(key) not in SIGNING_ALGS:
+            yield f"{env_name(key)}={_shown(cfg.get(key))} must be one of {', '.join(SIGNING_ALGS)}"
+    if cfg.get("PASSWORD_HASH") not in PASSWORD_POLICIES:
+        yield (f"IDP_PASSWORD_HASH={_shown(cfg.get('PASSWORD_HASH'))} must be one of "
+               f"{', '.join(PASSWORD_POLICIES)}")
+    languages = cfg.get("LANGUAGES")
+    if not isinstance(languages, list) or not languages \
+            or not all(isinstance(x, str) and x for x in languages):
+        yield "IDP_LANGUAGES must list at least one language (e.g. zh_CN,en)"
+    if cfg.get("KEK"):
+        from .crypto.fieldcrypt import parse_kek
+
+        try:
+            parse_kek(str(cfg["KEK"]))
+        except ValueError:  # the key itself is never echoed
+            yield "IDP_KEK must be 32 bytes: 64 hex characters (e.g. `openssl rand -hex 32`)"
+    id_field = cfg.get("CERT_ID_FIELD")
+    if isinstance(id_field, str) and "(" in id_field:
+        import re
+
+        try:
+            re.compile(id_field)
+        except re.error as exc:
+            yield f"IDP_CERT_ID_FIELD is not a valid regular expression: {exc}"
+
+
+def _readable(path: Any) -> bool:
+    return isinstance(path, str | os.PathLike) and os.path.isfile(path) \
+        and os.access(path, os.R_OK)
+
+
+def _files(cfg: dict[str, Any], instance_path: str):
+    cert_login = cfg.get("CERT_LOGIN")
+    if isinstance(cert_login, str):
+        cert_login = cert_login.strip().lower() in ("1", "true", "yes", "on")
+    if cert_login and not cfg.get("CERT_CA_FILE"):
+        yield ("IDP_CERT_CA_FILE must name the PEM bundle of accepted CAs when "
+               "IDP_CERT_LOGIN is on")
+    for key, what in (("CERT_CA_FILE", "CA bundle"), ("CERT_CRL_FILE", "CRL file")):
+        path = cfg.get(key)
+        if path and not _readable(path):
+            yield f"{env_name(key)}: the {what} {str(path)!r} does not exist or cannot be read"
+    upstreams = cfg.get("UPSTREAM_IDPS") or []
+    for entry in [upstreams] if isinstance(upstreams, str) else upstreams:
+        if isinstance(entry, str) and not _readable(Path(instance_path) / entry):
+            yield (f"IDP_UPSTREAM_IDPS: the upstream file {entry!r} does not exist or cannot "
+                   f"be read (relative paths are against {instance_path})")
+
+
+def _plugins(cfg: dict[str, Any]):
+    import importlib
+
+    for key, builtins in _PLUGINS.items():
+        value = cfg.get(key)
+        if value is None or str(value).strip().lower() in _PLUGIN_OFF \
+                or str(value).strip() in builtins:
+            continue
+        name, text = env_name(key), str(value).strip()
+        module, _, attr = text.partition(":")
+        usage = " or ".join([*(repr(b) for b in builtins), "'package.module:Class'"])
+        if not module or not attr:
+            yield f"{name}={_shown(text)} must be {usage}"
+            continue
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            yield f"{name}={_shown(text)}: module {module!r} cannot be imported ({exc})"
+            continue
+        except AttributeError:
+            yield f"{name}={_shown(text)}: module {module!r} has no {attr!r}"
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever the plug-in raised on import
+            yield f"{name}={_shown(text)}: importing {module!r} failed ({type(exc).__name__})"
+            continue
+        if not callable(found):
+            yield f"{name}={_shown(text)}: {attr!r} is not a class"
+    if str(cfg.get("SMS_GATEWAY") or "").strip() == "http" and not cfg.get("SMS_HTTP_URL"):
+        yield "IDP_SMS_HTTP_URL must be set when IDP_SMS_GATEWAY is 'http'"
