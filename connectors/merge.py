@@ -51,6 +51,16 @@ class MergeError(ValueError):
     """A merge or undo refused; the message says why (English, for operators)."""
 
 
+#: The largest row id the databases store (a 32-bit INTEGER on PostgreSQL). An id typed
+#: beyond it names no row; asking the database would fail with an overflow instead.
+ROW_ID_MAX = 2**31 - 1
+
+
+def row_id(value: int) -> bool:
+    """Whether ``value`` can be the id of a stored row at all."""
+    return isinstance(value, int) and 1 <= value <= ROW_ID_MAX
+
+
 @dataclass
 class Counts:
     legacy_account: int = 0
@@ -204,7 +214,8 @@ def undo_merge(record_id: int, *, actor: str) -> MergeRecord:
 
 
 def prepare_undo(record_id: int, *, actor: str) -> MergeRecord:
-    record = db.session.get(MergeRecord, record_id, with_for_update=True)
+    record = db.session.get(MergeRecord, record_id, with_for_update=True) \
+        if row_id(record_id) else None
     if record is None:
         raise MergeError(f"no merge record {record_id}")
     if record.undone_at is not None:

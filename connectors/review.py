@@ -51,7 +51,7 @@ class InvalidTarget(ReviewError):
 
 
 def _item(item_id: int, *, state: str | None = None) -> tuple[ReviewItem, LegacyAccount]:
-    item = db.session.get(ReviewItem, item_id)
+    item = db.session.get(ReviewItem, item_id) if person_merge.row_id(item_id) else None
     if item is None:
         raise ReviewError(f"no review item {item_id}")
     if state and item.state != state:
@@ -67,7 +67,7 @@ def kind_of(item: ReviewItem, account: LegacyAccount) -> str:
 
 def kind(item_id: int) -> str | None:
     """``"person"`` or ``"organisation"``; None when there is no such item."""
-    item = db.session.get(ReviewItem, item_id)
+    item = db.session.get(ReviewItem, item_id) if person_merge.row_id(item_id) else None
     if item is None:
         return None
     return kind_of(item, db.session.get(LegacyAccount, item.legacy_account_id))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from connectors.importer import read_row
-from connectors.merge import merged_into
+from connectors.merge import merged_into, row_id
 from connectors.review import ORGANISATION, kind_of
 from idp.extensions import db
 from idp.identity import normalize_identifier
@@ -167,7 +167,7 @@ def filter_choices() -> tuple[list[str], list[str]]:
 
 
 def detail(item_id: int) -> ItemDetail | None:
-    item = db.session.get(ReviewItem, item_id)
+    item = db.session.get(ReviewItem, item_id) if row_id(item_id) else None
     if item is None:
         return None
     account = db.session.get(LegacyAccount, item.legacy_account_id)

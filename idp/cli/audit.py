@@ -5,6 +5,7 @@ Each of them first chains every entry recorded before it (entries are recorded i
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -83,9 +84,15 @@ def parse_time(value: str) -> float:
     """Unix seconds, or ISO 8601 (UTC unless it carries an offset such as +08:00)."""
     text = value.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # float() also reads "nan", "inf" and "1e999": no moment in time, and "nan"
+        # compares false with everything, so an export would silently match nothing.
+        if not math.isfinite(seconds):
+            raise ValueError(f"not a time: {value!r} (Unix seconds must be a finite number)")
+        return seconds
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

@@ -50,6 +50,9 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
 
     from ..bootstrap import initialise
 
+    problem = bind_problem(host, port)
+    if problem:
+        fail(problem)
     if demo:
         # The workers build their own app from the environment; an explicit
         # IDP_CHANNEL_DEMOS=false still wins.
@@ -87,6 +90,28 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
 
     click.echo(f"idp listening on http://{host}:{port} (issuer {issuer})")
     run(host, port, workers, threads)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on ``host:port``, found before anything is announced
+    or initialised (gunicorn would otherwise fail after "listening", with a traceback)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        return f"--port {port} is not a TCP port (1-65535)"
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"--host {host!r} cannot be resolved ({exc})"
+    with socket.socket(family, kind, proto) as probe:
+        # As gunicorn binds: a port held only by connections closing (TIME_WAIT) is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 @click.group()
