@@ -1,11 +1,18 @@
 """Masking audit details before they are hashed and stored.
 
 An audit entry can never be corrected afterwards (that is the point of the chain), so
-personal data must be masked *before* it is written. :func:`mask_details` walks any
-JSON-like value and:
+personal data must be masked *before* it is written — and nothing else may be altered,
+or the entry no longer says what happened. So masking goes by what each field is, not
+by what its digits look like. :func:`mask_details` walks any JSON-like value and:
 
-* masks every string (values and keys) with :func:`idp.identity.masking.mask_text`,
-  which finds ID numbers and mobile numbers anywhere in free text;
+* searches free text — fields named like ``note``, ``reason``, ``message``, ``error``
+  (:data:`FREE_TEXT_KEYS`), and strings not under any key — for ID numbers and mobile
+  numbers anywhere in it (:func:`idp.identity.masking.mask_text`);
+* leaves every other field (ids, hashes, run ids, scopes, codes) as it is unless its
+  *whole* value is an ID number or a mobile number (:func:`mask_identifier`, as for
+  ``actor`` and ``subject``): a random hex ``run_id`` often holds a run of digits that
+  looks like part of a phone or ID number, and masking it would corrupt the record;
+  keys are treated the same way;
 * masks the whole value of keys that name a personal field, whatever it looks like —
   a mistyped 17-digit ID number or a name is not found by ``mask_text``:
   names (``name``, ``full_name``, ``姓名`` …) with ``mask_name``, ID numbers and login
@@ -53,6 +60,15 @@ _PHONE_KEYS = frozenset({
 _CREDIT_CODE_KEYS = frozenset({
     "credit_code", "uscc", "unified_social_credit_code", "统一社会信用代码",
 })
+#: Fields that hold prose a person or a program wrote, where an ID number or a phone may
+#: sit anywhere. ``legacy_id`` is here because older systems often used the login name
+#: (a phone or an ID number, perhaps with a prefix) as the account key.
+FREE_TEXT_KEYS = frozenset({
+    "note", "notes", "reason", "message", "msg", "detail", "description", "error",
+    "error_description", "comment", "remark", "text", "summary", "binding_message",
+    "hint", "login_hint", "query", "input", "legacy_id", "user_agent",
+    "备注", "原因", "说明", "描述",
+})
 _SECRET_KEYS = frozenset({
     "password", "passwd", "pwd", "new_password", "old_password", "secret", "client_secret",
     "token", "access_token", "refresh_token", "id_token", "logout_token",
@@ -88,28 +104,31 @@ def _mask_by_key(key: str, value: Any) -> Any:
     return mask_details(value)  # a nested object: mask it by its own keys
 
 
-def mask_details(value: Any) -> Any:
-    """A masked, plain-JSON copy of ``value`` (see the module docstring)."""
+def mask_details(value: Any, *, free_text: bool = True) -> Any:
+    """A masked, plain-JSON copy of ``value`` (see the module docstring). ``free_text``
+    says whether strings here are prose (searched) or identifiers (masked only whole);
+    under a key, the key decides."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return mask_text(_clean_str(value))
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            skey = mask_text(_clean_str(key if isinstance(key, str) else str(key)))
+            skey = mask_identifier(key if isinstance(key, str) else str(key))
             masked = _mask_by_key(skey, item)
-            out[skey] = mask_details(item) if masked is ... else masked
+            if masked is ...:
+                masked = mask_details(item, free_text=_norm_key(skey) in FREE_TEXT_KEYS)
+            out[skey] = masked
         return out
     if isinstance(value, list | tuple):
-        return [mask_details(v) for v in value]
+        return [mask_details(v, free_text=free_text) for v in value]
     if isinstance(value, set | frozenset):
-        return sorted((mask_details(v) for v in value), key=repr)
+        return sorted((mask_details(v, free_text=free_text) for v in value), key=repr)
     if isinstance(value, bytes | bytearray):
-        return mask_text(bytes(value).decode("utf-8", "replace").replace("\x00", "\ufffd"))
-    return mask_text(_clean_str(str(value)))
+        value = bytes(value).decode("utf-8", "replace")
+    text = _clean_str(value if isinstance(value, str) else str(value))
+    return mask_text(text) if free_text else mask_identifier(text)
 
 
 def mask_identifier(value: str | None) -> str | None:
