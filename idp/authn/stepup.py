@@ -25,6 +25,12 @@ level and what the session's authenticators prove):
 Each is offered only if, added to what the session already holds, it reaches the level.
 ``L4`` otherwise needs an ``L4`` account and an ``L4`` passkey, a kiosk chip read or a
 counter.
+
+The page names none of them: each is an authenticator in :mod:`idp.authn.factors`
+that says whether it reaches the goal (``StepUp.reaches``) and which partial template
+offers it; a POSTed ``action`` goes to the authenticator that owns it
+(``FormStepUp.handle``), the real-name step (1) being a step of its own
+(:mod:`idp.authn.factors.realname_first`).
 """
 
 from __future__ import annotations
