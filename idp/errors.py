@@ -14,8 +14,23 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
 
 
 class TemporarilyUnavailableError(OAuth2Error):
-    """RFC 6749 §4.1.2.1: the server cannot handle the request now (here: this address
-    has started too many sign-ins in a short time)."""
+    """RFC 6749 §4.1.2.1 / §5.2 ``temporarily_unavailable``: a limit on this client or
+    address, not a fault in the request; 429 with Retry-After where the answer is not a
+    redirect."""
 
     error = "temporarily_unavailable"
-    description = "Too many sign-in requests from this address; try again shortly."
+    description = "Too many requests; try again shortly."
+    status_code = 429
+
+    def __init__(self, description: str | None = None, retry_after: float = 60, **kwargs):
+        super().__init__(description, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class SlowDownError(TemporarilyUnavailableError):
+    """RFC 8628 §3.5 ``slow_down``: a device client asking too often."""
+
+    error = "slow_down"

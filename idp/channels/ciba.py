@@ -52,7 +52,7 @@ from .. import audit, policy
 from ..accounts import person_by_identifier, raise_level
 from ..authn import assurance
 from ..clients import CIBA
-from ..errors import UnmetAuthenticationRequirementsError
+from ..errors import TemporarilyUnavailableError, UnmetAuthenticationRequirementsError
 from ..extensions import csrf
 from ..identity import InvalidIdNumber, InvalidPhone
 from ..identity.masking import mask_phone
@@ -167,20 +167,6 @@ def _find_person(hint: str) -> Person:
     if person.status != "active":
         raise AccessDeniedError("The person's account cannot be used.", status_code=403)
     return person
-
-
-class TemporarilyUnavailableError(OAuth2Error):
-    """429 with Retry-After: a limit on this client, not a fault in the request."""
-
-    error = "temporarily_unavailable"
-    status_code = 429
-
-    def __init__(self, description: str, retry_after: int):
-        super().__init__(description)
-        self.retry_after = max(1, int(retry_after))
-
-    def get_headers(self):
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 # Lookups that named nobody (or nobody usable), per client and window

@@ -30,7 +30,6 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from flask import (
     Blueprint,
     current_app,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -41,6 +40,7 @@ from flask_babel import gettext as _
 from .. import audit, policy, ratelimit
 from ..authn import session as sso
 from ..clients import DEVICE_CODE, find_client
+from ..errors import SlowDownError
 from ..extensions import csrf
 from ..identity import normalize_identifier
 from ..identity.masking import mask_id_number, mask_name
@@ -110,6 +110,15 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
     @property
     def INTERVAL(self) -> int:  # noqa: N802 - Authlib's name
         return int(_cfg("DEVICE_POLL_INTERVAL"))
+
+    def create_endpoint_response(self, request):
+        # Counted per address before anything else, whoever calls the endpoint (the
+        # kiosk demo calls it directly): a public client needs no credentials, and every
+        # answer is a code pair the store keeps for DEVICE_CODE_TTL.
+        if ratelimit.exceeded("device_authz", int(_cfg("DEVICE_AUTHZ_PER_MINUTE")), 60):
+            raise SlowDownError("Too many device authorization requests from this "
+                                "address; wait a minute.", retry_after=60)
+        return super().create_endpoint_response(request)
 
     def authenticate_client(self, request):
         # RFC 8628 §3.1: the client authenticates as it would at the token endpoint,
@@ -323,15 +332,6 @@ def page():
 @bp.post("/device_authorization")
 @csrf.exempt
 def device_authorization():
-    # Counted per address before anything else: a public client needs no credentials,
-    # and every answer is a code pair the store keeps for DEVICE_CODE_TTL.
-    if ratelimit.exceeded("device_authz", int(_cfg("DEVICE_AUTHZ_PER_MINUTE")), 60):
-        resp = jsonify(error="slow_down", error_description="Too many device authorization "
-                       "requests from this address; wait a minute.")
-        resp.status_code = 429
-        resp.headers["Retry-After"] = "60"
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
     return current_app.extensions["idp.oauth"].create_endpoint_response(
         DeviceAuthorization.ENDPOINT_NAME)
 

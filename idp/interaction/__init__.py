@@ -10,8 +10,9 @@ check; a new protocol is one adapter. node-oidc-provider's interaction policy is
 model.
 """
 
+from .context import Context, Needed, Refused
 from .request import PendingRequest, browser_id, expired_page, from_page, load
-from .run import Completion, Context, Needed, Refused, complete, evaluate
+from .run import Completion, complete, evaluate
 
 __all__ = ["Completion", "Context", "Needed", "PendingRequest", "Refused", "browser_id", "complete",
            "evaluate", "expired_page", "from_page", "load"]

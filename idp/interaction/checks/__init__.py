@@ -1,8 +1,8 @@
 """The checks, in the order they run: each one file, each one rule.
 
-A check is a callable taking the :class:`~idp.interaction.run.Context` and returning
-None when its rule is satisfied, a :class:`~idp.interaction.run.Needed` naming the page
-that satisfies it, or a :class:`~idp.interaction.run.Refused` that ends the request.
+A check is a callable taking the :class:`~idp.interaction.context.Context` and returning
+None when its rule is satisfied, a :class:`~idp.interaction.context.Needed` naming the page
+that satisfies it, or a :class:`~idp.interaction.context.Refused` that ends the request.
 Order matters: a decision the person already made (said no) ends the request before
 anything else is asked; signing in comes before its level; the level before consent
 (consent is given by the person the level vouches for); the organisation last.

@@ -2,7 +2,7 @@
 
 from ...extensions import db
 from ...models import Consent
-from ..run import Context, Needed, Refused
+from ..context import Context, Needed, Refused
 
 
 def consent_denied(ctx: Context) -> Refused | None:

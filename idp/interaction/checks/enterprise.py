@@ -2,7 +2,7 @@
 which appointment, chosen on the selection page unless the hint leaves exactly one."""
 
 from ... import orgs
-from ..run import Context, Needed, Refused
+from ..context import Context, Needed, Refused
 
 
 def enterprise(ctx: Context) -> Needed | Refused | None:

@@ -3,7 +3,7 @@ when the person gave up there, the request ends as unmet (the ID token otherwise
 level reached, never the level asked)."""
 
 from ...authn import assurance
-from ..run import Context, Needed, Refused
+from ..context import Context, Needed, Refused
 
 
 def level(ctx: Context) -> Needed | Refused | None:

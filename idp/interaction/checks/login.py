@@ -1,6 +1,6 @@
 """``prompt=login`` (CAS ``renew``, SAML ``ForceAuthn``): a sign-in made for this request."""
 
-from ..run import Context, Needed
+from ..context import Context, Needed
 
 
 def prompt_login(ctx: Context) -> Needed | None:

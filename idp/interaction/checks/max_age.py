@@ -2,7 +2,7 @@
 
 import time
 
-from ..run import Context, Needed
+from ..context import Context, Needed
 
 
 def max_age(ctx: Context) -> Needed | None:

@@ -1,6 +1,6 @@
 """Someone must be signed in."""
 
-from ..run import Context, Needed
+from ..context import Context, Needed
 
 
 def session(ctx: Context) -> Needed | None:
