@@ -93,22 +93,8 @@ def _sector(client_id: str, subject_type: str, redirect_uris: list[str],
     return hosts.pop() if len(hosts) == 1 else client_id
 
 
-def register_client(*, client_id: str, name: str, secret: str | None, auth_method: str,
-                    redirect_uris: list[str], grant_types: list[str],
-                    post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
-                    first_party: bool, sensitive_scopes: list[str], channel: str,
-                    jwks: dict | None, id_token_alg: str | None,
-                    subject_type: str = "public", userinfo_alg: str | None = None,
-                    org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
-                    legacy_systems: list[str] | None = None,
-                    sector_identifier_uri: str | None = None,
-                    in_person_checks: bool = False) -> Client:
-    if not client_id or len(client_id) > 128:
-        raise ClientError("client id must be 1–128 characters")
-    if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
-        raise ClientError(f"client {client_id!r} already exists")
-    grants = grant_types or (["client_credentials"] if not redirect_uris
-                             else ["authorization_code", "refresh_token"])
+def _check_grants(grants: list[str], *, redirect_uris: list[str], auth_method: str,
+                  channel: str, in_person_checks: bool) -> None:
     unknown = set(grants) - GRANT_TYPES
     if unknown:
         raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
@@ -126,15 +112,26 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
     problem = forbidden_grants(channel, grants)
     if problem:
         raise ClientError(problem)
+
+
+def _check_addresses(redirect_uris: list[str], post_logout_redirect_uris: list[str],
+                     backchannel_logout_uri: str | None) -> None:
     for uri in redirect_uris:
         _check_uri(uri, "redirect URI")
     for uri in post_logout_redirect_uris:
         _check_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
         _check_uri(backchannel_logout_uri, "back-channel logout URI")
+
+
+def _check_algorithms(id_token_alg: str | None, userinfo_alg: str | None) -> None:
     for what, alg in (("ID token", id_token_alg), ("userinfo", userinfo_alg)):
         if alg and alg not in SIGNING_ALGS:
             raise ClientError(f"{what} signing algorithm must be one of {', '.join(SIGNING_ALGS)}")
+
+
+def _check_scopes(sensitive_scopes: list[str], org_roles: list[str] | None,
+                  org_scopes: list[str] | None) -> None:
     from .orgs import BUSINESS_SCOPES, ROLE_NAMES
 
     if set(org_roles or []) - set(ROLE_NAMES):
@@ -144,15 +141,43 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
     bad = set(sensitive_scopes) - SENSITIVE_SCOPES
     if bad:
         raise ClientError(f"unknown sensitive scope(s): {', '.join(sorted(bad))}")
-    if auth_method == "private_key_jwt":
-        if not jwks:
-            raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
-        try:
-            KeySet.import_key_set(jwks)
-        except (JoseError, ValueError, KeyError, TypeError) as exc:
-            raise ClientError(f"invalid JWKS: {exc}") from None
-        if any("d" in k for k in jwks.get("keys", [])):
-            raise ClientError("the JWKS contains a private key; register public keys only")
+
+
+def _check_keys(auth_method: str, jwks: dict | None) -> None:
+    if auth_method != "private_key_jwt":
+        return
+    if not jwks:
+        raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"invalid JWKS: {exc}") from None
+    if any("d" in k for k in jwks.get("keys", [])):
+        raise ClientError("the JWKS contains a private key; register public keys only")
+
+
+def register_client(*, client_id: str, name: str, secret: str | None, auth_method: str,
+                    redirect_uris: list[str], grant_types: list[str],
+                    post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
+                    first_party: bool, sensitive_scopes: list[str], channel: str,
+                    jwks: dict | None, id_token_alg: str | None,
+                    subject_type: str = "public", userinfo_alg: str | None = None,
+                    org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
+                    legacy_systems: list[str] | None = None,
+                    sector_identifier_uri: str | None = None,
+                    in_person_checks: bool = False) -> Client:
+    if not client_id or len(client_id) > 128:
+        raise ClientError("client id must be 1–128 characters")
+    if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
+        raise ClientError(f"client {client_id!r} already exists")
+    grants = grant_types or (["client_credentials"] if not redirect_uris
+                             else ["authorization_code", "refresh_token"])
+    _check_grants(grants, redirect_uris=redirect_uris, auth_method=auth_method,
+                  channel=channel, in_person_checks=in_person_checks)
+    _check_addresses(redirect_uris, post_logout_redirect_uris, backchannel_logout_uri)
+    _check_algorithms(id_token_alg, userinfo_alg)
+    _check_scopes(sensitive_scopes, org_roles, org_scopes)
+    _check_keys(auth_method, jwks)
     meta = {
         "redirect_uris": redirect_uris,
         "grant_types": grants,
@@ -160,28 +185,20 @@ def register_client(*, client_id: str, name: str, secret: str | None, auth_metho
         "token_endpoint_auth_method": auth_method,
         "post_logout_redirect_uris": post_logout_redirect_uris,
         "scope": "openid profile phone offline_access org legacy",
+        "subject_type": subject_type,
+        "sector": _sector(client_id, subject_type, redirect_uris, sector_identifier_uri),
     }
     if backchannel_logout_uri:
         meta["backchannel_logout_uri"] = backchannel_logout_uri
         meta["backchannel_logout_session_required"] = True
-    if jwks:
-        meta["jwks"] = jwks
-    if legacy_systems:
-        meta["legacy_systems"] = legacy_systems
-    if in_person_checks:
-        meta["in_person_checks"] = True
-    if org_roles:
-        meta["org_roles"] = org_roles
-    if org_scopes:
-        meta["org_scopes"] = org_scopes
-    meta["subject_type"] = subject_type
-    meta["sector"] = _sector(client_id, subject_type, redirect_uris, sector_identifier_uri)
-    if sector_identifier_uri:
-        meta["sector_identifier_uri"] = sector_identifier_uri
-    if id_token_alg:
-        meta["id_token_signed_response_alg"] = id_token_alg
-    if userinfo_alg:
-        meta["userinfo_signed_response_alg"] = userinfo_alg
+    # Optional metadata is written only when given, so stored rows stay as before.
+    optional = {"jwks": jwks, "legacy_systems": legacy_systems,
+                "in_person_checks": True if in_person_checks else None,
+                "org_roles": org_roles, "org_scopes": org_scopes,
+                "sector_identifier_uri": sector_identifier_uri,
+                "id_token_signed_response_alg": id_token_alg,
+                "userinfo_signed_response_alg": userinfo_alg}
+    meta.update({k: v for k, v in optional.items() if v})
     row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,
                  first_party=first_party, allowed_sensitive_scopes=sensitive_scopes,
                  client_secret_hash=hash_client_secret(secret) if secret else None)
