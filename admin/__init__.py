@@ -1,10 +1,10 @@
 """The admin console (``/admin``), its REST API (``/admin/api``, OpenAPI at
 ``/admin/api/openapi.json``) and the ``idp admin`` commands (:mod:`admin.cli`).
 
-Only the app factory imports this package (``init_app``, and ``idp.cli_commands``, through
-which the ``idp`` command gets :mod:`admin.cli`). Decisions go through ``connectors.review`` and ``connectors.merge``,
-which the ``idp merge`` commands use too. Who may enter, and how the console gets an
-``L3`` session, is in :mod:`admin.auth`.
+Only the app factory imports this package (``init_app``, and ``idp.cli_commands``,
+through which the ``idp`` command gets :mod:`admin.cli`). Decisions go through
+``connectors.review`` and ``connectors.merge``, which the ``idp merge`` commands use too.
+Who may enter, and how the console gets an ``L3`` session, is in :mod:`admin.auth`.
 """
 
 from __future__ import annotations

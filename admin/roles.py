@@ -11,24 +11,22 @@ from __future__ import annotations
 import time
 
 from idp import audit
+from idp.accounts import person_by_identifier
 from idp.extensions import db
-from idp.identity import InvalidIdNumber, parse_person_id
-from idp.models import ADMIN_ROLES, AdminRole, Person, id_number_index
+from idp.identity import InvalidIdNumber
+from idp.models import ADMIN_ROLES, AdminRole, Person
 
 
 class RoleError(ValueError):
     pass
 
 
-def find_person(id_number: str) -> Person | None:
-    """The person with this ID number (any accepted spelling: 15 digits, lower-case x,
-    full-width digits), or None; raises RoleError on a number that cannot be one."""
+def _holder(id_number: str) -> Person | None:
+    """Roles are granted by ID number only (a phone may change hands)."""
     try:
-        number = parse_person_id(id_number).number
+        return person_by_identifier(id_number, phone=False).person
     except InvalidIdNumber as exc:
         raise RoleError(f"invalid ID number: {exc.message_en}") from None
-    return db.session.scalar(db.select(Person).where(
-        Person.id_number_idx == id_number_index(number)))
 
 
 def roles_of(person_id: str) -> set[str]:
@@ -39,7 +37,7 @@ def roles_of(person_id: str) -> set[str]:
 def grant(id_number: str, role: str, *, by: str) -> AdminRole:
     if role not in ADMIN_ROLES:
         raise RoleError(f"role must be one of {', '.join(ADMIN_ROLES)}")
-    person = find_person(id_number)
+    person = _holder(id_number)
     if person is None or person.status != "active":
         raise RoleError("no active person with this ID number")
     row = db.session.get(AdminRole, (person.id, role))
@@ -53,7 +51,7 @@ def grant(id_number: str, role: str, *, by: str) -> AdminRole:
 
 def revoke(id_number: str, role: str | None, *, by: str) -> list[str]:
     """Remove ``role`` (every role when None); the roles removed."""
-    person = find_person(id_number)
+    person = _holder(id_number)
     if person is None:
         raise RoleError("no person with this ID number")
     query = db.select(AdminRole).where(AdminRole.person_id == person.id)

@@ -29,12 +29,13 @@ from connectors import merge as person_merge
 from connectors import review
 from connectors import review_listing as q
 from idp import audit
+from idp.accounts import person_by_identifier
 from idp.extensions import db
-from idp.identity import InvalidCreditCode, parse_credit_code
+from idp.identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code
 from idp.models import Organisation
 from idp.orgs import find_org
 
-from . import auth, roles
+from . import auth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -128,8 +129,8 @@ def search(item_id: int):
     if review.kind(item_id) == review.ORGANISATION:
         return _search_org(item_id)
     try:
-        person = roles.find_person(request.form.get("id_number", ""))
-    except roles.RoleError:
+        person = person_by_identifier(request.form.get("id_number", ""), phone=False).person
+    except InvalidIdNumber:
         return _render_item(item_id, error=_("证件号码格式有误。"), status=400)
     # Looking a citizen up by number is itself worth a trace: who looked, and for what.
     audit.record("admin.person_lookup", actor=g.admin_id, subject=person.id if person else None,

@@ -56,9 +56,10 @@ from connectors.config import check_keys, read_table, read_toml
 from connectors.importer import read_row, row_blob
 from connectors.matcher import Decision, decide
 from idp import audit
+from idp.accounts import phone_in_use
 from idp.extensions import db
 from idp.identity import InvalidIdNumber, parse_person_id
-from idp.models import LegacyAccount, Person, ReviewItem, phone_index
+from idp.models import LegacyAccount, Person, ReviewItem
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
@@ -293,8 +294,7 @@ def _link(upstream: Upstream, claims: Mapping[str, Any]) -> Outcome:
                         assurance_method=f"upstream:{upstream.name}"[:32],
                         assurance_verified_at=now)
         person.id_number = decision.id_number
-        if decision.phone and not db.session.scalar(db.select(Person.id).where(
-                Person.phone_idx == phone_index(decision.phone))):
+        if decision.phone and not phone_in_use(decision.phone):
             person.phone = decision.phone
         db.session.add(person)
         account.person_id, account.state = person.id, "created"

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
+from idp.accounts import person_by_id_number
 from idp.extensions import db
 from idp.identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code, parse_person_id
 from idp.models import (
@@ -29,7 +30,6 @@ from idp.models import (
     Organisation,
     Person,
     ReviewItem,
-    id_number_index,
 )
 
 from . import merge as person_merge
@@ -177,8 +177,7 @@ def _person_from_row(account: LegacyAccount) -> Person:
     except InvalidIdNumber:
         raise ReviewError("several candidates or no valid ID number: name the person "
                           "to merge into (--person)") from None
-    if db.session.scalar(db.select(Person.id).where(
-            Person.id_number_idx == id_number_index(parsed.number))):
+    if person_by_id_number(parsed.number) is not None:
         raise ReviewError("a person with this ID number exists now: merge into them")
     person = Person(id_kind=parsed.kind, name=(row.get("name") or "未知")[:128],
                     password_hash=account.password_hash)

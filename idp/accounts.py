@@ -50,6 +50,13 @@ def person_by_phone(phone: str) -> Person | None:
     return found[0] if len(found) == 1 else None
 
 
+def phone_in_use(phone: str) -> bool:
+    """Whether any account holds this already normalised phone number (a new account
+    must not share it: a shared number signs nobody in)."""
+    return db.session.scalar(db.select(Person.id).where(
+        Person.phone_idx == phone_index(phone)).limit(1)) is not None
+
+
 def person_by_identifier(text: str, *, phone: bool = True) -> Identifier:
     """Resolve what a person or an operator typed — an ID number in any accepted written
     form (15 digits, lower-case x, full-width digits, permits) or, with ``phone``, a

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import audit
+from .accounts import person_by_identifier
 from .extensions import db
 from .identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code, parse_person_id
-from .models import Membership, Organisation, Person, RefreshToken, id_number_index
+from .models import Membership, Organisation, Person, RefreshToken
 from .revocation import revoke_grant
 
 BUSINESS_SCOPES = ("all", "tax", "social-security", "customs", "market-regulation", "housing")
@@ -71,11 +72,9 @@ def registry() -> OrgRegistry:
 
 def _person_by_number(id_number: str) -> Person:
     try:
-        number = parse_person_id(id_number).number
+        person = person_by_identifier(id_number, phone=False).person
     except InvalidIdNumber as exc:
         raise OrgError(f"invalid ID number: {exc.message_en}") from None
-    person = db.session.scalar(db.select(Person).where(
-        Person.id_number_idx == id_number_index(number)))
     if person is None:
         raise OrgError("no person with this ID number is registered")
     return person

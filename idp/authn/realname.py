@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from flask import current_app
 
 from .. import audit, plugins
-from ..accounts import raise_level
-from ..extensions import db
+from ..accounts import person_by_id_number, raise_level
 from ..identity import InvalidIdNumber, parse_person_id
-from ..models import Person, id_number_index
+from ..models import Person
 from ..store import store
 
 log = logging.getLogger(__name__)
@@ -67,8 +66,7 @@ class DevVerifier:
                 continue
         if number in absent:
             return RealNameResult(False, "not_in_register")
-        person = db.session.scalar(db.select(Person).where(
-            Person.id_number_idx == id_number_index(number)))
+        person = person_by_id_number(number)
         if person is None:
             return RealNameResult(False, "not_in_register")
         return RealNameResult(True) if same_name(person.name, name) else RealNameResult(

@@ -75,9 +75,10 @@ def org_grant(uscc, id_number, role, scopes, until, as_json) -> None:
               help="Only this role (default: every appointment of the person).")
 @click.option("--json", "as_json", is_flag=True)
 def org_revoke(uscc, id_number, role, as_json) -> None:
+    from ..accounts import person_by_identifier
     from ..extensions import db
-    from ..identity import InvalidIdNumber, parse_person_id
-    from ..models import Membership, Person, id_number_index
+    from ..identity import InvalidIdNumber
+    from ..models import Membership
     from ..orgs import OrgError, find_org, revoke
 
     with app_context():
@@ -85,11 +86,9 @@ def org_revoke(uscc, id_number, role, as_json) -> None:
         if row is None:
             fail(f"no organisation with credit code {uscc}", as_json)
         try:
-            number = parse_person_id(id_number).number
+            person = person_by_identifier(id_number, phone=False).person
         except InvalidIdNumber as exc:
             fail(f"invalid ID number: {exc.message_en}", as_json)
-        person = db.session.scalar(db.select(Person).where(
-            Person.id_number_idx == id_number_index(number)))
         query = db.select(Membership).where(
             Membership.org_id == row.id, Membership.person_id == (person.id if person else ""),
             Membership.revoked_at.is_(None), Membership.role != "legal_rep")

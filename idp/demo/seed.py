@@ -8,10 +8,10 @@ import secrets
 
 from flask import current_app
 
-from ..accounts import create_person
+from ..accounts import create_person, person_by_identifier
 from ..clients import register_client
 from ..extensions import db
-from ..models import Client, Person, id_number_index
+from ..models import Client
 
 DEMO_CITIZEN = {"id_number": "110105199003071239", "name": "张三", "phone": "13800138000",
                 "password": "Demo@2026"}
@@ -41,8 +41,7 @@ def secrets_path() -> str:
 def seed() -> dict:
     issuer = current_app.config["ISSUER"]
     out = {"citizen": {k: DEMO_CITIZEN[k] for k in ("id_number", "password")}, "sites": []}
-    if not db.session.scalar(db.select(Person.id).where(
-            Person.id_number_idx == id_number_index(DEMO_CITIZEN["id_number"]))):
+    if person_by_identifier(DEMO_CITIZEN["id_number"], phone=False).person is None:
         create_person(DEMO_CITIZEN["id_number"], DEMO_CITIZEN["name"], DEMO_CITIZEN["password"],
                       DEMO_CITIZEN["phone"], level="L3")
     from ..orgs import find_org, register_org
