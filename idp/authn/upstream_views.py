@@ -183,14 +183,7 @@ def callback(name: str):
     if up is None:
         return _error(None, _("未找到该登录方式"), _("请返回登录页选择其他登录方式。"), 404)
     client = _client(up)
-    state = request.args.get("state", "")
-    data = None
-    if state and len(state) <= 128:
-        data = client.framework.get_state_data(session, state)
-    if data is not None:
-        # Only the browser that holds the state may clear it: another one presenting the
-        # callback URL must not be able to spoil the real person's sign-in.
-        client.framework.clear_state_data(session, state)
+    data = _take_state(client)
     if data is None:
         audit.record("login.failure", actor="anonymous",
                      details={"reason": "upstream_state", "upstream": up.name})
@@ -199,49 +192,69 @@ def callback(name: str):
     rid = data.get("rid")
     req = interaction.load(rid) if rid else None
     cid = req.client_id if req else None
-
     error = request.args.get("error")
     if error:
-        audit.record("login.failure", actor="anonymous", client_id=cid,
-                     details={"reason": "upstream_error", "upstream": up.name,
-                              "error": error[:64]})
-        if error == "access_denied":
-            return _error(up, _("已取消登录"), rid=rid, detail=_(
-                "您在%(label)s取消了登录，可重新选择登录方式。", label=_label(up)))
-        return _error(up, _("%(label)s未能完成登录", label=_label(up)),
-                      _("请稍后再试，或使用其他方式登录。"), rid=rid)
-
-    try:
-        claims = _verified_claims(client, up, data)
-        outcome = link(up, claims)
-    except UpstreamError as exc:
-        return _rejected(up, exc.reason, cid, rid)
-    except JoseError as exc:
-        claim = getattr(exc, "claim", None)
-        return _rejected(up, f"id_token:{exc.error}" + (f":{claim}" if claim else ""), cid, rid)
-    except OAuthError as exc:
-        return _rejected(up, f"token:{(exc.error or 'error')[:48]}", cid, rid)
-    except ConnectorError:
-        return _rejected(up, "no_sub", cid, rid)
-    except (requests.RequestException, ValueError) as exc:
-        log.warning("upstream %s: token exchange failed (%s)", up.name, type(exc).__name__)
-        return _unavailable(up, rid)
-
-    if outcome.action == "review":
+        return _upstream_refused(up, error, cid, rid)
+    outcome, problem = _exchange(up, client, data, cid, rid)
+    if problem is not None:
+        return problem
+    if outcome.action in ("review", "refused"):
         audit.record("login.failure", actor="anonymous", client_id=cid, details={
-            "reason": "upstream_review", "upstream": up.name, "rule": outcome.rule})
-        return _page("upstream_review.html", 200, up, rid=rid)
-    if outcome.action == "refused":
-        audit.record("login.failure", actor="anonymous", client_id=cid, details={
-            "reason": "upstream_refused", "upstream": up.name, "rule": outcome.rule})
+            "reason": f"upstream_{outcome.action}", "upstream": up.name, "rule": outcome.rule})
+        if outcome.action == "review":
+            return _page("upstream_review.html", 200, up, rid=rid)
         return _page("upstream_refused.html", 403, up, rule=outcome.rule, rid=rid)
-
     person = outcome.person
     sess = sso.start(person, amr=["fed"], channel=req.channel if req else "web")
     audit.record("login.success", actor=person.id, subject=person.id, client_id=cid,
                  details={"amr": sess.amr, "acr": sess.acr, "sid": sess.sid,
                           "upstream": up.name, "rule": outcome.rule})
     return redirect(req.resume_url() if req else url_for("authn.home"))
+
+
+def _take_state(client):
+    """The state this browser stored when it left for the upstream, used up; or None."""
+    state = request.args.get("state", "")
+    if not state or len(state) > 128:
+        return None
+    data = client.framework.get_state_data(session, state)
+    if data is not None:
+        # Only the browser that holds the state may clear it: another one presenting the
+        # callback URL must not be able to spoil the real person's sign-in.
+        client.framework.clear_state_data(session, state)
+    return data
+
+
+def _upstream_refused(up: Upstream, error: str, cid, rid):
+    """The upstream sent the person back with an error instead of a code."""
+    audit.record("login.failure", actor="anonymous", client_id=cid,
+                 details={"reason": "upstream_error", "upstream": up.name,
+                          "error": error[:64]})
+    if error == "access_denied":
+        return _error(up, _("已取消登录"), rid=rid, detail=_(
+            "您在%(label)s取消了登录，可重新选择登录方式。", label=_label(up)))
+    return _error(up, _("%(label)s未能完成登录", label=_label(up)),
+                  _("请稍后再试，或使用其他方式登录。"), rid=rid)
+
+
+def _exchange(up: Upstream, client, data, cid, rid):
+    """Code for tokens, verified claims, linked to a person: ``(outcome, None)``, or
+    ``(None, the page to show)`` when any of it fails."""
+    try:
+        return link(up, _verified_claims(client, up, data)), None
+    except UpstreamError as exc:
+        return None, _rejected(up, exc.reason, cid, rid)
+    except JoseError as exc:
+        claim = getattr(exc, "claim", None)
+        return None, _rejected(up, f"id_token:{exc.error}" + (f":{claim}" if claim else ""),
+                               cid, rid)
+    except OAuthError as exc:
+        return None, _rejected(up, f"token:{(exc.error or 'error')[:48]}", cid, rid)
+    except ConnectorError:
+        return None, _rejected(up, "no_sub", cid, rid)
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("upstream %s: token exchange failed (%s)", up.name, type(exc).__name__)
+        return None, _unavailable(up, rid)
 
 
 def _rejected(up: Upstream, reason: str, cid, rid):
