@@ -43,10 +43,9 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import gettext as _
 
 from .. import audit, interaction
-from ..accounts import raise_level
-from ..extensions import db
+from ..accounts import person_by_id_number, raise_level
 from ..identity.masking import mask_id_number, mask_name
-from ..models import Person, id_number_index
+from ..models import Person
 from . import assurance, cert_verify
 from . import session as sso
 
@@ -115,8 +114,7 @@ def _check() -> cert_verify.CertCheck | None:
 
 
 def _person_for(result: cert_verify.CertCheck) -> tuple[Person | None, str | None]:
-    person = db.session.scalar(db.select(Person).where(
-        Person.id_number_idx == id_number_index(result.id_number)))
+    person = person_by_id_number(result.id_number)
     if person is None:
         return None, "not_registered"
     if person.status != "active":
