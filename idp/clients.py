@@ -11,6 +11,7 @@ from joserfc.jwk import KeySet
 
 from .crypto.keys import SIGNING_ALGS
 from .extensions import db
+from .http_limits import storable_text
 from .models import Client, hash_client_secret
 from .oidc.claims import SENSITIVE_SCOPES
 from .policy import CIBA, DEVICE_CODE, GRANT_TYPES, JWT_BEARER, forbidden_grants
@@ -34,7 +35,8 @@ def find_client(client_id: str | None) -> Client | None:
     database round trip for each was the largest cost on those endpoints. Entries are
     detached snapshots (never in a request's session, so a commit cannot expire them)
     and live a few seconds, so a registration change reaches every worker quickly."""
-    if not client_id or len(client_id) > 128:
+    # an ``iss`` claim may be anything JSON holds: a number, "\u0000", a lone surrogate
+    if not client_id or not storable_text(client_id) or len(client_id) > 128:
         return None
     now = time.monotonic()
     hit = _cache.get(client_id)

@@ -64,10 +64,8 @@ def check_json(value: Any) -> None:
     while stack:
         item, level = stack.pop()
         if isinstance(item, str):
-            if not _is_text(item):
-                raise JSONNotUnicode()
-            if "\x00" in item:
-                raise NulCharacter()
+            if not storable_text(item):
+                raise NulCharacter() if "\x00" in item else JSONNotUnicode()
             continue
         if isinstance(item, dict):
             children = [*item.keys(), *item.values()]
@@ -86,6 +84,12 @@ def _is_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def storable_text(value: Any) -> bool:
+    """Whether ``value`` is a string a database query can carry: for values that reach a
+    look-up from somewhere the request hooks do not see (claims inside a JWT)."""
+    return isinstance(value, str) and "\x00" not in value and _is_text(value)
 
 
 class LimitedRequest(Request):

@@ -3,6 +3,7 @@ another site (issue 10, items 4 and 7)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import re
@@ -293,3 +294,23 @@ def test_nul_in_a_client_id_is_a_400_before_any_lookup(client, rp):
                                        "client_id": "rp1\x00", "client_secret": "x"})
     assert resp.status_code == 400
     assert resp.get_json()["error"] == "invalid_request"
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("iss", ['"\\ud800"', '"rp1\\u0000"', "1", "[1]", '{"a": 1}'])
+@pytest.mark.parametrize("grant", ["assertion", "client_assertion"])
+def test_jwt_claims_that_cannot_be_looked_up_never_500(client, rp, iss, grant):
+    token = _b64('{"alg":"ES256","kid":"k"}') + "." + _b64('{"iss":' + iss + ',"sub":' + iss
+                                                          + ',"aud":"x","exp":1}') + ".AAAA"
+    data = {"client_assertion": {
+        "grant_type": "client_credentials", "client_assertion": token,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+        "assertion": {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                      "assertion": token, "client_id": rp.client_id,
+                      "client_secret": rp.secret}}[grant]
+    resp = client.post("/token", data=data)
+    assert 400 <= resp.status_code < 500, resp.data[:300]
+    assert resp.get_json()["error"]
