@@ -40,3 +40,16 @@ def revoke_grant(gid: str, reason: str = "revoked") -> int:
                  details={"gid": gid, "reason": reason, "refresh_tokens": len(rows),
                           "access_tokens": len(jtis)})
     return len(rows) + len(jtis)
+
+
+def person_grants_key(person_id: str) -> str:
+    return f"pgid:{person_id}"
+
+
+def revoke_person(person_id: str, reason: str) -> int:
+    """End every grant of a person: refresh tokens (all clients) and the access tokens
+    issued from them or from code grants without one. Returns how many were revoked."""
+    families = set(db.session.scalars(db.select(RefreshToken.family_id).where(
+        RefreshToken.person_id == person_id, RefreshToken.revoked_at.is_(None))))
+    families |= {g for g in store().members(person_grants_key(person_id)) if isinstance(g, str)}
+    return sum(revoke_grant(gid, reason=reason) for gid in sorted(families))

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
+from ..devices import coarse_network, device_summary
 from ..extensions import db
 from ..models import Person
 from ..store import store
@@ -34,6 +35,10 @@ class SSOSession:
     # Seconds of inactivity that end this session; None: SSO_IDLE_TIMEOUT. Kiosk
     # sessions are much shorter, since the next person may walk up to the screen.
     idle_timeout: float | None = None
+    # Shown to the person in their list of sessions: a fixed browser/system name and a
+    # masked network (idp.devices), never the raw header or address.
+    device: str | None = None
+    network: str | None = None
     _person: Person | None = None
 
     @property
@@ -45,7 +50,8 @@ class SSOSession:
     def record(self) -> dict[str, Any]:
         return {"sid": self.sid, "person_id": self.person_id, "auth_time": self.auth_time,
                 "created": self.created, "amr": self.amr, "acr": self.acr,
-                "channel": self.channel, "idle_timeout": self.idle_timeout}
+                "channel": self.channel, "idle_timeout": self.idle_timeout,
+                "device": self.device, "network": self.network}
 
 
 def _key(token: str) -> str:
@@ -69,7 +75,7 @@ def _load() -> SSOSession | None:
     data = store().get(key)
     if data is None:
         return None
-    sess = SSOSession(key=key, **data)
+    sess = _from_record(key, data)
     if time.time() - sess.created > cfg["SSO_ABSOLUTE_TIMEOUT"]:
         end(sess)
         return None
@@ -79,6 +85,11 @@ def _load() -> SSOSession | None:
         return None
     store().touch(key, _idle_ttl(sess))
     return sess
+
+
+def _from_record(key: str, data: dict[str, Any]) -> SSOSession:
+    known = {f for f in SSOSession.__dataclass_fields__ if not f.startswith("_")}
+    return SSOSession(key=key, **{k: v for k, v in data.items() if k in known})
 
 
 def _idle_ttl(sess: SSOSession) -> float:
@@ -98,11 +109,18 @@ def start(person: Person, amr: list[str], acr: str | None = None, *, channel: st
     token = secrets.token_urlsafe(32)
     now = time.time()
     reached = assurance.session_level(person.assurance_level, amr)
+    network = coarse_network(request.remote_addr)
     sess = SSOSession(key=_key(token), sid=secrets.token_urlsafe(16), person_id=person.id,
                       auth_time=int(now), created=now, amr=list(amr),
                       acr=assurance.lower(reached, acr), channel=channel,
-                      idle_timeout=idle_timeout, _person=person)
+                      idle_timeout=idle_timeout,
+                      device=device_summary(request.headers.get("User-Agent")),
+                      network=network[1] if network else None, _person=person)
     store().set(sess.key, sess.record(), _idle_ttl(sess))
+    # The person's own index of sessions, for "where I am signed in", for ending them
+    # all (password reset, lock) and for the console. Entries outlive nothing: each is
+    # looked up again and dropped when its session has ended.
+    store().append(_person_index(person.id), sess.key, cfg_absolute())
     g.idp_sso = sess
     g.idp_set_sso_cookie = token
     return sess
@@ -127,6 +145,30 @@ def elevate(sess: SSOSession, amr: list[str]) -> str:
     return sess.acr
 
 
+def cfg_absolute() -> float:
+    return float(current_app.config["SSO_ABSOLUTE_TIMEOUT"])
+
+
+def _person_index(person_id: str) -> str:
+    return f"ssop:{person_id}"
+
+
+def sessions_of(person_id: str) -> list[SSOSession]:
+    """The person's live sessions, newest sign-in first (not touched: listing them does
+    not keep them alive)."""
+    found: dict[str, SSOSession] = {}
+    for key in store().members(_person_index(person_id)):
+        if not isinstance(key, str) or key in found:
+            continue
+        data = store().get(key)
+        if data is None or data.get("person_id") != person_id:
+            continue
+        sess = _from_record(key, data)
+        if time.time() - sess.created <= cfg_absolute():
+            found[key] = sess
+    return sorted(found.values(), key=lambda s: s.auth_time, reverse=True)
+
+
 def add_client(sess: SSOSession, client_id: str) -> None:
     """Remember that ``client_id`` holds tokens from this session (for single logout)."""
     if client_id not in session_clients(sess):
@@ -140,8 +182,19 @@ def session_clients(sess: SSOSession) -> list[str]:
 def end(sess: SSOSession) -> None:
     store().delete(sess.key)
     store().delete(f"ssoc:{sess.sid}")
-    g.idp_sso = None
-    g.idp_clear_sso_cookie = True
+    # Only this browser's own session clears its cookie: ending another session (the
+    # person's other devices, an operator ending someone's sessions) must not sign this
+    # browser out.
+    current = g.get("idp_sso")
+    if current is None or current.key == sess.key:
+        g.idp_sso = None
+        g.idp_clear_sso_cookie = current is not None or _cookie_names(sess)
+
+
+def _cookie_names(sess: SSOSession) -> bool:
+    """Whether this request's SSO cookie is the one of ``sess``."""
+    token = request.cookies.get(current_app.config["SSO_COOKIE_NAME"])
+    return bool(token) and len(token) <= 128 and _key(token) == sess.key
 
 
 def apply_cookie(response):

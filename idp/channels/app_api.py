@@ -20,11 +20,11 @@ from flask import Blueprint, current_app, g, request
 from .. import audit
 from ..authn import assurance
 from ..clients import find_client
+from ..devices import coarse_network
 from ..extensions import csrf
 from ..oidc import bearer
 from . import approvals
 from . import no_store_json as _json
-from .qr import coarse_network
 
 bp = Blueprint("app_api", __name__, url_prefix="/api/app")
 csrf.exempt(bp)

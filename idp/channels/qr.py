@@ -20,7 +20,6 @@ a network much less easily.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
 import segno
@@ -39,6 +38,7 @@ from .. import audit, interaction, policy, ratelimit
 from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
+from ..devices import coarse_network, device_summary
 from ..oidc.grants import active_person
 from ..store import store
 from . import approvals
@@ -50,50 +50,6 @@ bp = Blueprint("qr", __name__, url_prefix="/qr")
 def scan_url(ticket: str) -> str:
     """What the QR code says: the app recognises this issuer's ``/qr/s/`` URLs."""
     return current_app.config["ISSUER"] + url_for("qr.scan_landing", ticket=ticket)
-
-
-def coarse_network(addr: str | None) -> tuple[str, str] | None:
-    """(network, shown) for an address: its IPv4 /24 or IPv6 /48, as a CIDR to compare
-    and masked to show (``203.0.113.*``, ``2001:db8:1:*``). Enough to tell "this
-    building" from "another city", too little to name a household."""
-    try:
-        ip = ipaddress.ip_address((addr or "").split("%")[0])
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.version == 4:
-        net = ipaddress.ip_network(f"{ip}/24", strict=False)
-        return str(net), ".".join(str(net.network_address).split(".")[:3]) + ".*"
-    net = ipaddress.ip_network(f"{ip}/48", strict=False)
-    head = net.network_address.exploded.split(":")[:3]
-    return str(net), ":".join(h.lstrip("0") or "0" for h in head) + ":*"
-
-
-# Checked in order: many browsers name others in their User-Agent (Edge says Chrome and
-# Safari, Chrome says Safari), so the most specific comes first. Only these fixed names
-# are ever shown, never text from the header itself.
-_BROWSERS = (("MicroMessenger/", "WeChat"), ("QQBrowser/", "QQ Browser"),
-             ("UCBrowser/", "UC Browser"), ("Edg/", "Edge"), ("EdgA/", "Edge"),
-             ("EdgiOS/", "Edge"), ("Edge/", "Edge"), ("OPR/", "Opera"),
-             ("SamsungBrowser/", "Samsung Internet"), ("Firefox/", "Firefox"),
-             ("FxiOS/", "Firefox"), ("CriOS/", "Chrome"), ("Chrome/", "Chrome"),
-             ("Chromium/", "Chrome"), ("Trident/", "Internet Explorer"),
-             ("MSIE ", "Internet Explorer"), ("Version/", "Safari"))
-_SYSTEMS = (("HarmonyOS", "HarmonyOS"), ("OpenHarmony", "HarmonyOS"), ("iPhone", "iOS"),
-            ("iPod", "iOS"), ("iPad", "iPadOS"), ("Android", "Android"),
-            ("Windows", "Windows"), ("CrOS", "ChromeOS"), ("Macintosh", "macOS"),
-            ("Mac OS X", "macOS"), ("Linux", "Linux"))
-
-
-def device_summary(user_agent: str | None) -> str | None:
-    """``Chrome · Windows`` from a User-Agent; None when neither part is recognised."""
-    ua = (user_agent or "")[:512]
-    browser = next((name for token, name in _BROWSERS if token in ua), None)
-    if browser == "Safari" and "Safari/" not in ua:
-        browser = None
-    system = next((name for token, name in _SYSTEMS if token in ua), None)
-    return " · ".join(p for p in (browser, system) if p) or None
 
 
 def _mine(a: approvals.Approval | None) -> bool:

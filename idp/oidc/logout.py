@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from flask import current_app
 
+from .. import single_logout
 from ..clients import find_client
 from ..models import Client
 from .subject import subject_for
@@ -76,3 +77,6 @@ def _deliver(client_id: str, uri: str, token: str, attempts: int, backoff: float
             delay *= 2
     log.error("back-channel logout to %s abandoned after %d attempts", client_id, attempts)
     return False
+
+
+single_logout.register("oidc", notify)

@@ -15,6 +15,7 @@ from .. import audit
 from ..extensions import db
 from ..models import RefreshToken
 from ..orgs import valid_membership
+from ..revocation import person_grants_key
 from ..store import store
 from .subject import Subject
 
@@ -110,6 +111,11 @@ def save_token(token: dict, request) -> None:
         return
     if jti:
         store().append(f"gjti:{user.gid}", jti, cfg["ACCESS_TOKEN_TTL"] + 60)
+        # Grants whose access tokens may still be live, per person, so that ending
+        # everything of an account (reset, lock, closure) reaches tokens without a
+        # refresh token row too (idp.revocation.revoke_person).
+        store().append(person_grants_key(user.person.id), user.gid,
+                       cfg["ACCESS_TOKEN_TTL"] + 60)
     if token.get("refresh_token"):
         now = time.time()
         db.session.add(

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .. import audit, interaction, orgs, policy
+from .. import interaction, orgs, policy, single_logout
 from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
@@ -20,7 +20,7 @@ from ..models import Client
 from ..ui import pick_locale_from
 from . import bearer, metadata
 from . import interaction as oidc_interaction
-from . import logout as bc_logout
+from . import logout as bc_logout  # noqa: F401 (registers OIDC single logout)
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .tokens import (
@@ -244,9 +244,5 @@ def end_session():
 
 
 def end_session_everywhere(sess) -> list:
-    clients = sso.session_clients(sess)
-    person_id = sess.person_id
-    sso.end(sess)
-    audit.record("logout", actor=person_id, subject=person_id,
-                 details={"sid": sess.sid, "notified_clients": clients})
-    return bc_logout.notify(clients, person_id, sess.sid)
+    """The person's own logout: this session, and every relying party of it."""
+    return single_logout.end_session(sess)
