@@ -20,12 +20,24 @@ ROOT = os.path.dirname(HERE)
 
 
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """The provider, set up in named steps; configuration is checked before anything
+    starts (``settings.validate``), so a bad setting stops start-up with one line."""
     instance_path = instance_path or os.environ.get("IDP_INSTANCE_PATH") or os.path.join(
         ROOT, "instance")
     app = Flask(__name__, instance_path=os.path.abspath(instance_path))
     http_limits.install(app)
     cfg = settings.load(app.instance_path, overrides)
     settings.validate(cfg, instance_path=app.instance_path)
+    _configure(app, cfg)
+    _trust_proxies(app, cfg)
+    _init_extensions(app, cfg)
+    _init_services(app, cfg)
+    _register_blueprints(app)
+    _install_hooks(app)
+    return app
+
+
+def _configure(app: Flask, cfg: dict[str, Any]) -> None:
     app.config.update(cfg)
     plain_http = cfg["ISSUER"].startswith("http://")
     app.config.update(
@@ -45,6 +57,8 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     )
     app.json.ensure_ascii = False
 
+
+def _trust_proxies(app: Flask, cfg: dict[str, Any]) -> None:
     proxies = int(cfg.get("TRUSTED_PROXIES") or 0)
     if proxies:
         # Behind a load balancer every request comes from its address: per-address
@@ -54,45 +68,43 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
+
+def _init_extensions(app: Flask, cfg: dict[str, Any]) -> None:
     from .logging_setup import install_masking_filter
     from .translations import compile_catalogs
-    from .ui import select_locale, template_context
+    from .ui import select_locale
 
     install_masking_filter()
     compile_catalogs(os.path.join(HERE, "translations"))
-
     db.init_app(app)
     from .audit import models as _audit_models  # noqa: F401  (registers the table)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
-
     with app.app_context():
         if cfg["DATABASE_URL"].startswith("sqlite"):
             _tune_sqlite(db.engine)
 
+
+def _init_services(app: Flask, cfg: dict[str, Any]) -> None:
+    """The short-lived store, keys, field encryption and the OAuth server, each once per
+    process and shared by every request."""
     from .crypto.fieldcrypt import FieldCrypto, parse_kek
     from .crypto.keys import KeyRing
+    from .oidc.server import build_server
     from .store import make_store
 
     app.extensions["idp.store"] = make_store(cfg, lambda: db.engine)
     app.extensions["idp.keys"] = KeyRing()
     app.extensions["idp.fieldcrypto"] = FieldCrypto(parse_kek(cfg["KEK"]))
-
-    from .oidc.server import build_server
-
     app.extensions["idp.oauth"] = build_server(app)
 
-    from . import channels
 
-    channels.init_app(app, app.extensions["idp.oauth"])
+def _register_blueprints(app: Flask) -> None:
+    import admin
 
-    from . import demo
-
-    demo.init_app(app)
-
+    from . import channels, demo
     from .account import bp as account_bp
-    from .authn import session as sso
     from .authn.cert_login import bp as cert_login_bp
     from .authn.security_views import bp as security_bp
     from .authn.sms_login import bp as sms_login_bp
@@ -102,25 +114,24 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     from .authn.webauthn_views import bp as passkey_bp
     from .oidc.views import bp as oidc_bp
 
-    app.register_blueprint(oidc_bp)
-    app.register_blueprint(authn_bp)
-    app.register_blueprint(stepup_bp)
-    app.register_blueprint(upstream_bp)
-    app.register_blueprint(sms_login_bp)
-    app.register_blueprint(cert_login_bp)
-    app.register_blueprint(security_bp)
-    app.register_blueprint(passkey_bp)
-    app.register_blueprint(account_bp)
-    import admin
-
+    channels.init_app(app, app.extensions["idp.oauth"])
+    demo.init_app(app)
+    for bp in (oidc_bp, authn_bp, stepup_bp, upstream_bp, sms_login_bp, cert_login_bp,
+               security_bp, passkey_bp, account_bp):
+        app.register_blueprint(bp)
     admin.init_app(app)
+
+
+def _install_hooks(app: Flask) -> None:
+    from .authn import session as sso
+    from .ui import template_context
+
     app.before_request(_fresh_request_state)
     app.before_request(http_limits.refuse_nul_characters)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)
     app.after_request(_security_headers)
     _error_handlers(app)
-    return app
 
 
 def cli_commands() -> list:
