@@ -9,6 +9,8 @@ import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .authn.assurance import LEVELS
+from .cas.services import PatternError, check_pattern
 from .crypto.keys import SIGNING_ALGS
 from .extensions import db
 from .http_limits import storable_text
@@ -16,8 +18,11 @@ from .models import Client, hash_client_secret
 from .oidc.claims import SENSITIVE_SCOPES
 from .policy import CIBA, DEVICE_CODE, GRANT_TYPES, JWT_BEARER, forbidden_grants
 
-__all__ = ["CIBA", "DEVICE_CODE", "GRANT_TYPES", "JWT_BEARER", "ClientError", "find_client",
-           "forget_client", "register_client"]
+__all__ = ["CIBA", "DEVICE_CODE", "GRANT_TYPES", "JWT_BEARER", "PROTOCOLS", "ClientError",
+           "find_client", "forget_client", "register_client"]
+
+# What a relying party speaks (``client_metadata["protocol"]``; absent means "oidc").
+PROTOCOLS = ("oidc", "cas", "saml")
 
 
 class ClientError(ValueError):
@@ -45,6 +50,8 @@ def find_client(client_id: str | None) -> Client | None:
     row = db.session.scalar(db.select(Client).where(Client.client_id == client_id))
     if row is not None:
         db.session.expunge(row)
+        if row.status != "active":
+            row = None  # disabled by an operator, or a registration not yet approved
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[client_id] = (now + _CACHE_SECONDS, row)
@@ -158,20 +165,93 @@ def _check_keys(auth_method: str, jwks: dict | None) -> None:
         raise ClientError("the JWKS contains a private key; register public keys only")
 
 
-def register_client(*, client_id: str, name: str, secret: str | None, auth_method: str,
-                    redirect_uris: list[str], grant_types: list[str],
-                    post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None,
-                    first_party: bool, sensitive_scopes: list[str], channel: str,
-                    jwks: dict | None, id_token_alg: str | None,
+def _check_protocol(protocol: str, services: list[str] | None, min_level: str | None) -> None:
+    if protocol not in PROTOCOLS:
+        raise ClientError(f"protocol must be one of: {', '.join(PROTOCOLS)}")
+    if services and protocol != "cas":
+        raise ClientError("service URLs (--service) are for CAS clients (--protocol cas)")
+    if protocol == "cas" and not services:
+        raise ClientError("a CAS client needs at least one --service URL pattern")
+    for pattern in services or []:
+        try:
+            check_pattern(pattern)
+        except PatternError as exc:
+            raise ClientError(str(exc)) from None
+    if min_level and min_level not in LEVELS:
+        raise ClientError(f"minimum level must be one of: {', '.join(LEVELS)}")
+
+
+def _register_legacy(*, client_id: str, name: str, protocol: str, services: list[str] | None,
+                     min_level: str | None, first_party: bool, sensitive_scopes: list[str],
+                     channel: str, subject_type: str, org_roles: list[str] | None,
+                     org_scopes: list[str] | None, legacy_systems: list[str] | None,
+                     protocol_meta: dict | None) -> Client:
+    """A CAS or SAML relying party: no OAuth grants, secret or redirect URIs (so no OAuth
+    endpoint ever serves it); what it receives follows the same scope, consent and
+    sensitive-scope rules as an OIDC client's claims."""
+    _check_scopes(sensitive_scopes, org_roles, org_scopes)
+    if subject_type not in ("public", "pairwise"):
+        raise ClientError("subject type must be 'public' or 'pairwise'")
+    meta: dict = {"protocol": protocol, "grant_types": [], "response_types": [],
+                  "redirect_uris": [], "token_endpoint_auth_method": "none",
+                  "scope": "openid profile phone org legacy", "subject_type": subject_type,
+                  "sector": client_id}
+    if services:
+        meta["cas_services"] = services
+        hosts = {urlsplit(s.rstrip("*")).hostname for s in services}
+        if len(hosts) == 1:
+            meta["sector"] = hosts.pop()
+    optional = {"min_level": min_level, "legacy_systems": legacy_systems,
+                "org_roles": org_roles, "org_scopes": org_scopes}
+    meta.update({k: v for k, v in optional.items() if v})
+    meta.update(protocol_meta or {})
+    row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,
+                 first_party=first_party, allowed_sensitive_scopes=sensitive_scopes,
+                 client_secret_hash=None)
+    db.session.add(row)
+    db.session.commit()
+    forget_client(client_id)
+    return row
+
+
+def register_client(*, client_id: str, name: str, secret: str | None = None,
+                    auth_method: str = "client_secret_basic",
+                    redirect_uris: list[str] | None = None, grant_types: list[str] | None = None,
+                    post_logout_redirect_uris: list[str] | None = None,
+                    backchannel_logout_uri: str | None = None,
+                    first_party: bool = False, sensitive_scopes: list[str] | None = None,
+                    channel: str = "web", jwks: dict | None = None,
+                    id_token_alg: str | None = None,
                     subject_type: str = "public", userinfo_alg: str | None = None,
                     org_roles: list[str] | None = None, org_scopes: list[str] | None = None,
                     legacy_systems: list[str] | None = None,
                     sector_identifier_uri: str | None = None,
-                    in_person_checks: bool = False) -> Client:
+                    in_person_checks: bool = False, protocol: str = "oidc",
+                    services: list[str] | None = None, min_level: str | None = None,
+                    protocol_meta: dict | None = None) -> Client:
+    """Register a relying party. ``protocol`` "cas" takes ``services`` (URL patterns);
+    "cas" and "saml" take ``min_level`` (the least assurance level a sign-in for it must
+    reach) and ``protocol_meta`` (their own metadata, stored beside the rest)."""
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
     if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
         raise ClientError(f"client {client_id!r} already exists")
+    redirect_uris = redirect_uris or []
+    post_logout_redirect_uris = post_logout_redirect_uris or []
+    sensitive_scopes = sensitive_scopes or []
+    _check_protocol(protocol, services, min_level)
+    if protocol != "oidc":
+        if secret or redirect_uris or grant_types or post_logout_redirect_uris \
+                or backchannel_logout_uri or jwks or in_person_checks:
+            raise ClientError(f"{protocol.upper()} clients take no OAuth settings "
+                              f"(secret, redirect URIs, grant types, keys, logout URIs)")
+        return _register_legacy(
+            client_id=client_id, name=name, protocol=protocol, services=services,
+            min_level=min_level, first_party=first_party, sensitive_scopes=sensitive_scopes,
+            channel=channel, subject_type=subject_type, org_roles=org_roles,
+            org_scopes=org_scopes, legacy_systems=legacy_systems, protocol_meta=protocol_meta)
+    if min_level or protocol_meta:
+        raise ClientError("OIDC clients ask for a level per request (acr_values)")
     grants = grant_types or (["client_credentials"] if not redirect_uris
                              else ["authorization_code", "refresh_token"])
     _check_grants(grants, redirect_uris=redirect_uris, auth_method=auth_method,

@@ -118,9 +118,31 @@ class Client(db.Model, ClientMixin):
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     allowed_sensitive_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    # active | disabled (an operator stopped it; find_client no longer answers for it) |
+    # pending (a dynamic registration awaiting approval). See idp.client_admin.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # After a secret rotation the previous secret keeps working until this time, so a
+    # relying party's servers can be redeployed with the new one without an outage.
+    secret_previous_hash: Mapped[str | None] = mapped_column(String(128))
+    secret_previous_until: Mapped[float | None] = mapped_column(Float)
 
     def meta(self, key: str, default: Any = None) -> Any:
         return (self.client_metadata or {}).get(key, default)
+
+    @property
+    def protocol(self) -> str:
+        """"oidc", "cas" or "saml" (clients registered before CAS and SAML have none)."""
+        return self.meta("protocol", "oidc")
+
+    @property
+    def cas_services(self) -> list[str]:
+        """A CAS client's service URL patterns (:mod:`idp.cas.services`)."""
+        return self.meta("cas_services", [])
+
+    @property
+    def min_level(self) -> str | None:
+        """The least assurance level a CAS or SAML sign-in for this client must reach."""
+        return self.meta("min_level")
 
     @property
     def is_public(self) -> bool:
@@ -186,7 +208,11 @@ class Client(db.Model, ClientMixin):
     def check_client_secret(self, client_secret: str) -> bool:
         if not self.client_secret_hash or not client_secret:
             return False
-        return hmac.compare_digest(self.client_secret_hash, hash_client_secret(client_secret))
+        given = hash_client_secret(client_secret)
+        if hmac.compare_digest(self.client_secret_hash, given):
+            return True
+        return bool(self.secret_previous_hash and (self.secret_previous_until or 0) > time.time()
+                    and hmac.compare_digest(self.secret_previous_hash, given))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if endpoint == "token":
@@ -415,7 +441,10 @@ class WebAuthnCredential(db.Model):
     last_used_at: Mapped[float | None] = mapped_column(Float)
 
 
-ADMIN_ROLES = ("reviewer", "admin")
+# reviewer / admin: the legacy-account review queue (admin may also merge persons).
+# system_admin / security_admin / audit_admin: the three separated duties of MLPS
+# level 3 (等保三级 三员分立); see admin.roles for what each may do.
+ADMIN_ROLES = ("reviewer", "admin", "system_admin", "security_admin", "audit_admin")
 
 
 class AdminRole(db.Model):

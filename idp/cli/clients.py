@@ -51,11 +51,18 @@ def client() -> None:
 @click.option("--in-person-checks", is_flag=True,
               help="Service-hall counter (--channel hall, CIBA) that may vouch for an ID card "
                    "checked in person (in_person_check=document, L5).")
+@click.option("--protocol", default="oidc", type=click.Choice(["oidc", "cas", "saml"]),
+              help="What the relying party speaks (CAS: --service; SAML: --metadata).")
+@click.option("--service", "services", multiple=True,
+              help="CAS service URL, exact or ending in '*' for a path prefix (repeatable).")
+@click.option("--min-level", default=None, type=click.Choice(["L1", "L2", "L3", "L4", "L5"]),
+              help="CAS/SAML: the least assurance level a sign-in for this client reaches.")
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
                jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
-               subject_type, sector_identifier_uri, in_person_checks, as_json) -> None:
+               subject_type, sector_identifier_uri, in_person_checks, protocol, services,
+               min_level, as_json) -> None:
     from ..clients import ClientError, register_client
     from ..policy import grant_type
 
@@ -70,7 +77,9 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
         fail("--public and --secret exclude each other", as_json)
     method = auth_method or ("none" if public else (
         "private_key_jwt" if jwks else "client_secret_basic"))
-    if method.startswith("client_secret") and not secret:
+    if protocol != "oidc":
+        method = "none"  # CAS and SAML relying parties hold no OAuth secret
+    elif method.startswith("client_secret") and not secret:
         secret = secrets.token_urlsafe(32)
     with app_context():
         try:
@@ -85,17 +94,26 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 org_roles=list(org_roles), org_scopes=list(org_scopes),
                 legacy_systems=list(legacy_systems), subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
-                in_person_checks=in_person_checks)
+                in_person_checks=in_person_checks, protocol=protocol,
+                services=list(services), min_level=min_level)
         except ClientError as exc:
             fail(str(exc), as_json)
         audit.record("admin.client.add", actor=operator(), client_id=row.client_id,
                      details={"auth_method": method, "grant_types": row.grant_types,
                               "redirect_uris": row.redirect_uris,
                               "sensitive_scopes": list(allow_scopes),
-                              "in_person_checks": in_person_checks})
+                              "in_person_checks": in_person_checks,
+                              "protocol": protocol, "services": list(services)})
         out = {"client_id": row.client_id, "token_endpoint_auth_method": method,
                "client_secret": secret if method.startswith("client_secret") else None,
                "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
         if in_person_checks:
             out["in_person_checks"] = True
+        if protocol != "oidc":
+            out.update(protocol=protocol, client_secret=None, grant_types=None,
+                       redirect_uris=None, token_endpoint_auth_method=None)
+            if services:
+                out["services"] = row.cas_services
+            if min_level:
+                out["min_level"] = min_level
     emit(out, as_json, "\n".join(f"{k}: {v}" for k, v in out.items() if v is not None))

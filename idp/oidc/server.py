@@ -26,7 +26,9 @@ def refuses_error_text(exc: BaseException) -> bool:
 
 
 def _query_client(client_id: str):
-    return find_client(client_id)
+    client = find_client(client_id)
+    # A CAS or SAML relying party is never an OAuth client, whatever it sends.
+    return client if client is None or client.protocol == "oidc" else None
 
 
 class _Issuer(IssuerParameter):
