@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 
 from ..devices import coarse_network, device_summary
 from ..extensions import db
@@ -193,6 +193,8 @@ def end(sess: SSOSession) -> None:
 
 def _cookie_names(sess: SSOSession) -> bool:
     """Whether this request's SSO cookie is the one of ``sess``."""
+    if not has_request_context():
+        return False  # an operator's command ending someone's sessions: no browser here
     token = request.cookies.get(current_app.config["SSO_COOKIE_NAME"])
     return bool(token) and len(token) <= 128 and _key(token) == sess.key
 
