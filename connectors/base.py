@@ -18,7 +18,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -72,6 +72,8 @@ class LegacyRow:
     created_at: str | None = None
     updated_at: str | None = None
     raw: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    #: Where the row was read (``"line 12"``, a DN, a key), for the reject report.
+    where: str | None = field(default=None, compare=False, repr=False)
 
     def fingerprint(self) -> str:
         """SHA-256 hex over a canonical JSON of the mapped fields.
@@ -93,10 +95,13 @@ class LegacyRow:
 
 @dataclass(frozen=True)
 class RowError:
-    """A source row that was skipped; ``where`` is e.g. ``"line 12"`` or a DN."""
+    """A source row that was skipped (or read but suspicious); ``where`` is e.g.
+    ``"line 12"`` or a DN. ``reason`` never holds a row's values; ``legacy_id`` is the
+    row's legacy id when one could be read (masked wherever it is shown)."""
 
     where: str
     reason: str
+    legacy_id: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -174,9 +179,21 @@ class Source(ABC):
         self.entity = entity
         self.fields: Mapping[str, str] = MappingProxyType(
             {k: v.strip() for k, v in fields.items()})
+        if password_format is not None:
+            from idp.crypto.legacy_hashes import FORMATS
+
+            if password_format not in FORMATS:
+                # Checked here, not per row: otherwise every row's hash would be refused
+                # one by one and the accounts imported without their passwords.
+                raise ConnectorError(
+                    f"source {name!r}: unknown password format {password_format!r}; "
+                    f"known formats are {', '.join(sorted(FORMATS))}")
         self.errors: list[RowError] = []
         self.error_counts: Counter[str] = Counter()
         self.rows_read = 0
+        #: Called with every :class:`RowError` as it happens (the importer's reject
+        #: report); ``errors`` keeps only the first :data:`MAX_KEPT_ERRORS`.
+        self.reject_sink: Callable[[RowError], None] | None = None
 
     # -- what subclasses provide -------------------------------------------------------
 
@@ -189,6 +206,10 @@ class Source(ABC):
         """Yield ``(where, record)`` pairs; ``record`` is keyed by source column name."""
 
     # -- the interface ------------------------------------------------------------------
+
+    def total_hint(self) -> int | None:
+        """About how many records a read will yield (for progress), or ``None``."""
+        return None
 
     @property
     def error_count(self) -> int:
@@ -214,12 +235,17 @@ class Source(ABC):
                 continue
             self.rows_read += 1
             yield LegacyRow(source=self.name, password_format=self.password_format,
-                            raw=values, **values)
+                            raw=values, where=where, **values)
 
-    def _skip(self, where: str, reason: str) -> None:
+    def _skip(self, where: str, reason: str, legacy_id: str | None = None) -> None:
+        """Count and report a row that is not imported; the reason's text before any
+        parenthesis is its category in ``error_counts``."""
         self.error_counts[reason.split(" (", 1)[0]] += 1
+        error = RowError(where, reason, legacy_id)
         if len(self.errors) < MAX_KEPT_ERRORS:
-            self.errors.append(RowError(where, reason))
+            self.errors.append(error)
+        if self.reject_sink is not None:
+            self.reject_sink(error)
 
     def __iter__(self) -> Iterator[LegacyRow]:
         return self.rows()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ class CsvSource(Source):
         # A BOM is never data: accept UTF-8 files with or without one.
         return "utf-8-sig" if self.encoding == "utf-8" else self.encoding
 
+    def total_hint(self) -> int | None:
+        """Lines after the header (blank lines included): a count of newline bytes,
+        which is exact for every supported encoding (see :class:`_DecodedLines`)."""
+        try:
+            with open(self.path, "rb") as fh:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        except OSError:
+            return None
+        return max(lines - 1, 0)
+
     def _records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         encoding = self.resolved_encoding()
         try:
@@ -101,13 +112,7 @@ class CsvSource(Source):
                 header = self._header(reader, encoding)
                 if header is None:
                     return
-                width = len(header)
-                for row in reader:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue  # blank line
-                    if len(row) < width:
-                        row = row + [""] * (width - len(row))
-                    yield f"line {lines.number}", dict(zip(header, row, strict=False))
+                yield from self._checked(reader, lines, header)
             except UnicodeDecodeError as exc:
                 raise ConnectorError(self._decode_message(lines.number, encoding,
                                                           exc)) from None
@@ -117,6 +122,39 @@ class CsvSource(Source):
             except OSError as exc:
                 raise ConnectorError(f"source {self.name!r}: reading {self.path} failed "
                                      f"at line {lines.number}: {exc.strerror or exc}") from None
+
+    def _checked(self, reader: Any, lines: _DecodedLines,
+                 header: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Records with exactly the header's number of fields; the others are rejected
+        (reported on ``errors``), never padded or cut: a missing or extra delimiter
+        shifts every later value into the wrong column (a phone read as an ID number).
+
+        A quote that is never closed makes :mod:`csv` read every following line into
+        one value. A record that spans lines *and* has the wrong number of fields is
+        that: its first line is rejected and the lines after it are read again, so one
+        stray quote costs one row, not the rest of the file. A record that spans lines
+        with the right number of fields is a quoted value with a line break: kept."""
+        width = len(header)
+        id_column = header.index(self.fields["legacy_id"])
+        lines.mark()
+        for row in reader:
+            span = lines.mark()
+            first, last = span[0][0], span[-1][0]
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            if len(row) == width:
+                yield f"line {first}", dict(zip(header, row, strict=True))
+                continue
+            legacy_id = row[id_column].strip() if id_column < len(row) else ""
+            legacy_id = legacy_id if legacy_id and "\n" not in legacy_id else None
+            if last > first:
+                self._skip(f"line {first}", f"unterminated quote (lines {first}-{last} "
+                                            f"would be one record; line {first} skipped, "
+                                            f"the lines after it read again)", legacy_id)
+                lines.push_back(span[1:])
+            else:
+                self._skip(f"line {first}", f"wrong number of fields ({len(row)}; the header "
+                                            f"has {width})", legacy_id)
 
     def _header(self, reader: Any, encoding: str) -> list[str] | None:
         for row in reader:
@@ -150,6 +188,9 @@ class _DecodedLines:
     Splitting the *bytes* on ``\\n`` is safe for every supported encoding: in UTF-8 and
     in GBK/GB 18030 the byte 0x0A only ever encodes LF (multi-byte trail bytes are
     0x30-0x39, 0x40-0xFE or 0x80-0xBF). A decoding error thus points at its own line.
+
+    :meth:`mark` returns the ``(number, text)`` lines handed out since the last mark
+    (the lines of one CSV record); :meth:`push_back` hands lines out again, in order.
     """
 
     def __init__(self, fh: Any, encoding: str) -> None:
@@ -157,11 +198,32 @@ class _DecodedLines:
         self._bom = encoding == "utf-8-sig"
         self._encoding = "utf-8" if self._bom else encoding
         self.number = 0
+        self._taken: list[tuple[int, str]] = []
+        self._again: deque[tuple[int, str]] = deque()
+        self._decode = codecs.getdecoder(self._encoding)
 
-    def __iter__(self) -> Iterator[str]:
-        decode = codecs.getdecoder(self._encoding)
-        for raw in self._fh:
+    def mark(self) -> list[tuple[int, str]]:
+        taken, self._taken = self._taken, []
+        return taken or [(self.number, "")]
+
+    def push_back(self, lines: list[tuple[int, str]]) -> None:
+        self._again.extendleft(reversed(lines))
+
+    # An iterator object, not a generator: a generator that reached the end of the file
+    # could not hand out lines pushed back after it.
+    def __iter__(self) -> _DecodedLines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            number, text = self._again.popleft()
+        else:
+            raw = self._fh.readline()
+            if not raw:
+                raise StopIteration
             self.number += 1
             if self._bom and self.number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
-            yield decode(raw, "strict")[0]
+            number, text = self.number, self._decode(raw, "strict")[0]
+        self._taken.append((number, text))
+        return text

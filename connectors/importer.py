@@ -18,6 +18,17 @@ and ``last_seen`` (the run that decided it, and when; an unchanged row keeps the
 re-run writes nothing for it). The run itself is one audit entry (``legacy.import``)
 with its counts and rules. A legacy id that comes again in the same run is counted as
 ``repeated`` and ignored: the first occurrence counts, so re-runs stay stable.
+
+Nothing is dropped quietly: rows the source could not read, invalid rows, repeated ids
+and rows whose password hash is unusable (imported without it) are counted on the
+summary and written to the reject report (:mod:`connectors.rejects`).
+
+A dry run is the real run in one transaction that is rolled back at the end — not a
+rollback per batch, which forgot what earlier batches did: a legacy id repeated across
+two batches was not ``repeated``, and a person created by one batch was created again,
+not merged, by the next. Its counts are therefore those the real run will report
+(``gone`` included). On the embedded SQLite database this holds the write lock for the
+whole dry run, as one long batch would.
 """
 
 from __future__ import annotations
@@ -35,10 +46,11 @@ from idp import audit
 from idp.extensions import db
 from idp.models import ID_NUMBER, PHONE, LegacyAccount, Organisation, Person, ReviewItem
 
-from .base import LegacyRow
+from .base import LegacyRow, RowError
 from .bulk import among, insert_rows, update_rows
 from .matcher import Decision, Known, People, decide, prepare
 from .org_matcher import KnownOrg, Orgs, decide_org, is_org_row, prepare_org
+from .rejects import RejectReport
 
 BATCH_SIZE = 2000
 ROW_CONTEXT = "legacy_account.row"
@@ -66,8 +78,18 @@ class Summary:
     skipped_rows: int = 0  # rows the source could not read (see Source.errors)
     repeated: int = 0  # rows whose legacy id came earlier in the same run: ignored
     organisations: int = 0  # rows decided as organisations (of the counts above)
+    password_rejected: int = 0  # imported without the password: its hash was unusable
+    rejected: int = 0  # lines in the reject report: skipped, invalid, repeated, password
+    rejects: dict[str, int] = field(default_factory=dict)  # the same, by category
+    reject_report: str | None = None  # its path, when it has any line
+    total: int | None = None  # about how many records the source holds (for progress)
     rules: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Records handled so far: read, or skipped by the source."""
+        return self.read + self.skipped_rows
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +101,7 @@ def _batches(rows: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-_ROW_KEYS = tuple(f.name for f in fields(LegacyRow) if f.name != "raw")
+_ROW_KEYS = tuple(f.name for f in fields(LegacyRow) if f.name not in ("raw", "where"))
 
 
 def row_blob(row) -> str:
@@ -94,15 +116,18 @@ def read_row(account: LegacyAccount) -> dict:
         account.row_enc, ROW_CONTEXT))
 
 
-def _legacy_hash(row) -> str | None:
-    if not row.password_hash or not row.password_format:
-        return None
+def _legacy_hash(row) -> tuple[str | None, str | None]:
+    """(the stored form of the row's old password hash, why it is unusable)."""
+    if not row.password_hash:
+        return None, None
+    if not row.password_format:
+        return None, "the source has a password hash but no [password] format"
     from idp.crypto.legacy_hashes import LegacyHashError, encode_legacy
 
     try:
-        return encode_legacy(row.password_format, row.password_hash, row.password_salt)
-    except LegacyHashError:
-        return None
+        return encode_legacy(row.password_format, row.password_hash, row.password_salt), None
+    except LegacyHashError as exc:
+        return None, str(exc)  # never holds the hash: says what is wrong with it
 
 
 class _Seen:
@@ -130,8 +155,8 @@ class _Seen:
 class _Batch:
     """The writes one batch makes, collected while deciding and then sent together."""
 
-    def __init__(self, source, summary: Summary, now: float) -> None:
-        self.source, self.summary, self.now = source, summary, now
+    def __init__(self, source, summary: Summary, now: float, rejects: RejectReport) -> None:
+        self.source, self.summary, self.now, self.rejects = source, summary, now, rejects
         self.crypto = current_app.extensions["idp.fieldcrypto"]
         self.new_people: dict[str, dict] = {}
         self.new_orgs: list[dict] = []
@@ -194,6 +219,8 @@ class _Batch:
             state = "invalid" if invalid else "queued"
             s.invalid += invalid
             s.queued += not invalid
+            if invalid:
+                self.rejects.add(row.where, "invalid", decision.rule, row.legacy_id)
             self.questions.append((row.legacy_id, held[0] if held else None, decision))
         values = {"fingerprint": fingerprint, "row_enc": row_blob(row),
                   "person_id": person_id, "org_id": org_id, "state": state,
@@ -231,7 +258,8 @@ class _Batch:
             for legacy_id, account_id, d in self.questions])
 
 
-def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
+def _import_batch(source, batch: list, summary: Summary, seen: _Seen,
+                  rejects: RejectReport) -> None:
     summary.read += len(batch)
     query = db.select(LegacyAccount.legacy_id, LegacyAccount.id, LegacyAccount.fingerprint,
                       LegacyAccount.state, LegacyAccount.run_id).where(
@@ -247,6 +275,8 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
             # The legacy id was already read in this run: the first occurrence counts,
             # which keeps a re-run of the same file stable.
             summary.repeated += 1
+            rejects.add(row.where, "repeated", "legacy id already read in this run; ignored",
+                        row.legacy_id)
             continue
         in_batch.add(row.legacy_id)
         fingerprint = row.fingerprint()
@@ -264,12 +294,16 @@ def _import_batch(source, batch: list, summary: Summary, seen: _Seen) -> None:
             org_rows.append((*item, prepare_org(item[0])))
         else:
             person_rows.append((*item, prepare(item[0])))
-    out = _Batch(source, summary, time.time())
+    out = _Batch(source, summary, time.time(), rejects)
     if person_rows:
         people = People([p for *_rest, p in person_rows])
         for row, fingerprint, known, prep in person_rows:
             decision = decide(row, trusted=source.trusted, people=people, prep=prep)
-            legacy_hash = _legacy_hash(row)
+            legacy_hash, problem = _legacy_hash(row)
+            if problem:
+                summary.password_rejected += 1
+                rejects.add(row.where, "password", "imported without its password: " + problem,
+                            row.legacy_id)
             person_id = out.person(row, prep, decision, legacy_hash, people)
             out.account(row, fingerprint, known, decision, legacy_hash, person_id, None)
     if org_rows:
@@ -312,27 +346,45 @@ def _flag_gone(source, summary: Summary, seen: _Seen) -> int:
 
 
 def run_import(source, *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
-               progress: Callable[[Summary], None] | None = None) -> Summary:
+               progress: Callable[[Summary], None] | None = None,
+               reject_report: str | None = None) -> Summary:
+    """Import ``source``; ``reject_report`` is the CSV file for rejected rows (written
+    only when there is one; counts are kept either way)."""
     started = time.monotonic()
     summary = Summary(source=source.name, run_id=uuid.uuid4().hex, dry_run=dry_run)
+    summary.total = source.total_hint() if hasattr(source, "total_hint") else None
     seen = _Seen()
+    rejects = RejectReport(reject_report)
+
+    def skipped(error: RowError) -> None:
+        rejects.add(error.where, "unreadable", error.reason, error.legacy_id)
+
+    previous_sink = getattr(source, "reject_sink", None)
+    source.reject_sink = skipped
     try:
         for batch in _batches(source.rows(), batch_size):
-            _import_batch(source, batch, summary, seen)
-            if dry_run:
-                db.session.rollback()
-            else:
+            _import_batch(source, batch, summary, seen, rejects)
+            if not dry_run:
                 db.session.commit()
+            summary.skipped_rows = getattr(source, "error_count", 0)
             if progress:
                 progress(summary)
         summary.skipped_rows = getattr(source, "error_count", 0)
-        if not dry_run:
-            summary.gone = _flag_gone(source, summary, seen)
+        summary.gone = _flag_gone(source, summary, seen)
+        if dry_run:
+            db.session.rollback()
+        else:
             db.session.commit()
     except BaseException:
         # The batch in flight is undone as a whole; those before it stay committed.
         db.session.rollback()
         raise
+    finally:
+        source.reject_sink = previous_sink
+        rejects.close()
+    summary.rejected = rejects.total
+    summary.rejects = dict(rejects.counts)
+    summary.reject_report = rejects.written
     summary.seconds = round(time.monotonic() - started, 3)
     if not dry_run:
         audit.record("legacy.import", actor="system", details=summary.as_dict())

@@ -102,13 +102,13 @@ def test_quoted_fields_with_delimiters_and_newlines(tmp_path):
 
 
 def test_rows_without_legacy_id_are_skipped_and_reported(tmp_path):
-    rows = [ROWS[0], ["", "无名", "", "", ""], ["  ", "空白", "", "", ""], ROWS[1],
-            ["u009"]]  # short row: missing trailing columns are empty, not an error
+    rows = [ROWS[0], ["", "无名", "", "", ""], ["  ", "空白", "", "", ""], ROWS[1]]
     path = write(tmp_path / "u.csv", rows, "utf-8")
     source = CsvSource("s", FIELDS, path=path)
     got = list(source.rows())
-    assert [r.legacy_id for r in got] == ["u001", "u002", "u009"]
-    assert source.rows_read == 3
+    assert [r.legacy_id for r in got] == ["u001", "u002"]
+    assert [r.where for r in got] == ["line 2", "line 5"]
+    assert source.rows_read == 2
     assert source.error_count == 2
     assert source.error_counts == {"missing legacy id": 2}
     assert [str(e) for e in source.errors] == [
