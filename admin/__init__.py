@@ -18,3 +18,11 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(views_bp)
     app.register_blueprint(api_bp)
+    # Admin API clients ask for admin:* scopes with client credentials: the token
+    # endpoint must know them (they are not advertised in discovery: not for RPs).
+    from .roles import SCOPES
+
+    server = app.extensions.get("idp.oauth")
+    if server is not None and server.scopes_supported:
+        server.scopes_supported = [*server.scopes_supported,
+                                   *(s for s in SCOPES if s not in server.scopes_supported)]

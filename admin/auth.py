@@ -33,7 +33,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, s
 from idp.authn import assurance
 from idp.authn import session as sso
 from idp.clients import ClientError, forget_client, register_client
-from idp.extensions import db
+from idp.extensions import csrf, db
 from idp.models import Client
 
 from . import roles
@@ -133,31 +133,91 @@ def _denied(kind: str, api: bool):
                                             else url_for("admin.queue"))), 403
 
 
-def require(role: str = "reviewer", *, api: bool = False):
-    """Decorator: the view runs only for a session at ``L3`` whose person holds ``role``
-    (``admin`` includes ``reviewer``); ``g.admin_id`` and ``g.admin_roles`` are set."""
+def _bearer_admin(header: str):
+    """(actor, roles, permissions) of an API client's token, or a refusal response.
+
+    The token is a client-credentials access token of this provider; its client must be
+    an admin API client (``admin_owner``: the administrator who created it, still holding
+    a role). It may do what its owner may, narrowed to the token's ``admin:*`` scopes."""
+    from idp.clients import find_client
+    from idp.oidc.bearer import BearerError, access_token
+
+    try:
+        at = access_token()
+    except BearerError as exc:
+        return exc.response()
+    cid = at.claims.get("client_id")
+    client = find_client(cid)
+    owner = client.meta("admin_owner") if client is not None else None
+    if not owner or at.claims.get("sub") not in (None, cid):
+        return BearerError("insufficient_scope", "Not an admin API client's token.",
+                           403).response()
+    held = roles.roles_of(owner)
+    scopes = set(str(at.claims.get("scope", "")).split()) & set(client.meta("admin_scopes", []))
+    perms = roles.permissions_for_scopes(held, scopes)
+    return f"client:{cid}", held, perms, owner
+
+
+def _api_refusal(permission: str):
+    body = {"error": "access_denied",
+            "error_description": f"This needs the permission {permission}."}
+    return jsonify(body), 403
+
+
+def require(permission: str = "review.read", *, api: bool = False):
+    """Decorator: the view runs only for a session at ``L3`` whose person's roles permit
+    ``permission`` (:mod:`admin.roles`) — or, for the API, a bearer token of an admin
+    API client whose scopes and owner permit it. Sets ``g.admin_id`` (the actor for the
+    audit log), ``g.admin_roles``, ``g.admin_perms`` and ``g.admin_bearer``."""
     def wrap(view):
         @wraps(view)
         def inner(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            if api and header[:7].lower() == "bearer ":
+                found = _bearer_admin(header)
+                if not isinstance(found, tuple):
+                    return found
+                g.admin_id, g.admin_roles, g.admin_perms, g.admin_owner = found
+                g.admin_bearer, g.admin_session = True, None
+                if permission not in g.admin_perms:
+                    return _api_refusal(permission)
+                return view(*args, **kwargs)
             sess = sso.current()
             if sess is None:
                 return _denied("login", api)
             held = roles.roles_of(sess.person_id)
-            wanted = {"admin"} if role == "admin" else {"reviewer", "admin"}
-            if not held & wanted:
+            if not held:
                 return _denied("role", api)
             g.admin_session, g.admin_id, g.admin_roles = sess, sess.person_id, held
+            g.admin_owner = sess.person_id
+            g.admin_perms, g.admin_bearer = roles.permissions(held), False
             if not assurance.meets(sess.acr, REQUIRED_ACR):
                 return _denied("acr", api)
+            if permission not in g.admin_perms:
+                if api:
+                    return _api_refusal(permission)
+                return render_template("admin/forbidden.html", permission=permission), 403
+            if api and request.method not in ("GET", "HEAD", "OPTIONS"):
+                csrf.protect()  # the session's cookie rides along by itself: CSRF check
             return view(*args, **kwargs)
         return inner
     return wrap
 
 
+def home_for(perms: frozenset[str]) -> str:
+    """The first console page a person's permissions open."""
+    for perm, endpoint in (("dashboard.read", "admin.dashboard"), ("review.read", "admin.queue"),
+                           ("people.read", "admin.people"), ("clients.read", "admin.clients"),
+                           ("audit.read", "admin.audit_log")):
+        if perm in perms:
+            return url_for(endpoint)
+    return url_for("admin.queue")
+
+
 def may_merge(item_id: int, person_id: str, force: bool) -> bool:
     """A reviewer may link an unlinked legacy account; merging two persons (the account
     already belongs to someone else) or forcing is for the ``admin`` role."""
-    if "admin" in g.admin_roles:
+    if "review.merge" in g.admin_perms:
         return True
     from idp.models import LegacyAccount, ReviewItem
 

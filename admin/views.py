@@ -76,9 +76,9 @@ def callback():
 
 
 @bp.get("/")
-@auth.require()
+@auth.require("api_clients.own")  # every role holds it: the page then sends each home
 def index():
-    return redirect(url_for(".queue"))
+    return redirect(auth.home_for(g.admin_perms))
 
 
 def _page_arg() -> int:
@@ -113,7 +113,7 @@ def _render_item(item_id: int, *, found=None, error: str | None = None, status: 
     if info is None:
         abort(404)
     return render_template("admin/item.html", d=info, it=info.item, states=state_names(),
-                           found=found, error=error, is_admin="admin" in g.admin_roles,
+                           found=found, error=error, is_admin="review.merge" in g.admin_perms,
                            notices=get_flashed_messages()), status
 
 
@@ -238,11 +238,11 @@ def explain(message: str) -> str:
 def merges():
     records = [(r, person_merge.counts(r)) for r in q.merge_records()]
     return render_template("admin/merges.html", records=records,
-                           is_admin="admin" in g.admin_roles, notices=get_flashed_messages())
+                           is_admin="review.merge" in g.admin_perms, notices=get_flashed_messages())
 
 
 @bp.post("/merges/<int:record_id>/undo")
-@auth.require("admin")
+@auth.require("review.merge")
 def undo_merge(record_id: int):
     try:
         person_merge.undo_merge(record_id, actor=g.admin_id)
