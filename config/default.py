@@ -251,3 +251,22 @@ CERT_ID_FIELD = "serialNumber"
 # there (e.g. "https://idp.example.gov.cn:8443/login/cert"); it must be the same host name
 # (another port is fine) so the sign-in cookies are shared. None: /login/cert on this site.
 CERT_LOGIN_URL = None
+
+# -- Registration (个人注册) and recovery (找回密码): idp.account.registration/recovery.
+# Anyone may register at /register (and by prompt=create); False hides the links and
+# answers 404, for deployments where accounts come only from imports and counters.
+REGISTRATION_OPEN = True
+# A new password (registration, recovery, change): at least this many characters (8 to
+# 128; accounts.create_person refuses fewer than 8) and this many kinds of character
+# (1 to 4: upper case, lower case, digits, others). Common passwords are always refused.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MIN_CLASSES = 2
+# Optional UTF-8 file of further refused passwords, one a line ("#" starts a comment),
+# added to the list shipped in idp/authn/data/common_passwords.txt.
+PASSWORD_DENYLIST_FILE = None
+# Registration and recovery attempts (sending a code, submitting the form): per client
+# address per hour, and per ID number per day (a number probed from many addresses).
+REGISTER_ADDRESS_HOURLY = 20
+REGISTER_NUMBER_DAILY = 6
+RECOVER_ADDRESS_HOURLY = 20
+RECOVER_NUMBER_DAILY = 6

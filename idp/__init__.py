@@ -105,6 +105,8 @@ def _register_blueprints(app: Flask) -> None:
 
     from . import channels, demo
     from .account import bp as account_bp
+    from .account.recovery import bp as recovery_bp
+    from .account.registration import bp as registration_bp
     from .authn.cert_login import bp as cert_login_bp
     from .authn.security_views import bp as security_bp
     from .authn.sms_login import bp as sms_login_bp
@@ -117,7 +119,7 @@ def _register_blueprints(app: Flask) -> None:
     channels.init_app(app, app.extensions["idp.oauth"])
     demo.init_app(app)
     for bp in (oidc_bp, authn_bp, stepup_bp, upstream_bp, sms_login_bp, cert_login_bp,
-               security_bp, passkey_bp, account_bp):
+               security_bp, passkey_bp, account_bp, registration_bp, recovery_bp):
         app.register_blueprint(bp)
     admin.init_app(app)
 

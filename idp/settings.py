@@ -126,7 +126,7 @@ PASSWORD_POLICIES = ("argon2id", "pbkdf2-sm3")
 def validate(cfg: dict[str, Any], *, instance_path: str = ".") -> None:
     """Raise :class:`ConfigError` naming every setting that cannot work, on one line."""
     problems = [*_numbers(cfg), *_urls(cfg), *_choices(cfg), *_files(cfg, instance_path),
-                *_plugins(cfg)]
+                *_plugins(cfg), *_passwords(cfg)]
     if problems:
         raise ConfigError("; ".join(p.replace("\n", " ") for p in problems))
 
@@ -251,3 +251,18 @@ def _plugins(cfg: dict[str, Any]):
             yield f"{name}={_shown(text)}: {attr!r} is not a class"
     if str(cfg.get("SMS_GATEWAY") or "").strip() == "http" and not cfg.get("SMS_HTTP_URL"):
         yield "IDP_SMS_HTTP_URL must be set when IDP_SMS_GATEWAY is 'http'"
+
+
+def _passwords(cfg: dict[str, Any]):
+    # New-password rules and the registration settings (idp.authn.password_policy).
+    least, kinds = cfg.get("PASSWORD_MIN_LENGTH"), cfg.get("PASSWORD_MIN_CLASSES")
+    if isinstance(least, int) and not isinstance(least, bool) and not 8 <= least <= 128:
+        yield f"IDP_PASSWORD_MIN_LENGTH={least!r} must be between 8 and 128"
+    if isinstance(kinds, int) and not isinstance(kinds, bool) and not 1 <= kinds <= 4:
+        yield f"IDP_PASSWORD_MIN_CLASSES={kinds!r} must be between 1 and 4"
+    path = cfg.get("PASSWORD_DENYLIST_FILE")
+    if path and not _readable(path):
+        yield (f"IDP_PASSWORD_DENYLIST_FILE: the file {str(path)!r} does not exist or cannot "
+               "be read")
+    if not isinstance(cfg.get("REGISTRATION_OPEN"), bool):
+        yield f"IDP_REGISTRATION_OPEN={_shown(cfg.get('REGISTRATION_OPEN'))} must be true or false"

@@ -29,6 +29,7 @@ _NONE_ERRORS = {
     "level": InteractionRequiredError,
     "consent": ConsentRequiredError,
     "enterprise": AccountSelectionRequiredError,
+    "create": LoginRequiredError,  # unreachable: Authlib refuses "none" with another value
 }
 
 

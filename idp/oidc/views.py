@@ -68,7 +68,9 @@ def discovery():
         "revocation_endpoint_auth_methods_supported": ALL_METHODS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent",
+                                    *(["create"] if current_app.config["REGISTRATION_OPEN"]
+                                      else [])],
         "ui_locales_supported": ["zh-CN", "en"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
