@@ -270,3 +270,13 @@ REGISTER_ADDRESS_HOURLY = 20
 REGISTER_NUMBER_DAILY = 6
 RECOVER_ADDRESS_HOURLY = 20
 RECOVER_NUMBER_DAILY = 6
+
+# CAS 3.0 server (/cas). Service and proxy tickets are single use and live this many
+# seconds (the CAS specification recommends no more than a few: the ticket travels in a
+# URL). Proxy-granting tickets live at most CAS_PGT_TTL and end with the SSO session.
+CAS_TICKET_TTL = 10
+CAS_PGT_TTL = 2 * 60 * 60
+# The pgtUrl callback (always https): how long to wait, and the PEM bundle of CAs its
+# certificate must chain to (None: the system's CAs).
+CAS_PROXY_CALLBACK_TIMEOUT = 5.0
+CAS_PROXY_CA_FILE = None

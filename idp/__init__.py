@@ -115,12 +115,14 @@ def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .authn.webauthn_views import bp as passkey_bp
     from .oidc.views import bp as oidc_bp
+    from .cas.views import bp as cas_bp
 
     channels.init_app(app, app.extensions["idp.oauth"])
     demo.init_app(app)
     for bp in (oidc_bp, authn_bp, stepup_bp, upstream_bp, sms_login_bp, cert_login_bp,
                security_bp, passkey_bp, account_bp, registration_bp, recovery_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(cas_bp)  # CAS 3.0 under /cas
     admin.init_app(app)
 
 

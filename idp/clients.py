@@ -23,6 +23,8 @@ __all__ = ["CIBA", "DEVICE_CODE", "GRANT_TYPES", "JWT_BEARER", "PROTOCOLS", "Cli
 
 # What a relying party speaks (``client_metadata["protocol"]``; absent means "oidc").
 PROTOCOLS = ("oidc", "cas", "saml")
+# The scopes a CAS or SAML client may be registered to receive (idcard: --allow-scope).
+RELEASE_SCOPES = frozenset({"openid", "profile", "phone", "org", "legacy"})
 
 
 class ClientError(ValueError):
@@ -185,16 +187,22 @@ def _register_legacy(*, client_id: str, name: str, protocol: str, services: list
                      min_level: str | None, first_party: bool, sensitive_scopes: list[str],
                      channel: str, subject_type: str, org_roles: list[str] | None,
                      org_scopes: list[str] | None, legacy_systems: list[str] | None,
-                     protocol_meta: dict | None) -> Client:
+                     protocol_meta: dict | None, scopes: list[str] | None) -> Client:
     """A CAS or SAML relying party: no OAuth grants, secret or redirect URIs (so no OAuth
     endpoint ever serves it); what it receives follows the same scope, consent and
     sensitive-scope rules as an OIDC client's claims."""
     _check_scopes(sensitive_scopes, org_roles, org_scopes)
     if subject_type not in ("public", "pairwise"):
         raise ClientError("subject type must be 'public' or 'pairwise'")
+    # No scope parameter in CAS or SAML: what the client receives is registered (consent
+    # still asked); the sensitive scopes come from --allow-scope alone.
+    scopes = list(dict.fromkeys(["openid", *(scopes or ["profile"])]))
+    if set(scopes) - RELEASE_SCOPES:
+        raise ClientError(f"a {protocol.upper()} client's scopes must be some of: "
+                          f"{', '.join(sorted(RELEASE_SCOPES))} (idcard: --allow-scope)")
     meta: dict = {"protocol": protocol, "grant_types": [], "response_types": [],
                   "redirect_uris": [], "token_endpoint_auth_method": "none",
-                  "scope": "openid profile phone org legacy", "subject_type": subject_type,
+                  "scope": " ".join(scopes), "subject_type": subject_type,
                   "sector": client_id}
     if services:
         meta["cas_services"] = services
@@ -228,10 +236,11 @@ def register_client(*, client_id: str, name: str, secret: str | None = None,
                     sector_identifier_uri: str | None = None,
                     in_person_checks: bool = False, protocol: str = "oidc",
                     services: list[str] | None = None, min_level: str | None = None,
-                    protocol_meta: dict | None = None) -> Client:
+                    protocol_meta: dict | None = None, scopes: list[str] | None = None) -> Client:
     """Register a relying party. ``protocol`` "cas" takes ``services`` (URL patterns);
     "cas" and "saml" take ``min_level`` (the least assurance level a sign-in for it must
-    reach) and ``protocol_meta`` (their own metadata, stored beside the rest)."""
+    reach), ``scopes`` (what they receive, default openid profile) and ``protocol_meta``
+    (their own metadata, stored beside the rest)."""
     if not client_id or len(client_id) > 128:
         raise ClientError("client id must be 1–128 characters")
     if db.session.scalar(db.select(Client.id).where(Client.client_id == client_id)):
@@ -249,8 +258,9 @@ def register_client(*, client_id: str, name: str, secret: str | None = None,
             client_id=client_id, name=name, protocol=protocol, services=services,
             min_level=min_level, first_party=first_party, sensitive_scopes=sensitive_scopes,
             channel=channel, subject_type=subject_type, org_roles=org_roles,
-            org_scopes=org_scopes, legacy_systems=legacy_systems, protocol_meta=protocol_meta)
-    if min_level or protocol_meta:
+            org_scopes=org_scopes, legacy_systems=legacy_systems, protocol_meta=protocol_meta,
+            scopes=scopes)
+    if min_level or protocol_meta or scopes:
         raise ClientError("OIDC clients ask for a level per request (acr_values)")
     grants = grant_types or (["client_credentials"] if not redirect_uris
                              else ["authorization_code", "refresh_token"])

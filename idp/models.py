@@ -73,6 +73,9 @@ class Person(db.Model):
     # "seed"), and when; see idp.authn.assurance.
     assurance_method: Mapped[str | None] = mapped_column(String(32))
     assurance_verified_at: Mapped[float | None] = mapped_column(Float)
+    # When the person asked to close the account (注销); erased once the cooling-off
+    # period (ACCOUNT_CLOSE_COOLING_DAYS) has passed, unless cancelled (idp.account.closure).
+    close_requested_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now)
 

@@ -35,6 +35,11 @@ class RegistryRecord:
     uscc: str
     name: str
     org_type: str
+    # The registered legal representative (normalised ID number, name), when the register
+    # tells it: enterprise self-registration (idp.account.enterprise_registration) lets
+    # only that person complete it without review.
+    legal_rep_id_number: str | None = None
+    legal_rep_name: str | None = None
 
 
 class OrgRegistry(Protocol):

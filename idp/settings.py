@@ -189,6 +189,13 @@ def _choices(cfg: dict[str, Any]):
             parse_kek(str(cfg["KEK"]))
         except ValueError:  # the key itself is never echoed
             yield "IDP_KEK must be 32 bytes: 64 hex characters (e.g. `openssl rand -hex 32`)"
+    zone = cfg.get("TIME_ZONE")
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(str(zone))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        yield f"IDP_TIME_ZONE={_shown(zone)} must be an IANA time zone (e.g. Asia/Shanghai)"
     id_field = cfg.get("CERT_ID_FIELD")
     if isinstance(id_field, str) and "(" in id_field:
         import re

@@ -57,12 +57,15 @@ def client() -> None:
               help="CAS service URL, exact or ending in '*' for a path prefix (repeatable).")
 @click.option("--min-level", default=None, type=click.Choice(["L1", "L2", "L3", "L4", "L5"]),
               help="CAS/SAML: the least assurance level a sign-in for this client reaches.")
+@click.option("--scope", "release_scopes", multiple=True,
+              type=click.Choice(["profile", "phone", "org", "legacy"]),
+              help="CAS/SAML: what the client receives (default profile; repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
                jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
                subject_type, sector_identifier_uri, in_person_checks, protocol, services,
-               min_level, as_json) -> None:
+               min_level, release_scopes, as_json) -> None:
     from ..clients import ClientError, register_client
     from ..policy import grant_type
 
@@ -95,7 +98,8 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 legacy_systems=list(legacy_systems), subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
                 in_person_checks=in_person_checks, protocol=protocol,
-                services=list(services), min_level=min_level)
+                services=list(services), min_level=min_level,
+                scopes=list(release_scopes) or None)
         except ClientError as exc:
             fail(str(exc), as_json)
         audit.record("admin.client.add", actor=operator(), client_id=row.client_id,

@@ -4,6 +4,9 @@ endpoints, attribute release, renew/gateway, proxy tickets and single logout."""
 from __future__ import annotations
 
 import json
+import time
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -89,3 +92,254 @@ def test_a_pattern_never_admits_another_host():
     with pytest.raises(PatternError):
         check_pattern("https://a.gov.cn*")
     assert not matches("https://a.gov.cn/*", "https://a.gov.cn.evil.example/")
+
+
+# -- the protocol -----------------------------------------------------------------------
+
+SERVICE = "https://portal.example.gov.cn/app/"
+NS = {"cas": "http://www.yale.edu/tp/cas"}
+
+
+def make_cas(client_id="cas1", services=("https://portal.example.gov.cn/app/*",),
+             first_party=True, sensitive=(), min_level=None, subject_type="public"):
+    from idp.clients import register_client
+
+    return register_client(client_id=client_id, name=f"CAS 应用 {client_id}", protocol="cas",
+                           services=list(services), first_party=first_party,
+                           sensitive_scopes=list(sensitive), min_level=min_level,
+                           subject_type=subject_type)
+
+
+def cas_login(client, service=SERVICE, consent="allow", **params):
+    """/cas/login through the login (and consent) pages; the final response."""
+    from tests.helpers import CITIZEN_ID, CITIZEN_PASSWORD, form_fields
+
+    resp = client.get("/cas/login?" + urlencode({"service": service, **params}))
+    for _ in range(8):
+        if resp.status_code != 302:
+            return resp
+        loc = resp.headers["Location"]
+        parts = urlsplit(loc)
+        if parts.netloc and parts.netloc != "localhost":
+            return resp  # back at the service
+        if parts.path == "/login":
+            fields = form_fields(client.get(loc).get_data(as_text=True))
+            resp = client.post("/login", data={**fields, "username": CITIZEN_ID,
+                                               "password": CITIZEN_PASSWORD})
+        elif parts.path == "/consent":
+            fields = form_fields(client.get(loc).get_data(as_text=True))
+            resp = client.post("/consent", data={**fields, "consent": consent})
+        elif parts.path == "/cas/login":
+            resp = client.get(loc)
+        else:
+            return resp  # another page of the interaction (step-up, organisation)
+    return resp
+
+
+def ticket_of(resp, service=SERVICE) -> str:
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:400]
+    loc = resp.headers["Location"]
+    assert loc.startswith(service + ("&" if "?" in service else "?") + "ticket=ST-"), loc
+    return parse_qs(urlsplit(loc).query)["ticket"][0]
+
+
+def validate(client, ticket, service=SERVICE, path="/cas/p3/serviceValidate", **params):
+    resp = client.get(path + "?" + urlencode({"service": service, "ticket": ticket, **params}))
+    assert resp.status_code == 200
+    return resp
+
+
+def parsed(resp):
+    """(user, attributes, failure code) of an XML validation response."""
+    root = ET.fromstring(resp.get_data())
+    ok = root.find("cas:authenticationSuccess", NS)
+    if ok is None:
+        return None, None, root.find("cas:authenticationFailure", NS).get("code")
+    attrs = ok.find("cas:attributes", NS)
+    found = {} if attrs is None else {}
+    for e in list(attrs) if attrs is not None else []:
+        found.setdefault(e.tag.split("}")[1], []).append(e.text)
+    return ok.find("cas:user", NS).text, (found if attrs is not None else None), None
+
+
+def test_login_issues_a_ticket_that_validates_once_with_attributes(client, person):
+    from tests.helpers import CITIZEN_ID
+
+    make_cas()
+    ticket = ticket_of(cas_login(client))
+    user, attrs, code = parsed(validate(client, ticket))
+    assert code is None and user == person.id
+    assert attrs["name"] == ["李四"]
+    assert attrs["id_number_masked"] == ["110105********002X"]
+    assert "id_number" not in attrs and CITIZEN_ID not in str(attrs)
+    assert attrs["acr"] == ["L2"] and attrs["amr"] == ["pwd"] and attrs["channel"] == ["web"]
+    assert attrs["isFromNewLogin"] == ["true"]  # the password was typed for this request
+    # single use: the replay is refused
+    assert parsed(validate(client, ticket))[2] == "INVALID_TICKET"
+    # the next ticket comes from the SSO session
+    again = parsed(validate(client, ticket_of(cas_login(client))))[1]
+    assert again["isFromNewLogin"] == ["false"]
+
+
+def test_json_and_cas2_and_cas1_answers(client, person):
+    make_cas()
+    ticket = ticket_of(cas_login(client))
+    doc = validate(client, ticket, format="JSON").get_json()["serviceResponse"]
+    ok = doc["authenticationSuccess"]
+    assert ok["user"] == person.id and ok["attributes"]["name"] == ["李四"]
+    ticket = ticket_of(cas_login(client))
+    user, attrs, _ = parsed(validate(client, ticket, path="/cas/serviceValidate"))
+    assert user == person.id and attrs is None  # CAS 2.0 releases no attributes
+    ticket = ticket_of(cas_login(client))
+    resp = validate(client, ticket, path="/cas/validate")
+    assert resp.get_data(as_text=True) == f"yes\n{person.id}\n"
+    assert validate(client, ticket, path="/cas/validate").get_data(as_text=True) == "no\n\n"
+    fail = validate(client, "ST-nope", format="json").get_json()["serviceResponse"]
+    assert fail["authenticationFailure"]["code"] == "INVALID_TICKET"
+
+
+def test_ticket_for_another_service_is_refused_and_used_up(client, person):
+    make_cas()
+    make_cas("cas2", services=("https://other.example.gov.cn/*",))
+    ticket = ticket_of(cas_login(client))
+    assert parsed(validate(client, ticket, service="https://other.example.gov.cn/"))[2] \
+        == "INVALID_SERVICE"
+    assert parsed(validate(client, ticket))[2] == "INVALID_TICKET"
+    # the exact URL the ticket was issued for, not another under the same pattern
+    ticket = ticket_of(cas_login(client))
+    assert parsed(validate(client, ticket, service=SERVICE + "x"))[2] == "INVALID_SERVICE"
+
+
+def test_expired_ticket_is_refused(client, person, ctx, monkeypatch):
+    make_cas()
+    monkeypatch.setitem(ctx.config, "CAS_TICKET_TTL", 0.2)
+    ticket = ticket_of(cas_login(client))
+    time.sleep(0.5)  # past the ticket's whole lifetime, not racing the server
+    assert parsed(validate(client, ticket))[2] == "INVALID_TICKET"
+
+
+@pytest.mark.parametrize("service", [
+    "https://evil.example/",
+    "https://portal.example.gov.cn.evil.example/app/",
+    "https://portal.example.gov.cn@evil.example/app/",
+    "https://evil.example/?u=https://portal.example.gov.cn/app/",
+    "//evil.example/app/",
+    "https://portal.example.gov.cn/app/\\@evil.example",
+    "javascript:alert(1)//https://portal.example.gov.cn/app/",
+    "http://portal.example.gov.cn/app/",
+])
+def test_unregistered_service_gets_a_page_never_a_redirect(client, person, service):
+    make_cas()
+    resp = client.get("/cas/login?" + urlencode({"service": service}))
+    assert resp.status_code == 400 and "Location" not in resp.headers
+    assert "未登记的应用" in resp.get_data(as_text=True)
+    logout = client.get("/cas/logout?" + urlencode({"service": service}))
+    assert logout.status_code == 200 and "Location" not in logout.headers
+
+
+def test_gateway_never_shows_a_page(client, person):
+    make_cas()
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE, "gateway": "true"}))
+    assert resp.status_code == 302 and resp.headers["Location"] == SERVICE
+    ticket_of(cas_login(client))  # now signed in
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE, "gateway": "true"}))
+    ticket_of(resp)
+
+
+def test_gateway_with_consent_needed_returns_without_ticket(client, person):
+    make_cas(first_party=False)
+    make_cas("cas2", services=("https://other.example.gov.cn/*",))
+    ticket_of(cas_login(client, service="https://other.example.gov.cn/"),
+              service="https://other.example.gov.cn/")
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE, "gateway": "1"}))
+    assert resp.status_code == 302 and resp.headers["Location"] == SERVICE
+
+
+def test_renew_forces_a_new_sign_in(client, person):
+    make_cas()
+    ticket_of(cas_login(client))  # signed in
+    sso_ticket = ticket_of(cas_login(client))  # from the session, no password
+    assert parsed(validate(client, sso_ticket, renew="true"))[2] == "INVALID_TICKET"
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE, "renew": "true"}))
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login"
+    fresh = ticket_of(cas_login(client, renew="true"))
+    user, attrs, code = parsed(validate(client, fresh, renew="true"))
+    assert code is None and attrs["isFromNewLogin"] == ["true"]
+
+
+def test_consent_and_refusal(client, person):
+    make_cas(first_party=False)
+    resp = cas_login(client, consent="deny")
+    assert resp.status_code == 403 and "Location" not in resp.headers
+    assert f'href="{SERVICE}"' in resp.get_data(as_text=True)
+    ticket_of(cas_login(client))  # allowed this time; no second question afterwards
+    ticket_of(client.get("/cas/login?" + urlencode({"service": SERVICE})))
+
+
+def test_full_id_number_only_for_a_service_allowed_idcard(client, person):
+    from tests.helpers import CITIZEN_ID
+
+    make_cas("plain", services=("https://a.example.gov.cn/*",))
+    make_cas("allowed", services=("https://b.example.gov.cn/*",), sensitive=("idcard",))
+    t = ticket_of(cas_login(client, service="https://a.example.gov.cn/"),
+                  service="https://a.example.gov.cn/")
+    attrs = parsed(validate(client, t, service="https://a.example.gov.cn/"))[1]
+    assert "id_number" not in attrs
+    t = ticket_of(cas_login(client, service="https://b.example.gov.cn/"),
+                  service="https://b.example.gov.cn/")
+    attrs = parsed(validate(client, t, service="https://b.example.gov.cn/"))[1]
+    assert attrs["id_number"] == [CITIZEN_ID]
+
+
+def test_pairwise_user(client, person):
+    make_cas(subject_type="pairwise")
+    user = parsed(validate(client, ticket_of(cas_login(client))))[0]
+    assert user != person.id and len(user) > 20
+
+
+def test_service_minimum_level_asks_for_step_up(client, person):
+    make_cas(min_level="L3")
+    resp = cas_login(client)
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login/step-up"
+    assert client.get(resp.headers["Location"]).status_code == 200
+
+
+def test_one_session_across_oidc_and_cas(client, person):
+    from tests.helpers import authorize_url, follow_login, make_client, query
+
+    make_cas()
+    rp = make_client("oidc1", first_party=True)
+    resp = follow_login(client, client.get(authorize_url(rp)))
+    assert "code" in query(resp.headers["Location"])
+    # no password on the CAS service now
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE}))
+    ticket_of(resp)
+
+
+def test_validation_refuses_bad_requests(client, person):
+    make_cas()
+    for params in ({"service": SERVICE}, {"ticket": "ST-1"}, {}):
+        resp = client.get("/cas/p3/serviceValidate?" + urlencode(params))
+        assert parsed(resp)[2] == "INVALID_REQUEST"
+    assert parsed(validate(client, "TGT-1"))[2] == "INVALID_TICKET_SPEC"
+    assert parsed(validate(client, "ST-" + "a" * 300))[2] == "INVALID_TICKET_SPEC"
+    # XML stays XML whatever the ticket holds
+    root = ET.fromstring(validate(client, "ST-<x>&'\"").get_data())
+    assert root.find("cas:authenticationFailure", NS).get("code") == "INVALID_TICKET"
+
+
+def test_audit_records_tickets_without_personal_data(client, person, ctx):
+    from idp import audit
+    from idp.audit import AuditEvent
+    from idp.extensions import db
+    from tests.helpers import CITIZEN_ID
+
+    make_cas()
+    validate(client, ticket_of(cas_login(client, service=SERVICE + "?q=1"),
+                               service=SERVICE + "?q=1"), service=SERVICE + "?q=1")
+    audit.flush()
+    rows = db.session.scalars(db.select(AuditEvent)).all()
+    kinds = {r.event for r in rows}
+    assert {"cas.ticket", "cas.validate"} <= kinds
+    text = json.dumps([r.details for r in rows], ensure_ascii=False)
+    assert CITIZEN_ID not in text and "?q=1" not in text
