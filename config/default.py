@@ -280,3 +280,10 @@ CAS_PGT_TTL = 2 * 60 * 60
 # certificate must chain to (None: the system's CAs).
 CAS_PROXY_CALLBACK_TIMEOUT = 5.0
 CAS_PROXY_CA_FILE = None
+
+# SAML 2.0 identity provider (/saml). Assertions are valid this many seconds after
+# issue (the SP must use them at once); messages' clocks may differ by SAML_CLOCK_SKEW
+# seconds. xmlsec1 (Debian package xmlsec1) signs, verifies and encrypts for pysaml2.
+SAML_ASSERTION_LIFETIME = 300
+SAML_CLOCK_SKEW = 60
+SAML_XMLSEC_BINARY = "xmlsec1"

@@ -71,3 +71,42 @@ def is_safe_local_path(path: str) -> bool:
     name the host x."""
     return (path.startswith("/") and not path.startswith("//") and "\\" not in path
             and all(ch.isprintable() and not ch.isspace() for ch in path))
+
+
+# -- one time zone for every time shown to a person (TIME_ZONE, Asia/Shanghai by default)
+
+
+def _zone():
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(current_app.config.get("TIME_ZONE") or "Asia/Shanghai")
+
+
+def local_time(ts: float | None, *, seconds: bool = False, zone: bool = True) -> str:
+    """``2026-12-07 23:45 北京时间`` (or the zone's UTC offset outside China): a time as
+    people read it, with its zone named, never a bare UTC time."""
+    import datetime as dt
+
+    if ts is None:
+        return ""
+    when = dt.datetime.fromtimestamp(float(ts), _zone())
+    text = when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{text} {zone_label(when)}" if zone else text
+
+
+def zone_label(when=None) -> str:
+    """The zone's name for people: 北京时间 / Beijing time for Asia/Shanghai (and the other
+    UTC+8 zones of China), else its UTC offset."""
+    import datetime as dt
+
+    from flask_babel import gettext as _
+
+    when = when or dt.datetime.now(_zone())
+    name = current_app.config.get("TIME_ZONE") or "Asia/Shanghai"
+    if name in ("Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "Asia/Urumqi", "PRC"):
+        if when.utcoffset() == dt.timedelta(hours=8):
+            return _("北京时间")
+    offset = when.utcoffset() or dt.timedelta()
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -42,8 +42,9 @@ from ..audit import AuditEvent, AuditPending
 from ..authn import session as sso
 from ..extensions import db
 from ..identity import InvalidIdNumber, parse_person_id
-from ..identity.masking import mask_id_number, mask_name
+from ..identity.masking import mask_id_number, mask_name, mask_phone
 from ..models import Client, Membership, Organisation, Person
+from ..ui import local_time
 
 bp = Blueprint("account", __name__, url_prefix="/account", static_folder="static",
                static_url_path="/static")
@@ -175,8 +176,18 @@ def index():
             row["manage"] = False
         elif row["manage"]:
             managed.add(row["uscc"])
+    from . import closure
+    from .words import level
+
+    sess = sso.current()
+    closes = closure.closes_at(person)
     return render_template("account/index.html", who=mask_name(person.name),
-                           number=mask_id_number(person.id_number), rows=rows)
+                           number=mask_id_number(person.id_number), rows=rows,
+                           phone=mask_phone(person.phone) if person.phone else None,
+                           account_level=level(person.assurance_level),
+                           session_level=level(sess.acr),
+                           closes=local_time(closes) if closes else None,
+                           done=request.args.get("done"))
 
 
 # -- the organisation's pages ----------------------------------------------------------

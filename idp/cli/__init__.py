@@ -7,6 +7,9 @@ The commands are attached on first use rather than at import: ``admin.cli`` impo
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import click
 
 from .. import cli_commands, create_app
@@ -34,6 +37,9 @@ class _Main(click.Group):
                         accounts.account,
                         *cli_commands()):
             self.add_command(command)
+        # Commands that join the groups above (idp user list, idp client show, ...).
+        for module in ("client_manage", "user_manage"):
+            importlib.import_module(f"{__name__}.{module}")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
@@ -42,6 +48,28 @@ class _Main(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._load()
         return super().get_command(ctx, cmd_name)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        """Click's own usage errors (a bad ``--auth-method``, a missing option, an
+        unknown command) in the form of every other failure: one bilingual line (JSON
+        with ``--json``) and exit status 1, not click's usage block and status 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # a bare group prints its help, as before
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            ctx = getattr(exc, "ctx", None)
+            if isinstance(exc, click.UsageError) and ctx is not None:
+                message += f" (see '{ctx.command_path} --help')"
+            fail(message, wants_json())
+        except click.Abort:
+            fail("aborted", wants_json())
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         from sqlalchemy.exc import OperationalError, ProgrammingError
