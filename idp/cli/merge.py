@@ -10,6 +10,7 @@ import click
 from connectors.review import STATES
 
 from .common import app_context, emit, fail, operator
+from .paging import page_note, paging_options
 
 _STATES = [*STATES, "all"]
 
@@ -21,21 +22,34 @@ def merge() -> None:
 
 @merge.command("list")
 @click.option("--state", default="pending", type=click.Choice(_STATES))
+@click.option("--source", default=None, help="Only this source system.")
+@click.option("--rule", default=None, help="Only this rule (e.g. id_number_name_differs).")
+@paging_options
 @click.option("--json", "as_json", is_flag=True)
-def merge_list(state: str, as_json: bool) -> None:
-    """Review items, masked as the admin console shows them."""
+def merge_list(state: str, source: str | None, rule: str | None, page: int, per_page: int,
+               as_json: bool) -> None:
+    """Review items, masked as the admin console shows them, one page at a time; the
+    last line (``total``/``truncated`` with --json) says how many match in all."""
     from connectors.review_listing import list_items
 
     with app_context():
-        rows, _total = list_items(state, page=1, per_page=1000)
-        out = [{"id": r.id, "state": r.state, "reason": r.reason, "source": r.source,
-                "legacy_id": r.legacy_id, "kind": r.kind, "name": r.name,
-                "id_number": r.id_number, "phone": r.phone, "credit_code": r.credit_code,
-                "org_code": r.org_code, "candidates": r.candidates} for r in rows]
-    emit(out, as_json, "\n".join(
-        f"{o['id']}\t{o['state']}\t{o['reason']}\t{o['source']}:{o['legacy_id']}\t{o['name']}"
-        f"\t{o['credit_code'] or o['org_code'] if o['kind'] == 'organisation' else o['id_number']}"
-        for o in out))
+        rows, total = list_items(state, source=source, reason=rule, page=page,
+                                 per_page=per_page)
+        items = [{"id": r.id, "state": r.state, "reason": r.reason, "source": r.source,
+                  "legacy_id": r.legacy_id, "kind": r.kind, "name": r.name,
+                  "id_number": r.id_number, "phone": r.phone, "credit_code": r.credit_code,
+                  "org_code": r.org_code, "candidates": r.candidates} for r in rows]
+    note = page_note(page, per_page, len(items), total, "review items")
+    emit({"items": items, "page": page, "per_page": per_page, "total": total,
+          "truncated": note.truncated, "next_page": note.next_page}, as_json, "\n".join([
+              f"{o['id']}\t{o['state']}\t{o['reason']}\t{o['source']}:{o['legacy_id']}"
+              f"\t{o['name']}\t{_key(o)}" for o in items] + [note.text]))
+
+
+def _key(o: dict) -> str:
+    if o["kind"] == "organisation":
+        return o["credit_code"] or o["org_code"]
+    return o["id_number"]
 
 
 def _decide(action: str, item_id: int, as_json: bool, target: str | None = None,

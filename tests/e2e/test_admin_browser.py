@@ -80,5 +80,5 @@ def test_reviewer_approves_a_queued_account(admin_idp, browser):
         page.click("#approve button[type=submit]")
         expect(page.locator("p.ok")).to_contain_text("已批准")
         expect(page.locator("h1 .state")).to_have_text("已批准")
-    approved = admin_idp.run_cli("merge", "list", "--state", "approved")
+    approved = admin_idp.run_cli("merge", "list", "--state", "approved")["items"]
     assert [(a["legacy_id"], a["state"]) for a in approved] == [("u2", "approved")]

@@ -194,7 +194,7 @@ def test_legacy_import_and_review_from_the_command_line(run, tmp_path):
     assert res.exit_code == 0, res.stderr
     again = json.loads(run("legacy", "import", "--config", cfg, "--json").stdout)
     assert again["unchanged"] == 3
-    queue = json.loads(run("merge", "list", "--json").stdout)
+    queue = json.loads(run("merge", "list", "--json").stdout)["items"]
     assert {q["reason"] for q in queue} == {"id_number_name_differs",
                                            "invalid_id_number:check_digit"}
     assert all("*" in q["id_number"] for q in queue)  # masked for the operator

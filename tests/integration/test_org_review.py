@@ -233,7 +233,8 @@ def cli(ctx, monkeypatch):
 def test_cli_decides_organisation_items(cli, known, tmp_path):
     items = _import(tmp_path)
     code, listed = cli("list")
-    assert code == 0
+    assert code == 0 and listed["total"] == len(listed["items"]) and not listed["truncated"]
+    listed = listed["items"]
     rows = {r["legacy_id"]: r for r in listed}
     assert rows["t2"]["kind"] == "organisation" and rows["t2"]["credit_code"] == NEW
     assert rows["t2"]["name"] == "京华科技有限公司"
