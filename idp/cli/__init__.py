@@ -56,6 +56,7 @@ class _Main(click.Group):
         with ``--json``) and exit status 1, not click's usage block and status 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        as_json = "--json" in (sys.argv[1:] if args is None else list(args))
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -66,9 +67,9 @@ class _Main(click.Group):
             ctx = getattr(exc, "ctx", None)
             if isinstance(exc, click.UsageError) and ctx is not None:
                 message += f" (see '{ctx.command_path} --help')"
-            fail(message, wants_json())
+            fail(message, as_json)
         except click.Abort:
-            fail("aborted", wants_json())
+            fail("aborted", as_json)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
