@@ -59,7 +59,7 @@ def legacy_import(config_path: str, dry_run: bool, batch_size: int, reject_repor
         source = load_source(config_path)
     except ConnectorError as exc:
         fail(str(exc), as_json)
-    bar = None if quiet else Progress(interval=progress_interval, detail=_counts)
+    bar = None
 
     def progress(s) -> None:
         if bar is not None:
@@ -67,6 +67,8 @@ def legacy_import(config_path: str, dry_run: bool, batch_size: int, reject_repor
 
     with app_context():
         report = reject_report or _default_report(current_app.instance_path, source.name)
+        if not quiet:  # started here, so the rate leaves out the app's start-up
+            bar = Progress(interval=progress_interval, detail=_counts)
         try:
             summary = run_import(source, dry_run=dry_run, batch_size=batch_size,
                                  progress=progress, reject_report=report)
