@@ -50,6 +50,9 @@ if [ $want_test -eq 1 ]; then
   { command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || apt_install slapd ldap-utils
   # A CJK font, so screenshots of the Chinese pages show characters, not boxes.
   fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || apt_install fonts-wqy-microhei
+  # Apache httpd with mod_auth_cas: tests/e2e/test_cas_apache.py runs its own Apache as a
+  # CAS-protected site on a loopback port (no system service).
+  [ -f /usr/lib/apache2/modules/mod_auth_cas.so ] || apt_install apache2-bin libapache2-mod-auth-cas
   if [ -f tests/e2e/package.json ]; then
     if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules ]; then
       if [ -f tests/e2e/package-lock.json ]; then npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null

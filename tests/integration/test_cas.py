@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from defusedxml import ElementTree as ET
 
 from idp.cas.services import PatternError, check_pattern, matches
 from idp.cli import main
@@ -343,3 +343,167 @@ def test_audit_records_tickets_without_personal_data(client, person, ctx):
     assert {"cas.ticket", "cas.validate"} <= kinds
     text = json.dumps([r.details for r in rows], ensure_ascii=False)
     assert CITIZEN_ID not in text and "?q=1" not in text
+
+
+# -- proxy tickets ----------------------------------------------------------------------
+
+BACKEND = "https://backend.example.gov.cn/api"
+
+
+@pytest.fixture
+def tls_service(tmp_path, ctx, monkeypatch):
+    from tests.cas_helpers import Service, self_signed
+
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setitem(ctx.config, "CAS_PROXY_CA_FILE", str(cert))
+    svc = Service(tls=(cert, key))
+    yield svc
+    svc.close()
+
+
+def _success(resp):
+    root = ET.fromstring(resp.get_data())
+    return root.find("cas:authenticationSuccess", NS)
+
+
+def test_proxy_granting_ticket_to_proxy_ticket(client, person, tls_service):
+    make_cas(services=("https://portal.example.gov.cn/app/*", tls_service.base + "/*"))
+    make_cas("backend", services=("https://backend.example.gov.cn/*",))
+    pgt_url = tls_service.base + "/pgtCallback"
+    ok = _success(validate(client, ticket_of(cas_login(client)), pgtUrl=pgt_url))
+    iou = ok.find("cas:proxyGrantingTicket", NS).text
+    call = tls_service.gets[-1]
+    assert iou.startswith("PGTIOU-") and call["pgtIou"] == iou
+    pgt = call["pgtId"]
+    assert pgt.startswith("PGT-")
+
+    resp = client.get("/cas/proxy?" + urlencode({"pgt": pgt, "targetService": BACKEND}))
+    pt = ET.fromstring(resp.get_data()).find("cas:proxySuccess/cas:proxyTicket", NS).text
+    assert pt.startswith("PT-")
+    ok = _success(validate(client, pt, service=BACKEND, path="/cas/p3/proxyValidate"))
+    assert ok.find("cas:user", NS).text == person.id
+    assert [p.text for p in ok.findall("cas:proxies/cas:proxy", NS)] == [pgt_url]
+    assert ok.find("cas:attributes/cas:name", NS).text == "李四"
+    assert parsed(validate(client, pt, service=BACKEND, path="/cas/p3/proxyValidate"))[2] \
+        == "INVALID_TICKET"  # single use
+
+    # a proxy ticket is not a service ticket
+    doc = client.get("/cas/proxy?" + urlencode({"pgt": pgt, "targetService": BACKEND,
+                                                 "format": "JSON"})).get_json()
+    pt2 = doc["serviceResponse"]["proxySuccess"]["proxyTicket"]
+    assert parsed(validate(client, pt2, service=BACKEND))[2] == "INVALID_TICKET_SPEC"
+
+    def proxy_failure(**params):
+        root = ET.fromstring(client.get("/cas/proxy?" + urlencode(params)).get_data())
+        return root.find("cas:proxyFailure", NS).get("code")
+
+    assert proxy_failure(pgt=pgt, targetService="https://evil.example/") \
+        == "UNAUTHORIZED_SERVICE"
+    assert proxy_failure(pgt="PGT-0000", targetService=BACKEND) == "INVALID_TICKET"
+    assert proxy_failure(pgt=pgt) == "INVALID_REQUEST"
+
+
+def test_pgt_url_must_be_https_and_registered(client, person, ctx):
+    from tests.cas_helpers import Service
+
+    plain = Service()
+    try:
+        make_cas(services=("https://portal.example.gov.cn/app/*", plain.base + "/*"))
+        for pgt_url in (plain.base + "/cb",  # http, even on loopback, even registered
+                        "https://unregistered.example/cb", "ftp://x/"):
+            resp = validate(client, ticket_of(cas_login(client)), pgtUrl=pgt_url)
+            assert parsed(resp)[2] == "INVALID_PROXY_CALLBACK"
+        assert plain.gets == []  # never called
+    finally:
+        plain.close()
+
+
+def test_pgt_callback_that_fails_gets_no_pgt(client, person, tmp_path, ctx):
+    from tests.cas_helpers import Service, self_signed
+
+    cert, key = self_signed(tmp_path)
+    untrusted = Service(tls=(cert, key))  # CAS_PROXY_CA_FILE does not name it
+    try:
+        make_cas(services=("https://portal.example.gov.cn/app/*", untrusted.base + "/*"))
+        ok = _success(validate(client, ticket_of(cas_login(client)),
+                               pgtUrl=untrusted.base + "/cb"))
+        assert ok is not None and ok.find("cas:proxyGrantingTicket", NS) is None
+    finally:
+        untrusted.close()
+
+
+def test_pgt_callback_not_200_gets_no_pgt(client, person, tls_service):
+    tls_service.status = 404
+    make_cas(services=("https://portal.example.gov.cn/app/*", tls_service.base + "/*"))
+    ok = _success(validate(client, ticket_of(cas_login(client)),
+                           pgtUrl=tls_service.base + "/cb"))
+    assert ok is not None and ok.find("cas:proxyGrantingTicket", NS) is None
+    pgt = tls_service.gets[-1]["pgtId"]
+    root = ET.fromstring(client.get("/cas/proxy?" + urlencode(
+        {"pgt": pgt, "targetService": SERVICE})).get_data())
+    assert root.find("cas:proxyFailure", NS).get("code") == "INVALID_TICKET"
+
+
+# -- single logout ----------------------------------------------------------------------
+
+@pytest.fixture
+def service():
+    from tests.cas_helpers import Service
+
+    svc = Service()
+    yield svc
+    svc.close()
+
+
+def _logout_request(post) -> str:
+    root = ET.fromstring(post["logoutRequest"])
+    assert root.tag == "{urn:oasis:names:tc:SAML:2.0:protocol}LogoutRequest"
+    return root.find("{urn:oasis:names:tc:SAML:2.0:protocol}SessionIndex").text
+
+
+def test_cas_logout_sends_logout_requests_and_ends_proxy_tickets(client, person, service,
+                                                                  tls_service):
+    from tests.helpers import form_fields
+
+    app_url = service.base + "/app?x=1"
+    make_cas(services=(service.base + "/*", tls_service.base + "/*"))
+    ticket = ticket_of(cas_login(client, service=app_url), service=app_url)
+    validate(client, ticket, service=app_url, pgtUrl=tls_service.base + "/cb")
+    pgt = tls_service.gets[-1]["pgtId"]
+
+    page = client.get("/cas/logout?" + urlencode({"service": service.base + "/bye"}))
+    assert page.status_code == 200 and "退出" in page.get_data(as_text=True)
+    assert service.posts == []  # a bare link signs nobody out
+    resp = client.post("/cas/logout", data=form_fields(page.get_data(as_text=True)))
+    assert resp.status_code == 302 and resp.headers["Location"] == service.base + "/bye"
+    posts = service.wait_posts(1)
+    assert [_logout_request(p) for p in posts] == [ticket]
+    root = ET.fromstring(client.get("/cas/proxy?" + urlencode(
+        {"pgt": pgt, "targetService": app_url})).get_data())
+    assert root.find("cas:proxyFailure", NS).get("code") == "INVALID_TICKET"
+    # signed out: the next login asks for the password again
+    resp = client.get("/cas/login?" + urlencode({"service": app_url}))
+    assert urlsplit(resp.headers["Location"]).path == "/login"
+
+
+def test_oidc_logout_reaches_cas_services(client, person, service):
+    from tests.helpers import make_client, tokens_for
+
+    make_cas(services=(service.base + "/*",))
+    rp = make_client("oidc1", first_party=True)
+    tokens = tokens_for(client, rp)
+    ticket = ticket_of(client.get("/cas/login?" + urlencode({"service": service.base + "/"})),
+                       service=service.base + "/")
+    resp = client.get("/logout?" + urlencode({"id_token_hint": tokens["id_token"]}))
+    assert resp.status_code == 200
+    assert [_logout_request(p) for p in service.wait_posts(1)] == [ticket]
+
+
+def test_ticket_issued_before_logout_does_not_validate_after(client, person, service):
+    from tests.helpers import form_fields
+
+    make_cas()
+    ticket = ticket_of(cas_login(client))
+    page = client.get("/cas/logout")
+    client.post("/cas/logout", data=form_fields(page.get_data(as_text=True)))
+    assert parsed(validate(client, ticket))[2] == "INVALID_TICKET"
