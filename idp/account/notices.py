@@ -1,5 +1,5 @@
 """The SMS notices of the account pages (password or phone changed, a closure asked for
-or cancelled, a sign-in from a new device), sent through :mod:`idp.authn.sms_notice`
+or cancelled), sent through :mod:`idp.authn.sms_notice`
 like the registration and recovery notices. Chinese only: carriers deliver templates
 registered in advance."""
 
@@ -16,8 +16,6 @@ TEXTS = {
     "close_requested": "【统一身份认证平台】您已申请注销账号，冷静期结束后账号将被注销。"
                        "冷静期内登录“我的账号”可撤销申请。如非本人操作，请立即修改密码。",
     "close_cancelled": "【统一身份认证平台】您的账号注销申请已撤销，账号可继续正常使用。",
-    "new_device": "【统一身份认证平台】您的账号刚刚在一台新的设备或网络上登录。"
-                  "如非本人操作，请立即修改密码并在“我的账号—登录设备”中退出该设备。",
 }
 
 for _what, _text in TEXTS.items():
