@@ -43,8 +43,8 @@ class RejectReport:
             return
         if self._writer is None:
             self._open()
-        self._writer.writerow([where or "", mask_text(legacy_id) if legacy_id else "", category,
-                               mask_text(reason)])
+        self._writer.writerow([mask_text(where or ""), mask_text(legacy_id) if legacy_id else "",
+                               category, mask_text(reason)])
 
     def _open(self) -> None:
         assert self.path is not None

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import MetaData, Table, create_engine, select, text
+from sqlalchemy import MetaData, Table, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.sql.elements import TextClause
 
 from connectors.base import ConnectorError, Source, redact_url
 
@@ -76,6 +77,25 @@ class SqlSource(Source):
         return ConnectorError(f"source {self.name!r}: {what} "
                               f"({self.url.render_as_string(hide_password=True)}): "
                               f"{_first_line(exc)}")
+
+    def total_hint(self) -> int | None:
+        """``SELECT count(*)`` over the same query or table, for progress; ``None`` when
+        the database will not say (the import itself then reports the real error)."""
+        try:
+            engine = create_engine(self.url)
+        except (ArgumentError, NoSuchModuleError, ImportError):
+            return None
+        try:
+            with engine.connect() as conn:
+                statement = self._statement(conn)
+                if isinstance(statement, TextClause):
+                    statement = statement.columns()
+                statement = statement.subquery()
+                return int(conn.execute(select(func.count()).select_from(statement)).scalar())
+        except (SQLAlchemyError, ConnectorError, TypeError, ValueError):
+            return None
+        finally:
+            engine.dispose()
 
     def _records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         try:
