@@ -287,3 +287,10 @@ CAS_PROXY_CA_FILE = None
 SAML_ASSERTION_LIFETIME = 300
 SAML_CLOCK_SKEW = 60
 SAML_XMLSEC_BINARY = "xmlsec1"
+
+# SAML 2.0 identity provider (/saml). Assertions are valid this many seconds after
+# issue (the SP must use them at once); messages' clocks may differ by SAML_CLOCK_SKEW
+# seconds. xmlsec1 (Debian package xmlsec1) signs, verifies and encrypts for pysaml2.
+SAML_ASSERTION_LIFETIME = 300
+SAML_CLOCK_SKEW = 60
+SAML_XMLSEC_BINARY = "xmlsec1"

@@ -123,6 +123,9 @@ def _register_blueprints(app: Flask) -> None:
                security_bp, passkey_bp, account_bp, registration_bp, recovery_bp):
         app.register_blueprint(bp)
     app.register_blueprint(cas_bp)  # CAS 3.0 under /cas
+    from . import saml
+
+    saml.init_app(app)  # SAML 2.0 IdP under /saml
     admin.init_app(app)
 
 

@@ -8,6 +8,7 @@ import secrets
 import click
 
 from .. import audit
+from ..saml.cli import saml_options
 from .common import app_context, emit, fail, operator
 
 
@@ -17,6 +18,7 @@ def client() -> None:
 
 
 @client.command("add")
+@saml_options
 @click.option("--client-id", required=True)
 @click.option("--name", default=None)
 @click.option("--secret", default=None, help="Client secret (generated when omitted).")
