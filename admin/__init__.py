@@ -13,6 +13,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from . import pages  # noqa: F401 - the pages beyond the queue, on the same blueprint
     from .api import bp as api_bp
     from .views import bp as views_bp
 

@@ -207,7 +207,7 @@ def require(permission: str = "review.read", *, api: bool = False):
 def home_for(perms: frozenset[str]) -> str:
     """The first console page a person's permissions open."""
     for perm, endpoint in (("dashboard.read", "admin.dashboard"), ("review.read", "admin.queue"),
-                           ("people.read", "admin.people"), ("clients.read", "admin.clients"),
+                           ("people.read", "admin.people_page"), ("clients.read", "admin.clients"),
                            ("audit.read", "admin.audit_log")):
         if perm in perms:
             return url_for(endpoint)

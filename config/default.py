@@ -294,3 +294,43 @@ SAML_XMLSEC_BINARY = "xmlsec1"
 SAML_ASSERTION_LIFETIME = 300
 SAML_CLOCK_SKEW = 60
 SAML_XMLSEC_BINARY = "xmlsec1"
+
+# -- High-assurance relying parties (issue 14: idp.oidc.par, request_object, dpop, mtls,
+# client_keys, registration). FAPI 2.0 clients (`idp client add --profile fapi2`) get
+# the strict form of each whatever the server-wide switches say.
+# Pushed authorization requests (RFC 9126): how long a request_uri lives (single use).
+PAR_REQUEST_URI_TTL = 60
+# Server-wide: every authorization request must be pushed first (per client it is the
+# registration's require_pushed_authorization_requests).
+REQUIRE_PUSHED_AUTHORIZATION_REQUESTS = False
+# Signed request objects (RFC 9101): the longest exp - iat (and exp - now) accepted, so a
+# captured request object cannot be replayed for long.
+REQUEST_OBJECT_MAX_LIFETIME = 300
+# DPoP (RFC 9449): how far a proof's iat may be from our clock, in seconds.
+DPOP_PROOF_MAX_AGE = 60
+# Whether the token and PAR endpoints demand a server nonce in DPoP proofs (answered with
+# use_dpop_nonce and a DPoP-Nonce header; clients retry once). Nonces change every
+# DPOP_NONCE_LIFETIME seconds (the previous one is accepted too).
+DPOP_REQUIRE_NONCE = True
+DPOP_NONCE_LIFETIME = 300
+# Client keys by reference (jwks_uri): fetched with this timeout (seconds) and size cap
+# (bytes) and kept this long (seconds). An unknown kid triggers a re-fetch at most once
+# per CLIENT_JWKS_REFETCH_INTERVAL seconds, so a flood of made-up kids cannot turn the
+# provider into a request amplifier against the client's server.
+CLIENT_JWKS_TIMEOUT = 5
+CLIENT_JWKS_MAX_BYTES = 64 * 1024
+CLIENT_JWKS_CACHE_SECONDS = 300
+CLIENT_JWKS_REFETCH_INTERVAL = 30
+# Whether jwks_uri (and other client-supplied fetch addresses) may point at loopback,
+# private, link-local or reserved addresses. Only for development and tests: on a
+# server this would let a registration probe the internal network (SSRF).
+CLIENT_FETCH_ALLOW_PRIVATE = False
+# FAPI 2.0 (§5.3.2.1): authorization codes of FAPI clients live at most this long.
+FAPI_AUTHORIZATION_CODE_TTL = 60
+# Dynamic client registration (RFC 7591/7592): how long an operator's initial access
+# token (`idp client initial-token`) stays valid, in seconds, by default.
+REGISTRATION_INITIAL_TOKEN_TTL = 7 * 24 * 3600
+# Signed authorization responses (JARM): how long the response JWT is valid.
+JARM_RESPONSE_TTL = 120
+# CIBA ping mode: timeout (seconds) of the notification to the client's endpoint.
+CIBA_PING_TIMEOUT = 5

@@ -130,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _install_hooks(app: Flask) -> None:
+    from .authn import new_device
     from .authn import session as sso
     from .ui import template_context
 
@@ -137,6 +138,7 @@ def _install_hooks(app: Flask) -> None:
     app.before_request(http_limits.refuse_nul_characters)
     app.context_processor(template_context)
     app.after_request(sso.apply_cookie)
+    app.after_request(new_device.apply_cookie)
     app.after_request(_security_headers)
     _error_handlers(app)
 

@@ -30,7 +30,7 @@ def client() -> None:
                    "a client may have depends on --channel.")
 @click.option("--auth-method", default=None,
               type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt",
-                                 "none"]))
+                                 "tls_client_auth", "self_signed_tls_client_auth", "none"]))
 @click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
 @click.option("--backchannel-logout-uri", default=None)
 @click.option("--first-party", is_flag=True, help="Skip the consent page.")
@@ -62,12 +62,30 @@ def client() -> None:
 @click.option("--scope", "release_scopes", multiple=True,
               type=click.Choice(["profile", "phone", "org", "legacy"]),
               help="CAS/SAML: what the client receives (default profile; repeatable).")
+@click.option("--profile", default=None, type=click.Choice(["fapi2"]),
+              help="FAPI 2.0: PAR, PKCE S256, private_key_jwt or mTLS, sender-constrained "
+                   "tokens, 60-second codes.")
+@click.option("--jwks-uri", default=None, help="Where the client publishes its public keys.")
+@click.option("--require-par", is_flag=True, help="Authorization requests must be pushed.")
+@click.option("--require-signed-request", is_flag=True,
+              help="Authorization requests must be signed request objects (RFC 9101).")
+@click.option("--dpop-bound", is_flag=True, help="Every access token must be DPoP-bound.")
+@click.option("--mtls-bound", is_flag=True,
+              help="Every access token must be bound to the client's TLS certificate.")
+@click.option("--tls-subject-dn", default=None,
+              help="tls_client_auth: the certificate's subject DN (RFC 4514).")
+@click.option("--jarm-alg", default=None, help="Signed authorization responses' algorithm.")
+@click.option("--ciba-mode", default=None, type=click.Choice(["poll", "ping"]))
+@click.option("--ciba-notification-endpoint", default=None,
+              help="CIBA ping mode: the client's notification endpoint.")
 @click.option("--json", "as_json", is_flag=True)
 def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth_method,
                post_logout, backchannel_logout_uri, first_party, allow_scopes, channel,
                jwks_file, id_token_alg, userinfo_alg, org_roles, org_scopes, legacy_systems,
                subject_type, sector_identifier_uri, in_person_checks, protocol, services,
-               min_level, release_scopes, as_json) -> None:
+               min_level, release_scopes, profile, jwks_uri, require_par,
+               require_signed_request, dpop_bound, mtls_bound, tls_subject_dn, jarm_alg,
+               ciba_mode, ciba_notification_endpoint, as_json) -> None:
     from ..clients import ClientError, register_client
     from ..policy import grant_type
 
@@ -81,7 +99,16 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
     if public and secret:
         fail("--public and --secret exclude each other", as_json)
     method = auth_method or ("none" if public else (
-        "private_key_jwt" if jwks else "client_secret_basic"))
+        "private_key_jwt" if jwks or jwks_uri else "client_secret_basic"))
+    security = {"profile": profile, "jwks_uri": jwks_uri,
+                "require_pushed_authorization_requests": require_par,
+                "require_signed_request_object": require_signed_request,
+                "dpop_bound_access_tokens": dpop_bound,
+                "tls_client_certificate_bound_access_tokens": mtls_bound,
+                "tls_client_auth_subject_dn": tls_subject_dn,
+                "authorization_signed_response_alg": jarm_alg,
+                "backchannel_token_delivery_mode": ciba_mode,
+                "backchannel_client_notification_endpoint": ciba_notification_endpoint}
     if protocol != "oidc":
         method = "none"  # CAS and SAML relying parties hold no OAuth secret
     elif method.startswith("client_secret") and not secret:
@@ -101,7 +128,8 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                 sector_identifier_uri=sector_identifier_uri,
                 in_person_checks=in_person_checks, protocol=protocol,
                 services=list(services), min_level=min_level,
-                scopes=list(release_scopes) or None)
+                scopes=list(release_scopes) or None,
+                security=security if protocol == "oidc" else None)
         except ClientError as exc:
             fail(str(exc), as_json)
         audit.record("admin.client.add", actor=operator(), client_id=row.client_id,
@@ -109,12 +137,15 @@ def client_add(client_id, name, secret, public, redirect_uris, grant_types, auth
                               "redirect_uris": row.redirect_uris,
                               "sensitive_scopes": list(allow_scopes),
                               "in_person_checks": in_person_checks,
-                              "protocol": protocol, "services": list(services)})
+                              "protocol": protocol, "services": list(services),
+                              "profile": profile})
         out = {"client_id": row.client_id, "token_endpoint_auth_method": method,
                "client_secret": secret if method.startswith("client_secret") else None,
                "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
         if in_person_checks:
             out["in_person_checks"] = True
+        if profile:
+            out["profile"] = profile
         if protocol == "oidc":
             from .client_kind import client_kind
 
