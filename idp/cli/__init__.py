@@ -63,7 +63,7 @@ class _Main(click.Group):
             exc.show()  # a bare group prints its help, as before
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            message = " ".join(exc.format_message().split())
+            message = _zh(exc) + " ".join(exc.format_message().split())
             ctx = getattr(exc, "ctx", None)
             if isinstance(exc, click.UsageError) and ctx is not None:
                 message += f" (see '{ctx.command_path} --help')"
@@ -80,6 +80,15 @@ class _Main(click.Group):
         except (OperationalError, ProgrammingError) as exc:
             hint = "is the database initialised? run 'idp init'"
             fail(f"database error ({type(exc.orig or exc).__name__}); {hint}", wants_json())
+
+
+def _zh(exc: click.ClickException) -> str:
+    """The Chinese half of a usage error (click's own text is English)."""
+    for kind, words in ((click.MissingParameter, "缺少参数"), (click.BadParameter, "参数值无效"),
+                        (click.NoSuchOption, "没有这个选项"), (click.UsageError, "用法错误")):
+        if isinstance(exc, kind):
+            return words + " / "
+    return ""
 
 
 @click.group(cls=_Main)

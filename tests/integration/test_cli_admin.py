@@ -72,6 +72,7 @@ def _events(name: str) -> list[AuditEvent]:
 def test_usage_errors_are_one_line_and_exit_1_like_any_failure(idp, args, says):
     text = _one_line_error(idp(*args))
     assert says in text and "--help" in text
+    assert any(zh in text for zh in ("缺少参数 / ", "参数值无效 / ", "没有这个选项 / ", "用法错误 / "))
     assert says in _one_line_error(idp(*args, "--json"), as_json=True)
     # ... the same shape and status as a failure the command itself finds
     assert _one_line_error(idp("client", "show", "nobody")).startswith("错误/error: no client")
