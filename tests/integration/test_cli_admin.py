@@ -72,7 +72,7 @@ def _events(name: str) -> list[AuditEvent]:
 def test_usage_errors_are_one_line_and_exit_1_like_any_failure(idp, args, says):
     text = _one_line_error(idp(*args))
     assert says in text and "--help" in text
-    assert any(zh in text for zh in ("缺少参数 / ", "参数值无效 / ", "没有这个选项 / ", "用法错误 / "))
+    assert any(f"{zh} / " in text for zh in ("缺少参数", "参数值无效", "没有这个选项", "用法错误"))
     assert says in _one_line_error(idp(*args, "--json"), as_json=True)
     # ... the same shape and status as a failure the command itself finds
     assert _one_line_error(idp("client", "show", "nobody")).startswith("错误/error: no client")
@@ -251,3 +251,12 @@ def test_legacy_import_reports_rejects_and_progress_when_piped(idp, ctx, tmp_pat
     quiet = idp("legacy", "import", "--config", cfg, "--quiet", "--reject-report",
                 str(tmp_path / "r.csv"))
     assert quiet.stderr == "" and (tmp_path / "r.csv").exists()
+
+
+def test_an_unknown_password_format_stops_the_import_before_any_row(idp, tmp_path):
+    cfg = _config(tmp_path, ["a1,李四,110101199003070011,"])
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write('\n[password]\nformat = "md6"\n')
+    text = _one_line_error(idp("legacy", "import", "--config", cfg, "--quiet"))
+    assert "unknown password format 'md6'" in text and "md5" in text
+    assert db.session.scalar(db.select(db.func.count()).select_from(Person)) == 0
