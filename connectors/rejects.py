@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from idp.identity.masking import mask_text
+from idp.identity.masking import mask_name, mask_text
 
 HEADER = ("where", "legacy_id", "category", "reason")
+# An LDAP row's "where" is its DN, whose cn/sn/displayName are often the person's name.
+_DN_NAME = re.compile(r"(?i)\b(cn|sn|givenName|displayName)=((?:\\.|[^,+\\])+)")
+
+
+def mask_where(where: str) -> str:
+    return mask_text(_DN_NAME.sub(lambda m: f"{m.group(1)}={mask_name(m.group(2))}", where))
 
 
 class RejectReport:
@@ -43,7 +50,7 @@ class RejectReport:
             return
         if self._writer is None:
             self._open()
-        self._writer.writerow([mask_text(where or ""), mask_text(legacy_id) if legacy_id else "",
+        self._writer.writerow([mask_where(where or ""), mask_text(legacy_id) if legacy_id else "",
                                category, mask_text(reason)])
 
     def _open(self) -> None:

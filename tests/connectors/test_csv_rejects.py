@@ -67,3 +67,12 @@ def test_total_hint_counts_the_lines_after_the_header(tmp_path):
 def test_an_unknown_password_format_is_refused_when_the_source_is_made(tmp_path, fmt):
     with pytest.raises(ConnectorError, match=r"unknown password format .*known formats"):
         CsvSource("s", FIELDS, path=tmp_path / "u.csv", password_format=fmt)
+
+
+def test_the_reject_report_masks_where_a_row_was_too():
+    from connectors.rejects import mask_where
+
+    assert mask_where("cn=张三丰,ou=people,dc=gov,dc=cn") == "cn=张**,ou=people,dc=gov,dc=cn"
+    assert mask_where("uid=13912345678,ou=people") == "uid=139****5678,ou=people"
+    assert "110105194912310021" not in mask_where("row 2 (yhid='110105194912310021')")
+    assert mask_where("line 3") == "line 3"
