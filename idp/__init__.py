@@ -217,7 +217,9 @@ def _error_handlers(app: Flask) -> None:
     def _http(err: HTTPException):
         if _wants_json():
             return jsonify(error="invalid_request", error_description=err.description), err.code
-        return render_template("error.html", title=f"{err.code} {err.name}", detail=""), err.code
+        from .error_pages import http_error
+
+        return http_error(err)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

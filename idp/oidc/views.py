@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .. import interaction, orgs, policy, single_logout
+from .. import error_pages, interaction, orgs, policy, single_logout
 from ..authn import assurance
 from ..authn import session as sso
 from ..clients import find_client
@@ -105,7 +105,8 @@ def _authorize_error(err: OAuth2Error):
         return resp
     # Without a trustworthy redirect URI the error must not go anywhere but the
     # person's screen (RFC 6749 §4.1.2.1), or we would be an open redirector.
-    return error_page(_("无法完成登录请求"), f"{err.error}: {err.get_error_description() or ''}")
+    # In the person's words, the OAuth code only as a detail (idp.error_pages).
+    return error_pages.oauth_error(err)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
