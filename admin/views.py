@@ -35,7 +35,8 @@ from idp.identity import InvalidCreditCode, InvalidIdNumber, parse_credit_code
 from idp.models import Organisation
 from idp.orgs import find_org
 
-from . import auth
+from . import auth, evidence, review_queue
+from .rule_names import rule_name
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -89,23 +90,75 @@ def _page_arg() -> int:
         return 1
 
 
-@bp.get("/review")
-@auth.require()
-def queue():
+def _date(name: str) -> float | None:
+    raw = (request.args.get(name) or "").strip()
+    try:
+        return dt.datetime.fromisoformat(raw).replace(tzinfo=CST).timestamp() if raw else None
+    except ValueError:
+        return None
+
+
+def _queue_filter() -> tuple[review_queue.QueueFilter, dict]:
     state = request.args.get("state", "pending")
     if state not in (*review.STATES, "all"):
         state = "pending"
-    source = request.args.get("source") or None
-    reason = request.args.get("reason") or None
+    args = {k: (request.args.get(k) or "").strip()[:64]
+            for k in ("source", "reason", "since", "until", "q")}
+    args = {k: v for k, v in args.items() if v}
+    f = review_queue.QueueFilter(state=state, source=args.get("source"),
+                                 reason=args.get("reason"), since=_date("since"),
+                                 until=_date("until"), search=args.get("q"))
+    return f, {"state": state, **args}
+
+
+@bp.get("/review")
+@auth.require()
+def queue():
+    f, args = _queue_filter()
     page = _page_arg()
-    rows, total = q.list_items(state, source, reason, page)
+    rows, total = review_queue.listing(f, page)
     pages = max(1, -(-total // q.PER_PAGE))
+    flashed = get_flashed_messages(with_categories=True)
     sources, reasons = q.filter_choices()
-    args = {k: v for k, v in (("state", state), ("source", source), ("reason", reason)) if v}
     return render_template("admin/queue.html", rows=rows, total=total, page=page, pages=pages,
-                           state=state, source=source, reason=reason, sources=sources,
+                           state=f.state, source=f.source, reason=f.reason, sources=sources,
                            reasons=reasons, states=state_names(), args=args,
-                           notices=get_flashed_messages())
+                           rule_name=rule_name, bulk_limit=review_queue.BULK_LIMIT,
+                           may_bulk="review.decide" in g.admin_perms,
+                           notices=[m for c, m in flashed if c != "batch"],
+                           batch=next((m for c, m in flashed if c == "batch"), None))
+
+
+@bp.post("/review/bulk")
+@auth.require("review.decide")
+def bulk():
+    f, args = _queue_filter()
+    action = request.form.get("action", "")
+    raw = request.form.get("expected", "")
+    expected = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else -1
+    if request.form.get("confirm") != "1":
+        flash(_("请勾选确认后再批量处理。"))
+        return redirect(url_for(".queue", **args))
+    try:
+        result = review_queue.bulk(f, action, by=g.admin_id,
+                                   note=request.form.get("note", "").strip()[:500],
+                                   expected=expected)
+    except review_queue.BulkError:
+        flash(_("筛选结果已变化或不可批量处理，请刷新后重试。"))
+        return redirect(url_for(".queue", **args))
+    flash(_("批量处理完成：成功 %(done)d 项，未能处理 %(refused)d 项，剩余 %(left)d 项。",
+            done=result.done, refused=result.refused, left=result.remaining))
+    if result.done:
+        flash(result.batch, "batch")  # the queue page offers to undo this batch
+    return redirect(url_for(".queue", **args))
+
+
+@bp.post("/review/bulk/<batch>/undo")
+@auth.require("review.decide")
+def bulk_undo(batch: str):
+    undone = review_queue.undo_batch(batch, by=g.admin_id)
+    flash(_("已撤销该批次中的 %(n)d 项决定。", n=undone))
+    return redirect(url_for(".queue"))
 
 
 def _render_item(item_id: int, *, found=None, error: str | None = None, status: int = 200):
@@ -113,6 +166,7 @@ def _render_item(item_id: int, *, found=None, error: str | None = None, status: 
     if info is None:
         abort(404)
     return render_template("admin/item.html", d=info, it=info.item, states=state_names(),
+                           evidence=evidence.for_item(item_id), rule_name=rule_name,
                            found=found, error=error, is_admin="review.merge" in g.admin_perms,
                            notices=get_flashed_messages()), status
 

@@ -177,7 +177,7 @@ def test_openapi_document_is_valid_and_declares_schemas(client, ctx):
     body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
     assert doc["components"]["schemas"][body]["required"] == ["reason"]
     for path, item in doc["paths"].items():
-        for method, operation in item.items():
+        for _method, operation in item.items():
             ok = operation["responses"].get("200") or operation["responses"].get("201")
             if ok and "application/json" in ok["content"]:
                 assert ok["content"]["application/json"]["schema"] != {"type": "object"}, path
