@@ -81,7 +81,6 @@ def _post(req, state: FormState):
     if not code.strip():
         state.fail("sms_code", _("请先获取并填写短信验证码。"))
     if not state.ok:
-        state.sent = bool(code.strip())
         return None
     if over_limit("register", parsed.number):
         return too_many()
