@@ -125,8 +125,8 @@ def test_checks_run_in_order_and_each_names_its_page():
     from idp.interaction import checks
 
     names = [c.__name__ for c in checks.DEFAULT]
-    assert names == ["consent_denied", "session", "prompt_login", "max_age", "level",
-                     "consent", "enterprise"]
+    assert names == ["consent_denied", "registration", "session", "prompt_login", "max_age",
+                     "level", "consent", "enterprise"]
 
 
 def test_discovery_lists_only_the_query_response_mode(client):
