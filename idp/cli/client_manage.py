@@ -1,5 +1,5 @@
-"""``idp client list|show|update|disable|enable|delete|rotate-secret|approve|reject``, on the
-same service functions as the admin console and its API (:mod:`idp.client_admin`), so a
+"""``idp client list|show|update|disable|enable|delete|rotate-secret``, on the same
+service functions as the admin console and its API (:mod:`idp.client_admin`), so a
 change made here is audited and validated exactly as one made there.
 
 ``idp client add`` lives in :mod:`idp.cli.clients`; both say what kind of client it
@@ -232,44 +232,3 @@ def _iso(ts: float) -> str:
     import datetime
 
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _pending(client_id: str, as_json: bool):
-    from .. import client_admin
-
-    row = client_admin.get(client_id)
-    if row is None:
-        fail(f"no client {client_id!r}", as_json)
-    if row.status != "pending":
-        fail(f"client {client_id!r} is {row.status}, not waiting for approval", as_json)
-    return row
-
-
-@client.command("approve")
-@click.argument("client_id")
-@click.option("--reason", default="", help="Kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
-def client_approve(client_id: str, reason: str, as_json: bool) -> None:
-    """Approve a dynamic registration waiting in the onboarding queue
-    ('idp client list --status pending'): it may sign people in from now on."""
-    with app_context():
-        _pending(client_id, as_json)
-    _status(client_id, "active", reason, as_json)
-
-
-@client.command("reject")
-@click.argument("client_id")
-@click.option("--reason", required=True, help="Kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
-def client_reject(client_id: str, reason: str, as_json: bool) -> None:
-    """Refuse a dynamic registration waiting for approval: it is deleted."""
-    from .. import client_admin
-    from ..clients import ClientError
-
-    with app_context():
-        _pending(client_id, as_json)
-        try:
-            client_admin.delete(client_id, actor=operator(), reason=reason)
-        except ClientError as exc:
-            fail(str(exc), as_json)
-    emit({"client_id": client_id, "rejected": True}, as_json, f"rejected {client_id}")

@@ -59,7 +59,7 @@ class Progress:
             if bar:
                 filled = int(f["fraction"] * BAR_WIDTH)
                 parts.append("[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]")
-            parts.append(f"{f['fraction'] * 100:5.1f}%")
+            parts.append(f"{f['fraction'] * 100:.1f}%")
             parts.append(f"{done:,}/{f['total']:,}")
         else:
             parts.append(f"{done:,}")

@@ -260,22 +260,3 @@ def test_an_unknown_password_format_stops_the_import_before_any_row(idp, tmp_pat
     text = _one_line_error(idp("legacy", "import", "--config", cfg, "--quiet"))
     assert "unknown password format 'md6'" in text and "md5" in text
     assert db.session.scalar(db.select(db.func.count()).select_from(Person)) == 0
-
-
-def test_the_onboarding_queue_approve_and_reject(idp):
-    from idp import client_admin
-
-    make_client("dyn1")
-    make_client("dyn2")
-    make_client("live")
-    for cid in ("dyn1", "dyn2"):
-        client_admin.set_status(cid, "pending", actor="test")
-    queue = _json(idp("client", "list", "--status", "pending", "--json"))
-    assert {i["client_id"] for i in queue["items"]} == {"dyn1", "dyn2"}
-    assert _json(idp("client", "approve", "dyn1", "--json"))["status"] == "active"
-    assert "not waiting for approval" in _one_line_error(idp("client", "approve", "live"))
-    assert "Missing option '--reason'" in _one_line_error(idp("client", "reject", "dyn2"))
-    assert _json(idp("client", "reject", "dyn2", "--reason", "不明用途", "--json"))["rejected"]
-    assert {c.client_id for c in db.session.scalars(db.select(Client))} == {"dyn1", "live"}
-    (deleted,) = _events("client.deleted")
-    assert deleted.client_id == "dyn2" and deleted.details["reason"] == "不明用途"
