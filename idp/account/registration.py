@@ -51,6 +51,10 @@ def page():
         done = _post(req, state)
         if done is not None:
             return done
+    elif req is not None and req.login_hint and not req.org_hint \
+            and not accounts.looks_like_phone(req.login_hint):
+        # The relying party's hint (an ID number it already knows) fills the field in.
+        state.values["id_number"] = req.login_hint[:40]
     return render_template("register.html", rid=req.id if req else None,
                            client=req.client if req else None, state=state,
                            min_length=current_app.config["PASSWORD_MIN_LENGTH"]), (

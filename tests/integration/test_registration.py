@@ -277,3 +277,45 @@ def test_closed_registration_answers_404_and_drops_create(ctx, client):
         assert 'href="/register"' not in client.get("/login").get_data(as_text=True)
     finally:
         ctx.config["REGISTRATION_OPEN"] = True
+
+
+def test_registration_is_audited_with_personal_data_masked(ctx, client, person):
+    from idp import audit
+    from idp.audit import AuditEvent
+    from idp.extensions import db
+
+    _register(client, ctx, _page(client))
+    other = ctx.test_client()
+    _register(other, ctx, _page(other), id_number=CITIZEN_ID, phone="13700004444")
+    audit.flush()
+    db.session.expire_all()
+    rows = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event.in_(
+        ["account.registered", "account.register_duplicate"]))).all()
+    assert {r.event for r in rows} == {"account.registered", "account.register_duplicate"}
+    text = " ".join(str(r.details) for r in rows)
+    assert NEW_PHONE not in text and "13700004444" not in text and NEW_ID not in text
+
+
+def test_signing_in_from_the_registration_page_also_satisfies_prompt_create(ctx, client, person):
+    rp = make_client("reg-rp3")
+    start = client.get(authorize_url(rp, prompt="create"))
+    page = client.get(start.headers["Location"]).get_data(as_text=True)
+    login_link = re.search(r'href="(/login\?rid=[^"]+)"', page).group(1)
+    login_page = client.get(login_link.replace("&amp;", "&"))
+    resp = client.post("/login", data={**form_fields(login_page.get_data(as_text=True)),
+                                       "username": CITIZEN_ID, "password": "Correct-Horse-9"})
+    resp = client.get(resp.headers["Location"])
+    # Past the registration check: on to consent (or the code), not back to /register.
+    assert urlsplit(resp.headers["Location"]).path != "/register"
+
+
+def test_an_expired_request_id_is_said_plainly(client):
+    resp = client.get("/register?rid=not-a-request")
+    assert resp.status_code == 400 and "过期" in resp.get_data(as_text=True)
+
+
+def test_the_relying_partys_id_number_hint_fills_the_field(client, ctx):
+    rp = make_client("reg-rp4")
+    start = client.get(authorize_url(rp, prompt="create", login_hint=NEW_ID))
+    page = client.get(start.headers["Location"]).get_data(as_text=True)
+    assert f'value="{NEW_ID}"' in page
