@@ -13,7 +13,7 @@ from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from . import http_limits, settings
-from .extensions import babel, csrf, db, migrate
+from .extensions import babel, csrf, db, engine_options, migrate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,7 +42,7 @@ def _configure(app: Flask, cfg: dict[str, Any]) -> None:
     plain_http = cfg["ISSUER"].startswith("http://")
     app.config.update(
         SQLALCHEMY_DATABASE_URI=cfg["DATABASE_URL"],
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(cfg["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(cfg),
         SESSION_COOKIE_NAME=cfg["UI_COOKIE_NAME"],
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -141,6 +141,11 @@ def _install_hooks(app: Flask) -> None:
     app.after_request(new_device.apply_cookie)
     app.after_request(_security_headers)
     _error_handlers(app)
+    from . import availability, health, metrics
+
+    availability.install(app, _wants_json)  # Redis/PostgreSQL down: 503, fail closed
+    health.init_app(app)
+    metrics.init_app(app)
 
 
 def cli_commands() -> list:
@@ -149,16 +154,6 @@ def cli_commands() -> list:
     from admin.cli import admin_group
 
     return [admin_group]
-
-
-def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        # Several threads (and the store's own connections) share one file.
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    # No pre-ping: it costs a round trip on every checkout (a fifth of the token
-    # endpoint's time). Connections are recycled instead, and after a database restart
-    # the pool discards each dead connection on its first failed use.
-    return {"pool_recycle": 1800, "pool_size": 10, "max_overflow": 20}
 
 
 def _tune_sqlite(engine) -> None:

@@ -126,7 +126,7 @@ PASSWORD_POLICIES = ("argon2id", "pbkdf2-sm3")
 def validate(cfg: dict[str, Any], *, instance_path: str = ".") -> None:
     """Raise :class:`ConfigError` naming every setting that cannot work, on one line."""
     problems = [*_numbers(cfg), *_urls(cfg), *_choices(cfg), *_files(cfg, instance_path),
-                *_plugins(cfg), *_passwords(cfg)]
+                *_plugins(cfg), *_passwords(cfg), *_operations(cfg)]
     if problems:
         raise ConfigError("; ".join(p.replace("\n", " ") for p in problems))
 
@@ -273,3 +273,29 @@ def _passwords(cfg: dict[str, Any]):
                "be read")
     if not isinstance(cfg.get("REGISTRATION_OPEN"), bool):
         yield f"IDP_REGISTRATION_OPEN={_shown(cfg.get('REGISTRATION_OPEN'))} must be true or false"
+
+
+def _operations(cfg: dict[str, Any]):
+    """Redis URL, the metrics allow-list and token (idp.store.connect, idp.metrics)."""
+    url = cfg.get("REDIS_URL")
+    if url:
+        from .store.connect import check, describe
+
+        problem = check(str(url))
+        if problem:
+            yield f"REDIS_URL={_shown(describe(str(url)))} {problem}"
+    allow = cfg.get("METRICS_ALLOW")
+    if isinstance(allow, str):
+        allow = [p for p in allow.split(",") if p.strip()]
+    if not isinstance(allow, list):
+        yield "IDP_METRICS_ALLOW must list addresses or networks (e.g. 127.0.0.1,10.0.0.0/8)"
+    else:
+        from .metrics import networks
+
+        try:
+            networks(allow)
+        except ValueError as exc:
+            yield f"IDP_METRICS_ALLOW: {exc}"
+    token = cfg.get("METRICS_TOKEN")
+    if token is not None and (not isinstance(token, str) or len(token.strip()) < 16):
+        yield "IDP_METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`)"

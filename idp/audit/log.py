@@ -101,6 +101,17 @@ def on_recorded(hook: Callable[[], None]) -> Callable[[], None]:
     return hook
 
 
+# Called with each recorded entry (masked, as stored), for counting (idp.metrics).
+_entry_hooks: list[Callable[[Pending], None]] = []
+
+
+def on_entry(hook: Callable[[Pending], None]) -> Callable[[Pending], None]:
+    """Have ``hook(entry)`` called after each committed record()."""
+    if hook not in _entry_hooks:
+        _entry_hooks.append(hook)
+    return hook
+
+
 class AuditError(RuntimeError):
     """The audit entry could not be written (or the chain could not be brought up to
     date)."""
@@ -223,7 +234,10 @@ def record(event: str, *, actor: str, subject: str | None = None,
         pid = conn.execute(_RECORD, row).scalar_one()
     for hook in _after_record:
         hook()
-    return Pending(id=pid, **row)
+    entry = Pending(id=pid, **row)
+    for entry_hook in _entry_hooks:
+        entry_hook(entry)
+    return entry
 
 
 def _request_ip() -> str | None:

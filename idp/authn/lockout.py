@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from .. import metrics
 from ..store import store
 
 # A check holds its ticket this long at most before it is taken to have died (a check
@@ -52,6 +53,7 @@ def is_locked(key: str) -> bool:
 
 def _lock(key: str) -> None:
     store().set(f"lock:{key}", 1, _cfg()[1])
+    metrics.lockout()
 
 
 def _generation(key: str) -> str:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from gunicorn.app.base import BaseApplication
+
+# SIGTERM: stop accepting, let requests in flight finish for up to this many seconds.
+GRACEFUL_TIMEOUT = 30
 
 
 class _App(BaseApplication):
@@ -22,17 +29,43 @@ class _App(BaseApplication):
         return create_app()
 
 
+def metrics_dir() -> tuple[str, bool]:
+    """The directory prometheus-client's multi-process mode shares between the workers,
+    emptied of a previous run's files; and whether we made it (then we remove it)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):  # another run's counters would be added to ours
+                os.unlink(os.path.join(given, name))
+        return given, False
+    return tempfile.mkdtemp(prefix="idp-metrics-"), True
+
+
+def _child_exit(_server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def run(host: str, port: int, workers: int, threads: int) -> None:
-    _App({
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread",
-        "accesslog": "-",
-        "errorlog": "-",
-        "graceful_timeout": 10,
-        "timeout": 60,
-        # gunicorn's control socket defaults to one path per user, which several
-        # instances on one host would share (and delete on each other's exit).
-        "control_socket_disable": True,
-    }).run()
+    directory, made = metrics_dir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read by each worker's idp.metrics
+    try:
+        _App({
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            "accesslog": "-",
+            "errorlog": "-",
+            "graceful_timeout": GRACEFUL_TIMEOUT,
+            "timeout": 60,
+            "child_exit": _child_exit,
+            # gunicorn's control socket defaults to one path per user, which several
+            # instances on one host would share (and delete on each other's exit).
+            "control_socket_disable": True,
+        }).run()
+    finally:
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)

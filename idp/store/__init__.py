@@ -4,14 +4,16 @@ SSO sessions, authorization codes, requests waiting for login or consent, rate-l
 and lockout counters, revoked token ids and seen ``jti`` values all expire on their
 own. Nothing of this is kept in process memory, so any number of workers behind a
 load balancer act as one provider. Two backends: ``SQLStore`` (the embedded default,
-same database as everything else) and ``RedisStore`` (production).
+same database as everything else) and ``RedisStore`` (production: standalone, Sentinel
+or Cluster, see :mod:`.connect`). When the backend cannot be reached every operation
+raises :class:`StoreUnavailable`; nothing falls back to "absent".
 """
 
 from __future__ import annotations
 
 from flask import current_app
 
-from .base import Store
+from .base import Store, StoreUnavailable
 
 
 def make_store(config: dict, engine_factory) -> Store:
@@ -28,4 +30,4 @@ def store() -> Store:
     return current_app.extensions["idp.store"]
 
 
-__all__ = ["Store", "make_store", "store"]
+__all__ = ["Store", "StoreUnavailable", "make_store", "store"]

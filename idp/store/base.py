@@ -6,7 +6,20 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 
+class StoreUnavailable(RuntimeError):
+    """The store's server could not be reached (or did not answer in time).
+
+    Never caught to carry on as if a key were absent: an unreadable revocation list or
+    lockout is not an empty one. The app answers 503 (``idp.availability``)."""
+
+
 class Store(ABC):
+    backend = "abstract"
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers (``/readyz``)."""
+        self.get("readyz:ping")
+
     @abstractmethod
     def get(self, key: str) -> Any | None:
         """The value, or None when absent or expired."""

@@ -1,62 +1,135 @@
-"""Redis backend. Each operation is one round trip, atomic on the server."""
+"""Redis backend (standalone, Sentinel or Cluster; see :mod:`.connect`).
+
+Each operation is one command or one Lua script on ONE key, so it is atomic on the
+server and, in a Cluster, lands in one hash slot: no operation of the store interface
+touches two keys, so keys need no hash tags and spread over every master. (A caller
+that keeps an index — a person's sessions, a grant's token ids — keeps it under its own
+key and reads it with its own command; none relies on two keys changing together.)
+Anything that stops the command reaching a server raises :class:`StoreUnavailable`.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
 from typing import Any
 
 import redis
 
-from .base import Store
+from .base import Store, StoreUnavailable
+from .connect import connect, describe
+
+# Counters start their window with the first increment; the key and its time to live
+# are written together, so a crash between the two cannot leave a counter that never
+# expires (a lockout for ever).
+_INCR = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
+return n
+"""
+# A list's time to live only ever grows: the longest-lived member keeps it.
+_APPEND = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+# What "cannot reach Redis" looks like: refused or dropped connections, timeouts, no
+# master known to the Sentinels, a cluster with slots uncovered. Answers from a healthy
+# server (a wrong type, a script error) are bugs and stay what they are.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+               redis.exceptions.BusyLoadingError, redis.exceptions.MasterDownError,
+               redis.exceptions.RedisClusterException, redis.exceptions.ReadOnlyError,
+               redis.exceptions.SlotNotCoveredError,
+               redis.exceptions.RedisClusterUnreachableError)
 
 
 def _ms(ttl: float) -> int:
     return max(1, math.ceil(ttl * 1000))
 
 
+def _guarded(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"redis {describe(self.url)}: {type(exc).__name__}") \
+                from exc
+    return call
+
+
 class RedisStore(Store):
+    backend = "redis"
+
     def __init__(self, url: str, prefix: str = "idp:"):
-        self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        self.url = url
         self.prefix = prefix
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        # Made at first use, not at start-up: a Cluster client asks its nodes for the
+        # slot map as it is made, and a provider started while Redis is down must come
+        # up (answering 503 and /readyz) rather than fail to start.
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    client = connect(self.url)
+                    self._incr = client.register_script(_INCR)
+                    self._append = client.register_script(_APPEND)
+                    self._client = client
+        return self._client
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
+    @_guarded
+    def ping(self) -> None:
+        self.client.ping()
+
+    @_guarded
     def get(self, key):
         raw = self.client.get(self._k(key))
         return None if raw is None else json.loads(raw)
 
+    @_guarded
     def set(self, key, value, ttl):
         self.client.set(self._k(key), json.dumps(value), px=_ms(ttl))
 
+    @_guarded
     def add(self, key, value, ttl):
         return bool(self.client.set(self._k(key), json.dumps(value), px=_ms(ttl), nx=True))
 
+    @_guarded
     def take(self, key):
         raw = self.client.getdel(self._k(key))
         return None if raw is None else json.loads(raw)
 
+    @_guarded
     def delete(self, key):
         self.client.delete(self._k(key))
 
+    @_guarded
     def incr(self, key, ttl):
-        k = self._k(key)
-        pipe = self.client.pipeline()
-        pipe.incr(k)
-        pipe.pexpire(k, _ms(ttl), nx=True)
-        return int(pipe.execute()[0])
+        self.client  # noqa: B018 - makes the scripts
+        return int(self._incr(keys=[self._k(key)], args=[_ms(ttl)]))
 
+    @_guarded
     def append(self, key, value, ttl):
-        k = self._k(key)
-        pipe = self.client.pipeline()
-        pipe.rpush(k, json.dumps(value))
-        pipe.pexpire(k, _ms(ttl), gt=True)
-        pipe.pexpire(k, _ms(ttl), nx=True)
-        pipe.execute()
+        self.client  # noqa: B018 - makes the scripts
+        self._append(keys=[self._k(key)], args=[json.dumps(value), _ms(ttl)])
 
+    @_guarded
     def members(self, key) -> list[Any]:
         return [json.loads(v) for v in self.client.lrange(self._k(key), 0, -1)]
 
+    @_guarded
     def touch(self, key, ttl):
         return bool(self.client.pexpire(self._k(key), _ms(ttl)))

@@ -8,6 +8,7 @@ Expired rows are invisible to reads and swept now and then by writes.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -18,19 +19,42 @@ from sqlalchemy import Text as _TEXT
 from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as _pg_insert
 from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..models import KVEntry
-from .base import Store
+from .base import Store, StoreUnavailable
 
 _T = KVEntry.__table__
 _UPSERT = {"sqlite": _sqlite_insert, "postgresql": _pg_insert}  # INSERT … ON CONFLICT
 _SWEEP_EVERY = 200  # writes, on average, between sweeps of expired rows
 
 
+# The database gone, restarting or out of pooled connections; not a constraint or a bug.
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def _guarded(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except UNREACHABLE as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreUnavailable(f"database: {type(cause).__name__}") from exc
+    return call
+
+
 class SQLStore(Store):
+    backend = "sql"
+
     def __init__(self, engine_factory):
         self._engine_factory = engine_factory
+
+    @_guarded
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
 
     @property
     def engine(self):
@@ -47,11 +71,13 @@ class SQLStore(Store):
         if random.randrange(_SWEEP_EVERY) == 0:  # noqa: S311
             conn.execute(delete(_T).where(_T.c.expires_at <= time.time()))
 
+    @_guarded
     def get(self, key):
         with self.engine.connect() as conn:
             row = self._live(conn, key)
         return None if row is None else json.loads(row.value)
 
+    @_guarded
     def set(self, key, value, ttl):
         data, exp = json.dumps(value), time.time() + ttl
         with self.engine.begin() as conn:
@@ -68,6 +94,7 @@ class SQLStore(Store):
         except IntegrityError:
             conn.execute(update(_T).where(_T.c.key == key).values(value=data, expires_at=exp))
 
+    @_guarded
     def add(self, key, value, ttl):
         now = time.time()
         with self.engine.begin() as conn:
@@ -82,6 +109,7 @@ class SQLStore(Store):
                 return False
         return True
 
+    @_guarded
     def take(self, key):
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -91,10 +119,12 @@ class SQLStore(Store):
             return None
         return json.loads(row.value)
 
+    @_guarded
     def delete(self, key):
         with self.engine.begin() as conn:
             conn.execute(delete(_T).where(_T.c.key == key))
 
+    @_guarded
     def incr(self, key, ttl):
         """One atomic upsert: counters guard lockouts and rate limits, and a read
         followed by a write would let parallel requests read the same count (or reset
@@ -114,6 +144,7 @@ class SQLStore(Store):
             self._maybe_sweep(conn)
             return int(conn.execute(stmt).scalar_one())
 
+    @_guarded
     def append(self, key, value, ttl):
         now = time.time()
         with self.engine.begin() as conn:
@@ -129,9 +160,11 @@ class SQLStore(Store):
                 conn.execute(update(_T).where(_T.c.key == key)
                              .values(value=json.dumps(items), expires_at=exp))
 
+    @_guarded
     def members(self, key) -> list[Any]:
         return self.get(key) or []
 
+    @_guarded
     def touch(self, key, ttl):
         now = time.time()
         with self.engine.begin() as conn:

@@ -1,0 +1,79 @@
+"""Fail closed, and say so: what the provider answers while Redis or PostgreSQL is down.
+
+Nothing that needs the short-lived store or the database carries on without it — an
+unreadable revocation list, lockout counter, authorization code or SSO session is never
+taken for an empty one. Instead every request that needs the missing part ends here:
+
+* pages (sign-in, consent, logout, account pages) answer **503** with the
+  "暂时无法登录" page and ``Retry-After``;
+* the OAuth/OIDC APIs (``/token``, ``/userinfo``, ``/introspect``, ``/revoke``, …) and
+  the JSON APIs answer **503** ``{"error": "temporarily_unavailable"}`` (RFC 6749 §5.2's
+  code, with the status that says "come back") and ``Retry-After``.
+
+Discovery and the JWKS need neither Redis nor a live database connection once the keys
+are loaded, so relying parties keep verifying tokens they already hold. The operator
+sees one warning line per failed request naming the part (never a stack trace, never
+personal data), the ``idp_store_errors_total`` counter and ``/readyz``'s answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask, jsonify, render_template
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from .store.base import StoreUnavailable
+
+log = logging.getLogger("idp.availability")
+RETRY_AFTER = 5  # seconds: a restart or a failover is over in about this long
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def part_of(err: Exception) -> str:
+    """Which part is missing: 'redis' or 'database'."""
+    if isinstance(err, StoreUnavailable):
+        return "redis" if str(err).startswith("redis") else "database"
+    return "database"
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    try:
+        from .store.redis import UNREACHABLE
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return ()
+    return UNREACHABLE
+
+
+def install(app: Flask, wants_json: Callable[[], bool]) -> None:
+    def unavailable(err: Exception):
+        part = part_of(err) if not isinstance(err, _redis_errors()) else "redis"
+        cause = getattr(err, "orig", None) or err.__cause__ or err
+        log.warning("%s unavailable (%s); answered 503", part, type(cause).__name__)
+        from . import metrics
+
+        metrics.store_error(part)
+        _rollback()
+        headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+        if wants_json():
+            return jsonify(error="temporarily_unavailable",
+                           error_description="The service is temporarily unavailable; "
+                                             "try again shortly."), 503, headers
+        return render_template("unavailable.html", retry_after=RETRY_AFTER), 503, headers
+
+    for kind in (StoreUnavailable, *DATABASE_DOWN, *_redis_errors()):
+        app.register_error_handler(kind, unavailable)
+
+
+def _rollback() -> None:
+    from .extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001, S110 - the connection is already gone; nothing to undo
+        pass
+
+
+__all__ = ["RETRY_AFTER", "install", "part_of"]
