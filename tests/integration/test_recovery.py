@@ -265,3 +265,27 @@ def test_wrong_reset_codes_kill_the_code(ctx, client, person):
     resp = browser.post("/recover/code", data={**base, "reset_code": code})
     assert resp.status_code == 400
     assert _can_sign_in(ctx, CITIZEN_PASSWORD)
+
+
+ODD_INPUTS = ["", " ", "\x00", "１１０１０５１９４９１２３１００２ｘ", "x" * 5000,
+              "\u202e13912345678", "<script>", "12345678901234567890", "+86 139 1234 5678"]
+
+
+@pytest.mark.parametrize("path", ["/register", "/recover", "/recover/face", "/recover/code"])
+def test_odd_input_gets_a_readable_answer_never_a_500(ctx, client, person, path):
+    hidden = _hidden(client, path)
+    for value in ODD_INPUTS:
+        for action in ("send_code", "register", "reset"):
+            data = {**hidden, "id_number": value, "name": value, "phone": value,
+                    "sms_code": value, "password": value, "new_password": value,
+                    "reset_code": value, "action": action}
+            resp = client.post(path, data=data)
+            assert resp.status_code in (200, 400, 429), (path, value[:20], resp.status_code)
+            assert "<script>" not in resp.get_data(as_text=True)
+    # Repeated fields take the first, as every form here does.
+    from werkzeug.datastructures import MultiDict
+
+    resp = client.post(path, data=MultiDict([*hidden.items(), ("id_number", CITIZEN_ID),
+                                             ("id_number", UNKNOWN_ID),
+                                             ("action", "send_code")]))
+    assert resp.status_code in (200, 400)
