@@ -2,12 +2,15 @@
 registered phone, face match, a clerk at a hall counter): the new password, then every
 session of the account ends (its relying parties told by back-channel logout), every
 refresh and access token is revoked, any copy of a legacy system's hash is dropped, the
-holder is told by SMS, and the reset is audited. (A lockout running from wrong guesses
-is left to expire: lifting it early would hand a guesser a fresh budget.)"""
+holder is told by SMS, the account's password lockout is lifted (the person proved who
+they are; guesses at the old password say nothing about the new one), and the reset is
+audited."""
 
 from __future__ import annotations
 
 from .. import audit, revocation, single_logout
+from ..authn import lockout
+from ..authn.password import find_person
 from ..authn.sms_notice import send_notice
 from ..crypto.passwords import hash_password
 from ..extensions import db
@@ -23,6 +26,7 @@ def reset_password(person: Person, new_password: str, *, method: str, actor: str
     db.session.execute(db.update(LegacyAccount).where(
         LegacyAccount.person_id == person.id).values(password_hash=None))
     db.session.commit()
+    lockout.clear(find_person(person.id_number)[2])
     futures = single_logout.end_all_sessions(person.id, actor=actor or person.id,
                                              reason="password_reset")
     revoked = revocation.revoke_person(person.id, "password_reset")

@@ -101,6 +101,14 @@ def _take(tickets: list[str]) -> str | None:
     return None
 
 
+def clear(key: str) -> None:
+    """The account's password was just reset by someone who proved who they are: lift a
+    lock and forget counted failures (a new generation, as after a right password).
+    Guesses at the old password say nothing about the new one."""
+    store().delete(f"lock:{key}")
+    store().set(f"pwgen:{key}", secrets.token_hex(4), _cfg()[1])
+
+
 def begin(key: str) -> Guard | None:
     """A ticket for one password check of the account ``key``, or None: locked.
 

@@ -289,3 +289,15 @@ def test_odd_input_gets_a_readable_answer_never_a_500(ctx, client, person, path)
                                              ("id_number", UNKNOWN_ID),
                                              ("action", "send_code")]))
     assert resp.status_code in (200, 400)
+
+
+def test_a_reset_lifts_the_lockout_the_wrong_guesses_caused(ctx, person):
+    for _ in range(ctx.config["LOCKOUT_THRESHOLD"]):
+        _can_sign_in(ctx, "Wrong-Guess-000")
+    assert not _can_sign_in(ctx, CITIZEN_PASSWORD)  # locked, even with the right one
+    browser = ctx.test_client()
+    hidden = _hidden(browser)
+    _send(browser, hidden)
+    browser.post("/recover", data={**hidden, **_form(), "sms_code": _codes(ctx)[-1],
+                                   "new_password": NEW_PASSWORD})
+    assert _can_sign_in(ctx, NEW_PASSWORD)
