@@ -154,8 +154,8 @@ def _check_scopes(sensitive_scopes: list[str], org_roles: list[str] | None,
         raise ClientError(f"unknown sensitive scope(s): {', '.join(sorted(bad))}")
 
 
-def _check_keys(auth_method: str, jwks: dict | None) -> None:
-    if auth_method != "private_key_jwt":
+def _check_keys(auth_method: str, jwks: dict | None, jwks_uri: str | None = None) -> None:
+    if auth_method != "private_key_jwt" or (jwks_uri and not jwks):
         return
     if not jwks:
         raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
@@ -165,6 +165,21 @@ def _check_keys(auth_method: str, jwks: dict | None) -> None:
         raise ClientError(f"invalid JWKS: {exc}") from None
     if any("d" in k for k in jwks.get("keys", [])):
         raise ClientError("the JWKS contains a private key; register public keys only")
+
+
+def _check_security(security: dict | None, auth_method: str, grants: list[str],
+                    jwks: dict | None) -> dict:
+    """High-assurance metadata (FAPI profile, jwks_uri, PAR/DPoP/mTLS, JARM, CIBA ping):
+    :mod:`idp.oidc.client_security`."""
+    from flask import current_app
+
+    from .oidc.client_security import SecurityMetadataError, checked
+
+    try:
+        return checked(security, auth_method=auth_method, grant_types=grants, jwks=jwks,
+                       allow_private=bool(current_app.config["CLIENT_FETCH_ALLOW_PRIVATE"]))
+    except SecurityMetadataError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def _check_protocol(protocol: str, services: list[str] | None, min_level: str | None) -> None:
@@ -236,7 +251,8 @@ def register_client(*, client_id: str, name: str, secret: str | None = None,
                     sector_identifier_uri: str | None = None,
                     in_person_checks: bool = False, protocol: str = "oidc",
                     services: list[str] | None = None, min_level: str | None = None,
-                    protocol_meta: dict | None = None, scopes: list[str] | None = None) -> Client:
+                    protocol_meta: dict | None = None, scopes: list[str] | None = None,
+                    security: dict | None = None) -> Client:
     """Register a relying party. ``protocol`` "cas" takes ``services`` (URL patterns);
     "cas" and "saml" take ``min_level`` (the least assurance level a sign-in for it must
     reach), ``scopes`` (what they receive, default openid profile) and ``protocol_meta``
@@ -269,7 +285,8 @@ def register_client(*, client_id: str, name: str, secret: str | None = None,
     _check_addresses(redirect_uris, post_logout_redirect_uris, backchannel_logout_uri)
     _check_algorithms(id_token_alg, userinfo_alg)
     _check_scopes(sensitive_scopes, org_roles, org_scopes)
-    _check_keys(auth_method, jwks)
+    security = _check_security(security, auth_method, grants, jwks)
+    _check_keys(auth_method, jwks, security.get("jwks_uri"))
     meta = {
         "redirect_uris": redirect_uris,
         "grant_types": grants,
@@ -291,6 +308,7 @@ def register_client(*, client_id: str, name: str, secret: str | None = None,
                 "id_token_signed_response_alg": id_token_alg,
                 "userinfo_signed_response_alg": userinfo_alg}
     meta.update({k: v for k, v in optional.items() if v})
+    meta.update(security)
     row = Client(client_id=client_id, name=name, client_metadata=meta, channel=channel,
                  first_party=first_party, allowed_sensitive_scopes=sensitive_scopes,
                  client_secret_hash=hash_client_secret(secret) if secret else None)

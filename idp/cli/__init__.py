@@ -38,7 +38,7 @@ class _Main(click.Group):
                         *cli_commands()):
             self.add_command(command)
         # Commands that join the groups above (idp user list, idp client show, ...).
-        for module in ("client_manage", "user_manage"):
+        for module in ("client_manage", "user_manage", "client_onboarding"):
             importlib.import_module(f"{__name__}.{module}")
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -9,6 +9,7 @@ from flask import jsonify, request
 
 from ..extensions import db
 from ..models import Person
+from . import dpop, mtls
 from .tokens import (
     AccessToken,
     InvalidAccessToken,
@@ -19,9 +20,11 @@ from .tokens import (
 
 
 class BearerError(Exception):
-    def __init__(self, error: str | None, description: str, status: int = 401):
+    def __init__(self, error: str | None, description: str, status: int = 401,
+                 scheme: str = "Bearer"):
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
+        self.scheme = scheme
 
     def response(self):
         resp = jsonify(error=self.error or "invalid_request",
@@ -30,8 +33,10 @@ class BearerError(Exception):
         resp.headers["Cache-Control"] = "no-store"
         # RFC 6750 §3.1: a request without credentials gets a bare challenge.
         resp.headers["WWW-Authenticate"] = (
-            f'Bearer error="{self.error}", error_description="{self.description}"'
-            if self.error else "Bearer")
+            f'{self.scheme} error="{self.error}", error_description="{self.description}"'
+            if self.error else self.scheme)
+        if self.scheme == "DPoP":
+            resp.headers["WWW-Authenticate"] += f', algs="{" ".join(dpop.DPOP_ALGS)}"'
         return resp
 
 
@@ -39,9 +44,11 @@ def access_token(*, form_allowed: bool = False) -> AccessToken:
     """The request's live access token for this provider's APIs, or BearerError.
     ``form_allowed``: also the ``access_token`` form field of a POST (RFC 6750 §2.2)."""
     auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    scheme, _, value = auth.partition(" ")
+    scheme = scheme.lower()
+    token = value.strip() if scheme in ("bearer", "dpop") else None
     if token is None and form_allowed and request.method == "POST":
-        token = request.form.get("access_token")
+        scheme, token = "bearer", request.form.get("access_token")
     if not token:
         raise BearerError(None, "Missing bearer token.")
     try:
@@ -50,7 +57,35 @@ def access_token(*, form_allowed: bool = False) -> AccessToken:
         raise BearerError("invalid_token", "The access token is invalid.") from None
     if at.is_expired() or at.is_revoked():
         raise BearerError("invalid_token", "The access token expired or was revoked.")
+    check_binding(at, token, scheme)
     return at
+
+
+def check_binding(at: AccessToken, token: str, scheme: str) -> None:
+    """A sender-constrained token only with its key's proof or its certificate (RFC 9449
+    §7, RFC 8705 §3). Unbound tokens cost nothing more here: no store, no database."""
+    cnf = at.claims.get("cnf") or {}
+    jkt = cnf.get("jkt")
+    if jkt:
+        if scheme != "dpop":
+            # §7.2: a DPoP-bound token presented as a bearer token is refused.
+            raise BearerError("invalid_token", "This access token is DPoP-bound: use the DPoP "
+                              "scheme with a proof.", scheme="DPoP")
+        try:
+            proof = dpop.proof_from_request(nonce_required=False, access_token=token)
+        except dpop.InvalidDPoPProof as exc:
+            raise BearerError("invalid_dpop_proof", exc.description, scheme="DPoP") from None
+        if proof is None:
+            raise BearerError("invalid_dpop_proof", "A DPoP proof is required.", scheme="DPoP")
+        if proof.jkt != jkt:
+            raise BearerError("invalid_dpop_proof",
+                              "The DPoP proof's key is not the token's key.", scheme="DPoP")
+    elif scheme == "dpop":
+        raise BearerError("invalid_token", "This access token is not DPoP-bound.")
+    x5t = cnf.get("x5t#S256")
+    if x5t and mtls.presented_thumbprint() != x5t:
+        raise BearerError("invalid_token",
+                          "This access token is bound to another TLS client certificate.")
 
 
 def active_person(at: AccessToken) -> Person:

@@ -81,8 +81,9 @@ class IntrospectionEndpoint(_Introspection):
         if isinstance(token, AccessToken):
             c = token.claims
             out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
-                                     "jti", "auth_time", "acr") if k in c}
-            out["token_type"] = "Bearer"
+                                     "jti", "auth_time", "acr", "cnf") if k in c}
+            # RFC 9449 §6.2 / RFC 8705 §3.2: the resource server learns the binding.
+            out["token_type"] = "DPoP" if (c.get("cnf") or {}).get("jkt") else "Bearer"
             return out
         client = find_client(token.client_id)
         return {
@@ -92,4 +93,5 @@ class IntrospectionEndpoint(_Introspection):
             "exp": int(token.expires_at),
             "iat": int(token.issued_at),
             "token_type": "refresh_token",
+            **({"cnf": token.cnf} if token.cnf else {}),
         }

@@ -21,7 +21,6 @@ from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants import OpenIDToken as _OpenIDToken
 from flask import current_app, g
-from joserfc.jwk import KeySet
 
 from ..authn.assurance import public_amr
 from ..crypto.sm3 import half_hash_sm3
@@ -31,14 +30,39 @@ from ..orgs import valid_membership
 from ..policy import issues_refresh_token
 from ..revocation import revoke_grant
 from ..store import store
+from . import profile
 from .claims import legacy_claim, user_claims
 from .subject import Subject, subject_for
-from .tokens import issuer, keyring
+from .tokens import issuer, keyring, sender_binding
 
 log = logging.getLogger(__name__)
 
-CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt",
+                        "tls_client_auth", "self_signed_tls_client_auth"]
 ALL_METHODS = CONFIDENTIAL_METHODS + ["none"]
+
+
+def check_sender_constraint(client, bound: dict | None, *, required_jkt: str | None = None,
+                            bound_cnf: dict | None = None) -> None:
+    """Refuse the token request unless it is sender-constrained as it must be: a client
+    whose profile requires it (FAPI 2.0, dpop_bound_access_tokens, …) presents a DPoP
+    proof or a certificate; a code pushed with ``dpop_jkt`` (RFC 9449 §10) or a bound
+    refresh token (§5) is used only with the same key or certificate."""
+    from . import profile
+
+    bound = bound or {}
+    if profile.requires_dpop(client) and not bound.get("jkt"):
+        raise InvalidRequestError("This client's tokens must be DPoP-bound: send a DPoP proof.")
+    if profile.requires_mtls_binding(client) and not bound.get("x5t#S256"):
+        raise InvalidRequestError("This client's tokens must be bound to its TLS certificate.")
+    if profile.requires_sender_constraint(client) and not bound:
+        raise InvalidRequestError(
+            "This client's tokens must be sender-constrained (DPoP or mutual TLS).")
+    if required_jkt and bound.get("jkt") != required_jkt:
+        raise InvalidGrantError("The DPoP proof's key is not the one the request was bound to.")
+    for name, value in (bound_cnf or {}).items():
+        if bound.get(name) != value:
+            raise InvalidGrantError("The refresh token is bound to another key or certificate.")
 
 
 class StoredCode(AuthorizationCodeMixin):
@@ -112,8 +136,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return super().generate_token(user=user, scope=scope, grant_type=grant_type,
                                       expires_in=expires_in, include_refresh_token=include)
 
+    def validate_token_request(self):
+        super().validate_token_request()
+        code: StoredCode = self.request.authorization_code
+        check_sender_constraint(self.request.client, sender_binding(),
+                                required_jkt=code.data.get("dpop_jkt"))
+
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
+        client = self.request.client
+        if profile.is_fapi(client) and not self.request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("FAPI 2.0 requires PKCE ('code_challenge' with S256).",
+                                      redirect_uri=redirect_uri)
         # PKCE is required of public clients (RFC 9700 §2.1.1), at the authorization
         # request already, so a code without a challenge is never issued to them.
         if self.request.client.is_public and not self.request.payload.data.get("code_challenge"):
@@ -143,8 +177,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "channel": ctx.get("channel"),
             "act": ctx.get("act"),
             "gid": secrets.token_hex(16),
+            "dpop_jkt": data.get("dpop_jkt"),
         }
-        store().set(f"code:{code}", record, current_app.config["AUTHORIZATION_CODE_TTL"])
+        store().set(f"code:{code}", record, profile.code_ttl(request.client))
 
     def query_authorization_code(self, code, client):
         record = store().take(f"code:{code}")
@@ -230,12 +265,21 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                        membership_id=refresh_token.membership_id,
                        channel=refresh_token.channel, act=refresh_token.act)
 
+    def validate_token_request(self):
+        super().validate_token_request()
+        row: RefreshToken = self.request.refresh_token
+        check_sender_constraint(self.request.client, sender_binding(), bound_cnf=row.cnf)
+
     def revoke_old_credential(self, refresh_token: RefreshToken):
         pass  # already rotated atomically in authenticate_user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        check_sender_constraint(self.request.client, sender_binding())
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -349,13 +393,30 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         base = issuer()
         # CIBA §7.1: the backchannel authentication endpoint's URL is an audience too.
         return [base, base + "/token", base + "/introspect", base + "/revoke",
-                base + "/bc-authorize"]
+                base + "/bc-authorize", base + "/par"]
 
     def validate_jti(self, claims, jti):
         ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + self.leeway)
         return store().add(f"cajti:{claims['sub']}:{jti}", 1, ttl)
 
     def resolve_client_public_key(self, client):
-        if not client.jwks:
-            raise InvalidClientError(description="The client has no registered keys.")
-        return KeySet.import_key_set(client.jwks)
+        from .client_keys import ClientKeysError, key_set
+
+        try:
+            return key_set(client, _assertion_kid())
+        except ClientKeysError as exc:
+            raise InvalidClientError(description=f"The client's keys: {exc}") from None
+
+
+def _assertion_kid() -> str | None:
+    """The ``kid`` of the request's client assertion: a key set fetched by reference is
+    fetched again when it does not have it (the client rotated its keys)."""
+    from flask import request as http_request
+    from joserfc import jws
+
+    raw = http_request.form.get("client_assertion") or ""
+    try:
+        kid = jws.extract_compact(raw.encode()).protected.get("kid")
+    except Exception:  # noqa: BLE001 - Authlib reports the malformed assertion itself
+        return None
+    return kid if isinstance(kid, str) else None

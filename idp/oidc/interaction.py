@@ -12,8 +12,6 @@ from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
     LoginRequiredError,
-    RequestNotSupportedError,
-    RequestURINotSupportedError,
 )
 from flask import redirect, render_template, url_for
 
@@ -21,6 +19,8 @@ from .. import orgs, policy
 from ..errors import TemporarilyUnavailableError, UnmetAuthenticationRequirementsError
 from ..interaction import Needed, PendingRequest, Refused, load
 from ..interaction.request import TooManyRequests, query_with_rid, register_resume
+from . import jarm
+from .claims_request import claims_acr, parse_claims
 from .tokens import issuer
 
 # Under prompt=none, what each kind of interaction becomes (OIDC Core §3.1.2.6).
@@ -34,6 +34,13 @@ _NONE_ERRORS = {
 
 
 def _resume(req: PendingRequest) -> str:
+    # A pushed or signed request resumes by its reference alone (the parameters stay in
+    # the sealed record): a request_uri is not used a second time, nor are pushed
+    # parameters put in the browser's address bar.
+    for via in ("request_uri", "request"):
+        if via in req.params:
+            return url_for("oidc.authorize", client_id=req.client_id, **{via: req.params[via]},
+                           _rid=req.id)
     return query_with_rid(url_for("oidc.authorize"), req)
 
 
@@ -56,19 +63,11 @@ def pending_request(grant) -> PendingRequest:
     decisions recorded on it (consent, organisation) never apply to another request."""
     params = {k: v for k, v in grant.request.payload.data.items() if k != "_rid"}
     redirect_uri = grant.redirect_uri
-    # Request objects are not supported (discovery says so); refuse rather than
-    # silently ignore parameters the client may think are signed (OIDC Core §6).
-    if "request" in params:
-        raise RequestNotSupportedError(redirect_uri=redirect_uri)
-    if "request_uri" in params:
-        raise RequestURINotSupportedError(redirect_uri=redirect_uri)
-    mode = params.get("response_mode")
-    if mode not in (None, "", "query"):
-        # Answering in query mode what was asked as fragment or form_post would put the
-        # code where the client does not look for it (OAuth 2.0 Multiple Response Type
-        # Encoding Practices §2.1); discovery lists "query" only.
-        raise InvalidRequestError("Only response_mode=query is supported.",
-                                  redirect_uri=redirect_uri)
+    via = getattr(grant.request, "idp_via", None)
+    if via is not None:
+        params[via[0]] = via[1]  # how it came (idp.oidc.request_object), to resume by
+    jarm.check_mode(params.get("response_mode"), redirect_uri)
+    claims = parse_claims(params.get("claims"), redirect_uri)
     stored = load(grant.request.payload.data.get("_rid"))
     if stored is not None and stored.protocol == "oidc" and stored.params == params:
         return stored
@@ -78,8 +77,8 @@ def pending_request(grant) -> PendingRequest:
         protocol="oidc", client_id=client.client_id,
         scopes=(grant.request.payload.scope or "").split(),
         prompt=(params.get("prompt") or "").split(),
-        max_age=_max_age(params.get("max_age"), redirect_uri),
-        acr_values=params.get("acr_values"), login_hint=hint,
+        max_age=_max_age(params.get("max_age"), redirect_uri), claims=claims,
+        acr_values=claims_acr(claims) or params.get("acr_values"), login_hint=hint,
         org_hint=orgs.org_hint(hint), channel=policy.sign_in_channel(client), params=params)
 
 

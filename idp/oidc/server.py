@@ -8,9 +8,11 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 
 from ..clients import find_client
-from . import grants, tokens
+from . import grants, mtls, tokens
 from .claims import SCOPES_SUPPORTED
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+from .registration import ConfigurationEndpoint, RegistrationEndpoint
+from .request_object import RequestObjects
 
 # Authlib's OAuth2Error refuses to be built when its description has a character RFC 6749
 # §4.1.2.1 forbids there (", \, controls, non-ASCII) and raises a plain ValueError with
@@ -75,17 +77,30 @@ class Server(AuthorizationServer):
         return self.handle_error_response(request, InvalidRequestError(BAD_CHARACTERS))
 
 
+class _TokenGenerator(BearerTokenGenerator):
+    """Authlib's token response; ``token_type`` is ``DPoP`` for a DPoP-bound token
+    (RFC 9449 §5), so a client knows it must send proofs with it."""
+
+    def generate(self, *args, **kwargs):
+        token = super().generate(*args, **kwargs)
+        token["token_type"] = tokens.token_type()
+        return token
+
+
 def build_server(app) -> AuthorizationServer:
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", SCOPES_SUPPORTED)
     server = Server()
     server.init_app(app, query_client=_query_client, save_token=tokens.save_token)
     server.register_token_generator(
         "default",
-        BearerTokenGenerator(
+        _TokenGenerator(
             tokens.generate_access_token, tokens.generate_refresh_token, tokens.expires_in
         ),
     )
     server.register_client_auth_method("private_key_jwt", grants.PrivateKeyJWT())
+    server.register_client_auth_method("tls_client_auth", mtls.TLSClientAuth())
+    server.register_client_auth_method("self_signed_tls_client_auth",
+                                       mtls.SelfSignedTLSClientAuth())
     server.register_grant(
         grants.AuthorizationCodeGrant, [grants.OpenIDCode(), grants.S256CodeChallenge()]
     )
@@ -93,5 +108,8 @@ def build_server(app) -> AuthorizationServer:
     server.register_grant(grants.ClientCredentialsGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(RegistrationEndpoint)
+    server.register_endpoint(ConfigurationEndpoint)
     server.register_extension(_Issuer())
+    server.register_extension(RequestObjects())
     return server

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
@@ -61,6 +61,17 @@ def sign(claims: dict[str, Any], alg: str, typ: str | None = None) -> str:
     return jwt.encode(header, claims, key, algorithms=[alg])
 
 
+def sender_binding() -> dict[str, str] | None:
+    """The ``cnf`` of the tokens this token request issues (RFC 9449 §6, RFC 8705 §3):
+    set by the token view from the request's DPoP proof or TLS certificate (in the
+    request's environ, not ``g``: that lives as long as the app context)."""
+    return (request.environ.get("idp.cnf") if has_request_context() else None) or None
+
+
+def token_type() -> str:
+    return "DPoP" if (sender_binding() or {}).get("jkt") else "Bearer"
+
+
 def generate_access_token(client, grant_type, user: Subject | None, scope: str) -> str:
     now = int(time.time())
     jti = secrets.token_urlsafe(16)
@@ -73,6 +84,9 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
         "jti": jti,
         "scope": scope or "",
     }
+    cnf = sender_binding()
+    if cnf:
+        claims["cnf"] = cnf
     if user is not None:
         claims["sub"] = user.sub
         if user.sub != user.person.id:
@@ -132,6 +146,7 @@ def save_token(token: dict, request) -> None:
                 membership_id=user.membership_id,
                 channel=user.channel,
                 act=user.act,
+                cnf=sender_binding(),
                 issued_at=now,
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )
@@ -139,7 +154,8 @@ def save_token(token: dict, request) -> None:
         db.session.commit()
     details = {"grant_type": request.payload.grant_type, "jti": jti, "gid": user.gid,
                "scope": token.get("scope", ""), "refresh_token": bool(token.get("refresh_token")),
-               "acr": user.acr, "channel": user.channel}
+               "acr": user.acr, "channel": user.channel,
+               "bound": sorted(sender_binding() or {})}
     if user.act:
         details["act"] = user.act  # the clerk or agent, recorded next to the person
     audit.record("token.issued", actor=(user.act or {}).get("sub", client_id),

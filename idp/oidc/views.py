@@ -18,11 +18,13 @@ from ..clients import find_client
 from ..extensions import csrf
 from ..models import Client
 from ..ui import pick_locale_from
-from . import bearer, metadata
+from . import bearer, dpop, jarm, metadata, mtls, par
 from . import interaction as oidc_interaction
 from . import logout as bc_logout  # noqa: F401 (registers OIDC single logout)
+from . import registration as registration_mod
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
+from .request_object import REQUEST_OBJECT_ALGS
 from .tokens import (
     issuer,
     keyring,
@@ -31,7 +33,7 @@ from .tokens import (
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oidc", __name__)
-CLIENT_ASSERTION_ALGS = ["RS256", "PS256", "ES256"]
+CLIENT_ASSERTION_ALGS = ["RS256", "PS256", "ES256", "SM2SM3"]
 
 
 def server():
@@ -53,7 +55,15 @@ def discovery():
         "revocation_endpoint": base + "/revoke",
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": jarm.PLAIN_MODES + jarm.MODES,
+        "authorization_signing_alg_values_supported": algs,
+        "pushed_authorization_request_endpoint": base + "/par",
+        "registration_endpoint": base + "/connect/register",
+        "require_pushed_authorization_requests":
+            bool(current_app.config["REQUIRE_PUSHED_AUTHORIZATION_REQUESTS"]),
+        "request_object_signing_alg_values_supported": REQUEST_OBJECT_ALGS,
+        "dpop_signing_alg_values_supported": dpop.DPOP_ALGS,
+        "tls_client_certificate_bound_access_tokens": True,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algs,
@@ -72,9 +82,11 @@ def discovery():
                                     *(["create"] if current_app.config["REGISTRATION_OPEN"]
                                       else [])],
         "ui_locales_supported": ["zh-CN", "en"],
-        "claims_parameter_supported": False,
-        "request_parameter_supported": False,
+        "claims_parameter_supported": True,
+        "request_parameter_supported": True,
+        # Only the request_uri values our PAR endpoint issues; none fetched from elsewhere.
         "request_uri_parameter_supported": False,
+        "require_request_uri_registration": True,
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
@@ -96,17 +108,25 @@ def error_page(title: str, detail: str, status: int = 400):
     return render_template("error.html", title=title, detail=detail), status
 
 
-def _authorize_error(err: OAuth2Error):
+def _authorize_error(err: OAuth2Error, grant=None):
     if err.redirect_uri:
         resp = server().handle_error_response(request, err)
         # RFC 9207 §2: error responses carry ``iss`` too. Authlib adds it only on the
         # responses it creates itself, not on errors raised while we validate.
         resp.location = add_params_to_uri(resp.location, {"iss": issuer()})
-        return resp
+        return _as_asked(resp, grant)
     # Without a trustworthy redirect URI the error must not go anywhere but the
     # person's screen (RFC 6749 §4.1.2.1), or we would be an open redirector.
     # In the person's words, the OAuth code only as a detail (idp.error_pages).
     return error_pages.oauth_error(err)
+
+
+def _as_asked(resp, grant):
+    """The authorization response in the response mode the request asked for (JARM)."""
+    mode = grant.request.payload.data.get("response_mode") if grant is not None else None
+    if jarm.wanted(mode):
+        return jarm.wrap(resp, mode, grant.client)
+    return resp
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -127,17 +147,61 @@ def authorize():
             return oidc_interaction.answer(outcome, req, grant, server())
     except OAuth2Error as err:
         err.state = grant.request.payload.state
-        return _authorize_error(err)
+        return _authorize_error(err, grant)
     done = interaction.complete(ctx, policy.token_channel(grant.client, sess.channel))
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
                           "sid": sess.sid, "channel": done.channel,
                           "membership_id": done.membership.id if done.membership else None}
-    return server().create_authorization_response(grant=grant, grant_user=done.person)
+    return _as_asked(server().create_authorization_response(grant=grant, grant_user=done.person),
+                     grant)
+
+
+@bp.post("/par")
+@csrf.exempt
+def pushed_authorization_request():
+    """RFC 9126 (see idp.oidc.par)."""
+    return par.push(server())
+
+
+@bp.post("/connect/register")
+@csrf.exempt
+def register():
+    """Dynamic client registration (RFC 7591; see idp.oidc.registration)."""
+    return server().create_endpoint_response("client_registration")
+
+
+@bp.route("/connect/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@csrf.exempt
+def registration(client_id):
+    """Client configuration (RFC 7592) with the registration access token."""
+    return server().create_endpoint_response("client_configuration")
+
+
+@bp.post("/connect/register/<client_id>/secret")
+@csrf.exempt
+def registration_secret(client_id):
+    try:
+        body = registration_mod.rotate_secret(client_id)
+    except OAuth2Error as err:
+        return par.error_response(err)
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.post("/token")
 @csrf.exempt
 def token():
+    """The token endpoint; a DPoP proof (RFC 9449) or a TLS client certificate (RFC
+    8705) binds what is issued (``cnf``), which the grants check (idp.oidc.grants)."""
+    try:
+        proof = dpop.proof_from_request(nonce_required=dpop.nonce_required_at_as())
+    except OAuth2Error as err:
+        return par.error_response(err)
+    if proof is not None:
+        request.environ["idp.cnf"] = {"jkt": proof.jkt}
+    elif (thumb := mtls.presented_thumbprint()) is not None:
+        request.environ["idp.cnf"] = {"x5t#S256": thumb}
     return server().create_token_response()
 
 

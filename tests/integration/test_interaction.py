@@ -77,7 +77,7 @@ def test_decisions_on_a_pending_request_never_apply_to_other_parameters(ctx, cli
     assert query(denied.headers["Location"])["error"] == "access_denied"
 
 
-@pytest.mark.parametrize("mode", ["fragment", "form_post", "jwt"])
+@pytest.mark.parametrize("mode", ["fragment", "form_post", "form_post.jwt"])
 def test_response_modes_other_than_query_are_refused_not_ignored(client, person, rp, mode):
     resp = client.get(authorize_url(rp, response_mode=mode, state="st"))
     assert resp.status_code == 302 and "#" not in resp.headers["Location"]
@@ -129,6 +129,7 @@ def test_checks_run_in_order_and_each_names_its_page():
                      "level", "consent", "enterprise"]
 
 
-def test_discovery_lists_only_the_query_response_mode(client):
+def test_discovery_lists_only_the_supported_response_modes(client):
+    # query, and JARM's signed forms of it (idp.oidc.jarm); never one we would not honour.
     assert client.get("/.well-known/openid-configuration").get_json()[
-        "response_modes_supported"] == ["query"]
+        "response_modes_supported"] == ["query", "jwt", "query.jwt", "fragment.jwt"]
