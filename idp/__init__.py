@@ -122,6 +122,9 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (oidc_bp, authn_bp, stepup_bp, upstream_bp, sms_login_bp, cert_login_bp,
                security_bp, passkey_bp, account_bp, registration_bp, recovery_bp):
         app.register_blueprint(bp)
+    from .display import bp as display_bp
+
+    app.register_blueprint(display_bp)  # the elder-friendly display switch
     app.register_blueprint(cas_bp)  # CAS 3.0 under /cas
     from . import saml
 

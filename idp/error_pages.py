@@ -54,7 +54,8 @@ _HTTP = {
 
 def _language_of_request() -> None:
     """Honour ``ui_locales`` here too (a relying party's request ended on this page)."""
-    asked = request.values.get("ui_locales") if request else None
+    # The query only: reading a body here could be what failed (413, a malformed form).
+    asked = request.args.get("ui_locales") if request else None
     if asked:
         pick_locale_from(asked)
     # The language may have been settled earlier in this request (or, where an app

@@ -42,7 +42,30 @@ def template_context() -> dict:
     other = "zh" if lang == "en" else "en"
     return {"page_lang": "en" if lang == "en" else "zh-CN",
             "switch_lang_url": switch_lang_url(other),
-            "switch_lang_label": "中文" if lang == "en" else "English"}
+            "switch_lang_label": "中文" if lang == "en" else "English",
+            "elder_mode": elder_mode(), "display_toggle_url": display_toggle_url(),
+            "local_time": local_time}
+
+
+# -- the elder-friendly display (idp.display switches it)
+
+DISPLAY_COOKIE = "idp_display"
+
+
+def elder_mode() -> bool:
+    return request.cookies.get(DISPLAY_COOKIE) == "elder"
+
+
+def display_toggle_url() -> str:
+    """The link that switches to the other display and comes back to this page."""
+    here = request.full_path if request.query_string else request.path
+    if request.url_rule is None or not is_safe_local_path(here):
+        here = "/"
+    try:
+        return url_for("display.switch", mode="standard" if elder_mode() else "elder",
+                       next=here)
+    except BuildError:  # an app without the display pages (some tests)
+        return "/"
 
 
 def switch_lang_url(lang: str) -> str:

@@ -12,6 +12,14 @@ from . import (  # noqa: F401 (routes)
     profile,
     sessions,
 )
-from .views import bp
+from .views import _scope_names, bp
+from .words import channel, level, methods
+
+# Levels explained in words on every page that names one (the home page too).
+bp.add_app_template_global(level, "level_words")
+# An appointment's business scopes in words (the enterprise picker: not "all").
+bp.add_app_template_global(_scope_names, "business_scope_words")
+bp.add_app_template_global(methods, "method_words")  # amr: "密码、窗口现场核验", not "pwd, counter"
+bp.add_app_template_global(channel, "channel_words")  # "政务服务大厅窗口", not "hall"
 
 __all__ = ["bp"]

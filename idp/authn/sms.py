@@ -215,6 +215,17 @@ def verify_code(phone: str, purpose: str, code: str, *,
     return VerifyResult(False, "invalid", limit - tries)
 
 
+def has_code(phone: str, purpose: str, *, bound_to: str | None = None) -> bool:
+    """Whether a code for (phone, purpose) is live: a page shows the code field only then
+    (a send refused for the interval after another purpose's code sent nothing)."""
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhone:
+        return False
+    record = store().get(_code_key(phone, purpose, bound_to))
+    return record is not None and _now() <= float(record["exp"])
+
+
 def message_for(error: str | None, retry_after: int | None = None) -> str:
     """What to tell the person, for a SendResult or VerifyResult error."""
     if error == "rate_limited":

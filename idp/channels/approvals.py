@@ -116,7 +116,11 @@ def pending_for(person_id: str) -> list[Approval]:
         a = get(aid)
         if a is not None and a.person_id == person_id and a.state == "pending" and not a.expired:
             out.append(a)
-    return sorted(out, key=lambda a: a.created)
+    out.sort(key=lambda a: a.created)
+    # A browser shows one QR code at a time: a newer scan from the same browser replaces
+    # the older one, which that screen no longer shows (the app listed both before).
+    newest = {a.extra.get("browser"): a.id for a in out if a.kind == "qr"}
+    return [a for a in out if a.kind != "qr" or newest.get(a.extra.get("browser")) == a.id]
 
 
 def decide(aid: str, person_id: str, approve: bool, *, amr: list[str],

@@ -169,8 +169,8 @@ def _masked_claims(id_token: str, client_id: str) -> dict[str, Any] | None:
         else None,
         "acr": claims.get("acr"), "amr": claims.get("amr") or [],
         "channel": claims.get("channel"), "act": claims.get("act"),
-        "auth_time": time.strftime("%Y-%m-%d %H:%M:%S",
-                                   time.localtime(int(claims.get("auth_time", 0)))),
+        # Shown through idp.ui.local_time: the configured zone, named (not the server's).
+        "auth_time": int(claims.get("auth_time", 0)),
     }
 
 

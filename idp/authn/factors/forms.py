@@ -33,9 +33,12 @@ class SmsCode:
             if result.ok:
                 return Outcome(notice=_("验证码已发送至 %(phone)s。", phone=result.masked_phone),
                                state={"sms_sent": True})
-            # Rate-limited: a code already sent is still good, so keep its field.
+            # Rate-limited: a step-up code already sent is still good, so keep its field —
+            # but only if there is one (right after an SMS sign-in the interval is the
+            # sign-in code's, and no step-up code exists).
             return Outcome.refused(result.error, sms.message_for(result.error, result.retry_after),
-                                   sms_sent=result.error == "rate_limited")
+                                   sms_sent=result.error == "rate_limited"
+                                   and sms.has_code(phone, "stepup"))
         result = sms.verify_code(phone, "stepup", form.get("code", ""))
         if result.ok:
             return Outcome.passed(["sms"])
