@@ -74,3 +74,59 @@ def userinfo(app, browser, access_token: str) -> int:
     with app.app_context():
         return browser.get("/userinfo",
                            headers={"Authorization": "Bearer " + access_token}).status_code
+
+
+class Load:
+    """A steady stream of /userinfo calls (each a revocation check in the store and a
+    person read from the database) from a few threads, recording every answer, so a
+    fault's cost can be told: requests failed, and seconds until answers were good again."""
+
+    def __init__(self, app, access_token: str, threads: int = 3):
+        import threading
+
+        self.app, self.token = app, access_token
+        self.answers: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        import time
+
+        browser = self.app.test_client()
+        while not self._stop.is_set():
+            try:
+                status = userinfo(self.app, browser, self.token)
+            except Exception:  # noqa: BLE001 - a 500 escaping the app counts as a failure
+                status = 599
+            self.answers.append((time.monotonic(), status))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def wait_good(self, since: float, count: int = 10, timeout: float = 30) -> None:
+        """Until ``count`` good answers in a row came after ``since``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tail = [s for t, s in self.answers if t > since][-count:]
+            if len(tail) == count and all(s == 200 for s in tail):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no recovery within {timeout}s")
+
+    def cost(self, since: float) -> dict:
+        after = [(t, s) for t, s in self.answers if t >= since]
+        failed = [(t, s) for t, s in after if s != 200]
+        recovered = (max(t for t, _ in failed) - since) if failed else 0.0
+        return {"requests": len(after), "failed": len(failed),
+                "statuses": sorted({s for _, s in failed}),
+                "seconds_to_recovery": round(recovered, 2)}

@@ -9,6 +9,8 @@ audit chain)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.resilience import flows, servers
@@ -72,14 +74,28 @@ def test_restart_and_failover_to_the_promoted_standby(pg_pair, tmp_path):
     servers.pg_start(primary, p_port)
     statuses = [flows.userinfo(app, browser, first["access_token"]) for _ in range(5)]
     assert statuses == [200] * 5
+    with flows.Load(app, first["access_token"]) as load:
+        started = time.monotonic()
+        servers.pg_stop(primary)
+        servers.pg_start(primary, p_port)
+        load.wait_good(started)
+    cost = load.cost(started)
+    print(f"\nPostgreSQL restart under load: {cost}")
+    assert set(cost["statuses"]) <= {503}, cost
     assert flows.sso_code(app, browser, rp2) is not None
 
     before = _counts(app)
     assert before["audit_ok"]
     # 2. Failover: the primary goes away (a fast shutdown streams all its WAL to the
     #    standby first), the standby is promoted.
-    servers.pg_stop(primary)
-    servers.pg_run(servers.need("pg_ctl"), "-D", str(standby), "-w", "promote")
+    with flows.Load(app, first["access_token"]) as load:
+        started = time.monotonic()
+        servers.pg_stop(primary)
+        servers.pg_run(servers.need("pg_ctl"), "-D", str(standby), "-w", "promote")
+        load.wait_good(started)
+    cost = load.cost(started)
+    print(f"\nPostgreSQL failover to the standby under load: {cost}")
+    assert set(cost["statuses"]) <= {503}, cost  # refused clearly while no primary, never 500
     other = app.test_client()
     second = flows.sign_in(app, other, rp2)  # a new sign-in writes to the new primary
     assert flows.userinfo(app, browser, first["access_token"]) == 200
