@@ -99,7 +99,7 @@ def _settle(person_id: str) -> None:
                                       scopes=["all"], appointed_by="review"))
         data["settled"] = True
         row.row_enc = current_app.extensions["idp.fieldcrypto"].encrypt(
-            json.dumps(data, ensure_ascii=False).encode(), ROW_CONTEXT)
+            json.dumps(data, ensure_ascii=False), ROW_CONTEXT)
         db.session.commit()
         if not has_rep:
             audit.record("org.registration_approved", actor=person_id,
@@ -181,7 +181,7 @@ def _queue(person_id: str, code: str, name: str, why: str) -> None:
             "why": why}
     row = LegacyAccount(source=SOURCE, legacy_id=f"{application}:{person_id}",
                         fingerprint=secrets.token_hex(16), state="queued", rule=RULE,
-                        row_enc=crypto.encrypt(json.dumps(data, ensure_ascii=False).encode(),
+                        row_enc=crypto.encrypt(json.dumps(data, ensure_ascii=False),
                                                ROW_CONTEXT),
                         run_id=application, first_seen=time.time(), last_seen=time.time())
     db.session.add(row)
