@@ -113,12 +113,25 @@ def _on_entry(entry) -> None:
             amr = details.get("amr") or []
             method = details.get("method") or (amr[0] if isinstance(amr, list) and amr else None)
             outcome = "locked" if details.get("reason") == "locked" else _SIGN_INS[entry.event]
-            _m().sign_ins.labels(_label(details.get("channel"), "web"), _label(method),
+            _m().sign_ins.labels(_label(_channel(details), "web"), _label(method),
                                  _label(details.get("acr")), outcome).inc()
         elif entry.event == "token.issued":
             _m().tokens.labels(_label(details.get("grant_type"))).inc()
     except Exception:  # noqa: BLE001 - counting must never fail a sign-in
         log.exception("could not count audit entry %s", getattr(entry, "event", "?"))
+
+
+def _channel(details: dict) -> str | None:
+    """Where the sign-in happened: the audit entry's, else the SSO session's it just
+    started (``idp.authn.session.start`` leaves it on ``g``; the entry names its sid)."""
+    if details.get("channel"):
+        return details["channel"]
+    from flask import has_app_context
+
+    sess = g.get("idp_sso") if has_app_context() else None
+    if sess is not None and details.get("sid") and getattr(sess, "sid", None) == details["sid"]:
+        return getattr(sess, "channel", None)
+    return None
 
 
 def _started() -> None:

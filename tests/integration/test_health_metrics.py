@@ -288,3 +288,21 @@ def test_provider_starts_with_its_cluster_down_and_says_so(tmp_path):
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["failing"] == ["redis"]
+
+
+def test_sign_ins_are_counted_by_the_channel_they_happened_on(client, app, person):
+    """The mobile app's sign-in (a public client of channel "app") is counted as "app",
+    taken from the SSO session the sign-in just started, not assumed to be "web"."""
+    from idp.clients import register_client
+    from tests.helpers import RP
+
+    register_client(client_id="app1", name="掌上办", secret=None, auth_method="none",
+                    redirect_uris=["https://rp.example/cb"], grant_types=[],
+                    post_logout_redirect_uris=[], first_party=True, channel="app")
+    app_rp = RP("app1", None)
+    before = _samples(client)
+    tokens_for(app.test_client(), app_rp)
+    after = _samples(client)
+    labels = {"channel": "app", "method": "pwd", "level": "L2", "outcome": "success"}
+    assert _value(after, "idp_sign_ins_total", **labels) == \
+        _value(before, "idp_sign_ins_total", **labels) + 1
