@@ -26,6 +26,12 @@ DEMO_SITES = [
 ]
 
 
+# A CAS-protected site beside them (idp.demo.cas_site), on the third port after the
+# provider's.
+CAS_SITE = {"key": "fund", "client_id": "city-housing-fund-cas", "name": "市住房公积金中心",
+            "port_offset": 3}
+
+
 def demo_site_url(issuer: str, site: dict) -> str:
     from urllib.parse import urlsplit
 
@@ -75,11 +81,25 @@ def seed() -> dict:
         known[site["client_id"]] = secret
         out["sites"].append({"name": site["name"], "url": url})
     _seed_demo_app(issuer)
+    out["cas_site"] = _seed_cas_site(issuer)
     _seed_ciba_clients(known)
     fd = os.open(secrets_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(known, fh)
     return out
+
+
+def _seed_cas_site(issuer: str) -> dict:
+    url = demo_site_url(issuer, CAS_SITE)
+    row = db.session.scalar(db.select(Client).where(Client.client_id == CAS_SITE["client_id"]))
+    if row is not None and row.cas_services != [url + "/*"]:  # the issuer's port changed
+        db.session.delete(row)
+        db.session.commit()
+        row = None
+    if row is None:
+        register_client(client_id=CAS_SITE["client_id"], name=CAS_SITE["name"],
+                        protocol="cas", services=[url + "/*"], first_party=True)
+    return {"name": CAS_SITE["name"], "url": url, "protocol": "cas"}
 
 
 def _seed_demo_app(issuer: str) -> None:

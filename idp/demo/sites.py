@@ -127,4 +127,7 @@ def start_demo_sites(issuer: str, host: str, instance_path: str) -> list[str]:
         server = make_server(host, port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         lines.append(f"demo site {site['name']}: {url}")
+    from .cas_site import start_cas_site
+
+    lines.append(start_cas_site(issuer, host))
     return lines
