@@ -345,6 +345,11 @@ REGISTRATION_INITIAL_TOKEN_TTL = 7 * 24 * 3600
 JARM_RESPONSE_TTL = 120
 # CIBA ping mode: timeout (seconds) of the notification to the client's endpoint.
 CIBA_PING_TIMEOUT = 5
+# Resource indicators (RFC 8707, idp.oidc.resources): the resource servers clients may ask
+# audience-restricted access tokens for, each "CLIENT_ID=https://resource/" — the client
+# id the resource server introspects with, and its resource URI (https, no fragment).
+# Environment: IDP_RESOURCE_SERVERS=tax-api=https://api.tax.example.gov.cn/,...
+RESOURCE_SERVERS = []
 
 # /metrics (Prometheus) answers only these client addresses or networks (after
 # TRUSTED_PROXIES) — or anyone sending "Authorization: Bearer <METRICS_TOKEN>" — and is

@@ -269,6 +269,8 @@ class RefreshToken(db.Model):
     # The key or certificate the token is bound to ({"jkt": ...} for DPoP, RFC 9449 §5;
     # {"x5t#S256": ...} for mutual TLS, RFC 8705 §3); None for an unbound token.
     cnf: Mapped[dict | None] = mapped_column(JSON)
+    # The resource indicators (RFC 8707) the grant was limited to; None: this provider.
+    resource: Mapped[list[str] | None] = mapped_column(JSON)
     issued_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
     rotated_at: Mapped[float | None] = mapped_column(Float)

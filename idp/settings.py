@@ -131,6 +131,25 @@ def validate(cfg: dict[str, Any], *, instance_path: str = ".") -> None:
         raise ConfigError("; ".join(p.replace("\n", " ") for p in problems))
 
 
+def _high_assurance(cfg: dict[str, Any]):
+    """Issue 14's settings that a number check cannot judge (idp.oidc.resources, profile)."""
+    from .oidc.resources import parse_entry
+
+    entries = cfg.get("RESOURCE_SERVERS") or []
+    if not isinstance(entries, list):
+        yield "IDP_RESOURCE_SERVERS must be a list of CLIENT_ID=https://resource/ entries"
+        entries = []
+    for entry in entries:
+        try:
+            parse_entry(entry)
+        except ValueError:
+            yield (f"IDP_RESOURCE_SERVERS entry {_shown(entry)} must be "
+                   "CLIENT_ID=https://resource/ (https, no fragment)")
+    ttl = cfg.get("FAPI_AUTHORIZATION_CODE_TTL")
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 60:
+        yield f"IDP_FAPI_AUTHORIZATION_CODE_TTL={ttl!r} must be at most 60 (FAPI 2.0 §5.3.2.1)"
+
+
 def _numbers(cfg: dict[str, Any]):
     import math
 
@@ -172,6 +191,7 @@ def _urls(cfg: dict[str, Any]):
 
 
 def _choices(cfg: dict[str, Any]):
+    yield from _high_assurance(cfg)
     for key in ("ACCESS_TOKEN_ALG", "DEFAULT_ID_TOKEN_ALG"):
         if cfg.get(key) not in SIGNING_ALGS:
             yield f"{env_name(key)}={_shown(cfg.get(key))} must be one of {', '.join(SIGNING_ALGS)}"

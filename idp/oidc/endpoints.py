@@ -9,6 +9,7 @@ from ..clients import find_client
 from ..extensions import db
 from ..models import RefreshToken
 from ..revocation import revoke_grant
+from . import resources
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .subject import subject_for
 from .tokens import (
@@ -74,7 +75,11 @@ class IntrospectionEndpoint(_Introspection):
 
     def check_permission(self, token, client, request):
         # Any authenticated confidential client may introspect: resource servers
-        # are confidential clients checking tokens issued to other clients.
+        # are confidential clients checking tokens issued to other clients. But a token
+        # meant for one resource server (RFC 8707) is shown only to that server and to
+        # its own client; to anyone else it is as good as unknown ("active": false).
+        if isinstance(token, AccessToken):
+            return resources.visible_to(token.claims, client)
         return True
 
     def introspect_token(self, token):

@@ -30,7 +30,7 @@ from ..orgs import valid_membership
 from ..policy import issues_refresh_token
 from ..revocation import revoke_grant
 from ..store import store
-from . import profile
+from . import profile, resources
 from .claims import legacy_claim, user_claims
 from .subject import Subject, subject_for
 from .tokens import issuer, keyring, sender_binding
@@ -48,8 +48,6 @@ def check_sender_constraint(client, bound: dict | None, *, required_jkt: str | N
     whose profile requires it (FAPI 2.0, dpop_bound_access_tokens, …) presents a DPoP
     proof or a certificate; a code pushed with ``dpop_jkt`` (RFC 9449 §10) or a bound
     refresh token (§5) is used only with the same key or certificate."""
-    from . import profile
-
     bound = bound or {}
     if profile.requires_dpop(client) and not bound.get("jkt"):
         raise InvalidRequestError("This client's tokens must be DPoP-bound: send a DPoP proof.")
@@ -63,6 +61,16 @@ def check_sender_constraint(client, bound: dict | None, *, required_jkt: str | N
     for name, value in (bound_cnf or {}).items():
         if bound.get(name) != value:
             raise InvalidGrantError("The refresh token is bound to another key or certificate.")
+
+
+def _resource_values(payload) -> list:
+    """Every ``resource`` of an authorization request (repeatable, RFC 8707 §2): from the
+    query, or a list in pushed / request-object parameters."""
+    value = payload.data.get("resource")
+    if isinstance(value, list):
+        return value
+    many = payload.datalist.get("resource") if hasattr(payload, "datalist") else None
+    return list(many) if many else ([value] if value else [])
 
 
 class StoredCode(AuthorizationCodeMixin):
@@ -141,6 +149,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         code: StoredCode = self.request.authorization_code
         check_sender_constraint(self.request.client, sender_binding(),
                                 required_jkt=code.data.get("dpop_jkt"))
+        resources.set_audience(resources.narrowed(resources.from_request(),
+                                                  code.data.get("resource")))
 
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
@@ -148,6 +158,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if profile.is_fapi(client) and not self.request.payload.data.get("code_challenge"):
             raise InvalidRequestError("FAPI 2.0 requires PKCE ('code_challenge' with S256).",
                                       redirect_uri=redirect_uri)
+        resources.requested(_resource_values(self.request.payload), redirect_uri)
         # PKCE is required of public clients (RFC 9700 §2.1.1), at the authorization
         # request already, so a code without a challenge is never issued to them.
         if self.request.client.is_public and not self.request.payload.data.get("code_challenge"):
@@ -178,6 +189,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "act": ctx.get("act"),
             "gid": secrets.token_hex(16),
             "dpop_jkt": data.get("dpop_jkt"),
+            "resource": resources.requested(_resource_values(request.payload)) or None,
         }
         store().set(f"code:{code}", record, profile.code_ttl(request.client))
 
@@ -269,6 +281,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         super().validate_token_request()
         row: RefreshToken = self.request.refresh_token
         check_sender_constraint(self.request.client, sender_binding(), bound_cnf=row.cnf)
+        resources.set_audience(resources.narrowed(resources.from_request(), row.resource))
 
     def revoke_old_credential(self, refresh_token: RefreshToken):
         pass  # already rotated atomically in authenticate_user
@@ -280,6 +293,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def validate_token_request(self):
         super().validate_token_request()
         check_sender_constraint(self.request.client, sender_binding())
+        resources.set_audience(resources.from_request())
 
 
 class S256CodeChallenge(CodeChallenge):

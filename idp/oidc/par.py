@@ -56,6 +56,8 @@ def push(server):
             raise InvalidRequestError("This client must use a signed request object.")
         else:
             params = {**data, "client_id": client.client_id}
+            if len(request.form.getlist("resource")) > 1:
+                params["resource"] = request.form.getlist("resource")  # repeatable
         proof = dpop.proof_from_request(nonce_required=dpop.nonce_required_at_as())
         if proof is not None:
             # RFC 9449 §10.1: the code will only be exchanged with a proof of this key.

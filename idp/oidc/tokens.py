@@ -77,7 +77,8 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {
         "iss": issuer(),
-        "aud": resource_audience(),
+        "aud": (request.environ.get("idp.audience") if has_request_context() else None)
+        or resource_audience(),
         "client_id": client.get_client_id(),
         "iat": now,
         "exp": now + current_app.config["ACCESS_TOKEN_TTL"],
@@ -147,6 +148,7 @@ def save_token(token: dict, request) -> None:
                 channel=user.channel,
                 act=user.act,
                 cnf=sender_binding(),
+                resource=_resources(),
                 issued_at=now,
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )
@@ -160,6 +162,14 @@ def save_token(token: dict, request) -> None:
         details["act"] = user.act  # the clerk or agent, recorded next to the person
     audit.record("token.issued", actor=(user.act or {}).get("sub", client_id),
                  subject=user.person.id, client_id=client_id, details=details)
+
+
+def _resources() -> list[str] | None:
+    """The resource indicators the grant was limited to (RFC 8707), for refreshes."""
+    aud = request.environ.get("idp.audience") if has_request_context() else None
+    if not aud:
+        return None
+    return aud if isinstance(aud, list) else [aud]
 
 
 class InvalidAccessToken(Exception):
