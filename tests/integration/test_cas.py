@@ -4,6 +4,7 @@ endpoints, attribute release, renew/gateway, proxy tickets and single logout."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -507,3 +508,47 @@ def test_ticket_issued_before_logout_does_not_validate_after(client, person, ser
     page = client.get("/cas/logout")
     client.post("/cas/logout", data=form_fields(page.get_data(as_text=True)))
     assert parsed(validate(client, ticket))[2] == "INVALID_TICKET"
+
+
+# -- odds and ends ----------------------------------------------------------------------
+
+def test_method_post_returns_the_ticket_in_a_form(client, person):
+    make_cas()
+    ticket_of(cas_login(client))  # signed in
+    resp = client.get("/cas/login?" + urlencode({"service": SERVICE, "method": "POST"}))
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and f'action="{SERVICE}"' in html
+    ticket = re.search(r'name="ticket" value="(ST-[0-9a-f]+)"', html).group(1)
+    assert "cas_post.js" in html
+    assert parsed(validate(client, ticket))[0] == person.id
+
+
+def test_login_without_service(client, person):
+    resp = client.get("/cas/login")
+    assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login"
+    make_cas()
+    ticket_of(cas_login(client))
+    page = client.get("/cas/login")
+    assert page.status_code == 200 and "您已登录" in page.get_data(as_text=True)
+
+
+def test_english_unknown_service_page(client):
+    resp = client.get("/cas/login?" + urlencode({"service": "https://evil.example/",
+                                                 "lang": "en"}))
+    assert resp.status_code == 400 and "Unregistered website" in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("settings_value,problem", [
+    ({"CAS_TICKET_TTL": 0}, "IDP_CAS_TICKET_TTL"),
+    ({"CAS_PGT_TTL": -1}, "IDP_CAS_PGT_TTL"),
+    ({"CAS_PROXY_CA_FILE": "/nonexistent/ca.pem"}, "IDP_CAS_PROXY_CA_FILE"),
+])
+def test_cas_settings_are_validated(tmp_path, monkeypatch, settings_value, problem):
+    from idp import settings
+    from idp.settings import ConfigError
+
+    for key in ("IDP_CAS_TICKET_TTL", "IDP_CAS_PGT_TTL", "IDP_CAS_PROXY_CA_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    cfg = settings.load(str(tmp_path), {"ISSUER": "http://localhost", **settings_value})
+    with pytest.raises(ConfigError, match=problem):
+        settings.validate(cfg, instance_path=str(tmp_path))
