@@ -242,3 +242,9 @@ def test_dashboard_counts_what_was_recorded(client, ctx, tmp_path):
     assert [s["name"] for s in data["sign_ins_by_channel"]] == ["kiosk"]
     assert data["active_sessions_estimate"] == 1
     assert client.get("/admin/static/vendor/chart.umd.min.js").status_code == 200
+
+
+def test_pages_in_english(client, ctx):
+    _staff(ctx, client, "security_admin")
+    html = client.get("/admin/people?lang=en").get_data(as_text=True)
+    assert "Everyone" in html and "Find by" in html and "全部人员" not in html
