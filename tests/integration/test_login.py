@@ -203,11 +203,14 @@ def test_parallel_guesses_cannot_outrun_the_lockout(ctx, person, monkeypatch):
 
     monkeypatch.setattr(pw, "verify_password", slow_verify)
     results = []
+    # Read once here: ``person`` belongs to this thread's session, and threads loading
+    # its expired attributes at once would share that session's connection.
+    id_number = person.id_number
 
     def guess():
         with ctx.app_context():
             gate.wait()
-            results.append(pw.authenticate(person.id_number, "wrong-guess").error)
+            results.append(pw.authenticate(id_number, "wrong-guess").error)
 
     threads = [threading.Thread(target=guess) for _ in range(threshold * 2)]
     for t in threads:
