@@ -65,6 +65,29 @@ def install(app: Flask, wants_json: Callable[[], bool]) -> None:
 
     for kind in (StoreUnavailable, *DATABASE_DOWN, *_redis_errors()):
         app.register_error_handler(kind, unavailable)
+    # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later).
+    app.teardown_appcontext(_close_session)
+
+
+def _close_session(_exc) -> None:
+    """End the request's database session even when its connection died meanwhile.
+
+    Closing rolls back on the server; if PostgreSQL went away after the answer was made
+    (a restart, a failover), that rollback raises while the app context is torn down —
+    after the error handlers — and the client would get gunicorn's bare 500 instead of
+    the answer already made. The connection is then only dropped (invalidated)."""
+    from .extensions import db
+
+    try:
+        db.session.remove()
+    except DATABASE_DOWN as exc:
+        log.warning("database connection lost while closing a session (%s); dropped",
+                    type(getattr(exc, "orig", None) or exc).__name__)
+        try:
+            db.session.invalidate()
+        except Exception:  # noqa: BLE001, S110 - nothing more can be done with it
+            pass
+        db.session.registry.clear()
 
 
 def _rollback() -> None:

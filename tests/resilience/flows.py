@@ -86,6 +86,7 @@ class Load:
 
         self.app, self.token = app, access_token
         self.answers: list[tuple[float, int]] = []
+        self.escaped: list[str] = []  # exceptions the app let through (should be none)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
@@ -96,7 +97,10 @@ class Load:
         while not self._stop.is_set():
             try:
                 status = userinfo(self.app, browser, self.token)
-            except Exception:  # noqa: BLE001 - a 500 escaping the app counts as a failure
+            except Exception as exc:  # noqa: BLE001 - escaping the app counts as a failure
+                import traceback
+
+                self.escaped.append("".join(traceback.format_exception(exc))[-3000:])
                 status = 599
             self.answers.append((time.monotonic(), status))
             self._stop.wait(0.02)
@@ -127,6 +131,6 @@ class Load:
         after = [(t, s) for t, s in self.answers if t >= since]
         failed = [(t, s) for t, s in after if s != 200]
         recovered = (max(t for t, _ in failed) - since) if failed else 0.0
-        return {"requests": len(after), "failed": len(failed),
+        return {"requests": len(after), "failed": len(failed), "escaped": self.escaped[:1],
                 "statuses": sorted({s for _, s in failed}),
                 "seconds_to_recovery": round(recovered, 2)}
