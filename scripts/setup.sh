@@ -59,6 +59,10 @@ if [ $want_test -eq 1 ]; then
   # Apache httpd with mod_auth_cas: tests/e2e/test_cas_apache.py runs its own Apache as a
   # CAS-protected site on a loopback port (no system service).
   [ -f /usr/lib/apache2/modules/mod_auth_cas.so ] || apt_install apache2-bin libapache2-mod-auth-cas
+  # tests/resilience starts its own redis-server processes (Sentinel, Cluster, TLS) and a
+  # second PostgreSQL cluster with a streaming standby (initdb, pg_basebackup, pg_ctl).
+  command -v redis-server >/dev/null || apt_install redis-server redis-tools
+  command -v pg_basebackup >/dev/null || apt_install postgresql
   if [ -f tests/e2e/package.json ]; then
     if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules ]; then
       if [ -f tests/e2e/package-lock.json ]; then npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
