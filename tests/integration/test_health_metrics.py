@@ -140,6 +140,11 @@ def test_database_unreachable_fails_closed(tmp_path):
     assert token.status_code == 503
     assert token.get_json()["error"] == "temporarily_unavailable"
     assert client.get("/healthz").status_code == 200
+    # The scrape still answers (the database's own figures left out) and counts the 503s.
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert 'idp_store_errors_total{part="database"}' in scrape.get_data(as_text=True)
+    assert "idp_audit_pending_entries" not in scrape.get_data(as_text=True)
 
 
 # -- failing closed with the store down ---------------------------------------------------
