@@ -123,6 +123,15 @@ def pending_for(person_id: str) -> list[Approval]:
     return [a for a in out if a.kind != "qr" or newest.get(a.extra.get("browser")) == a.id]
 
 
+# What happens when a request of a kind is decided (e.g. CIBA ping mode notifies the
+# client): registered by the kind's own module, so this one imports none of them.
+_ON_DECIDED: dict[str, Any] = {}
+
+
+def on_decided(kind: str, listener) -> None:
+    _ON_DECIDED[kind] = listener
+
+
 def decide(aid: str, person_id: str, approve: bool, *, amr: list[str],
            acr: str | None) -> Approval | None:
     """Approve or deny once. None if the request is not this person's, expired, or
@@ -137,6 +146,8 @@ def decide(aid: str, person_id: str, approve: bool, *, amr: list[str],
     a.acr = acr
     a.decided_at = time.time()
     _save(a)
+    if a.kind in _ON_DECIDED:
+        _ON_DECIDED[a.kind](a)
     return a
 
 

@@ -27,8 +27,9 @@ the account holder is the person standing there, the tokens say ``amr`` … ``"c
 and ``L5`` ("in person at a counter"), and the account records that level with method
 ``counter`` and the clerk as the one who verified it. Hotlines cannot vouch for this.
 
-Only the poll delivery mode is offered (discovery says so); ``client_notification_token``
-is ignored, as are ``user_code`` (``backchannel_user_code_parameter_supported`` false).
+Poll mode, and ping mode (:mod:`idp.channels.ciba_ping`) for clients registered with
+``backchannel_token_delivery_mode`` ``ping``; ``user_code`` is not supported
+(``backchannel_user_code_parameter_supported`` false).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from ..oidc.grants import (
 )
 from ..oidc.subject import Subject, new_subject
 from ..store import store
-from . import approvals
+from . import approvals, ciba_ping
 
 bp = Blueprint("ciba", __name__)
 
@@ -300,12 +301,13 @@ def _validate(req, client) -> dict[str, Any]:
             # per counter client at registration (``--in-person-checks``).
             raise UnauthorizedClientError("The client is not permitted to vouch for "
                                           "in-person document checks.")
+    notify = ciba_ping.notification_token(client, _param(req, "client_notification_token"))
     slot = _take_hint_slot(client)
     person = _find_person(_param(req, "login_hint"))
     _count_hit(slot)
     return {"scope": client.get_allowed_scope(scope), "binding_message": binding,
             "staff": staff, "expires_in": expires_in, "acr_asked": acr_asked,
-            "person": person, "in_person": in_person}
+            "person": person, "in_person": in_person, "notify": notify}
 
 
 def _may_check_in_person(client) -> bool:
@@ -343,7 +345,9 @@ def bc_authorize():
         "ciba", client.client_id, ttl=p["expires_in"], person_id=person.id,
         binding_message=p["binding_message"], scope=p["scope"], acr_asked=p["acr_asked"],
         extra={"act": act, "client_name": client.name, "channel": client.channel,
-               "interval": interval, "in_person": p["in_person"]})
+               "interval": interval, "in_person": p["in_person"],
+               **({"ping": {"endpoint": client.meta("backchannel_client_notification_endpoint"),
+                            "token": p["notify"]}} if p["notify"] else {})})
     try:
         _admit(a)
     except TooManyPendingError as err:
@@ -525,7 +529,7 @@ def register(app, server) -> None:
     metadata.publish(
         app,
         backchannel_authentication_endpoint=base + "/bc-authorize",
-        backchannel_token_delivery_modes_supported=["poll"],
+        backchannel_token_delivery_modes_supported=["poll", "ping"],
         backchannel_user_code_parameter_supported=False,
         grant_types_supported=[CIBA],
     )

@@ -67,7 +67,10 @@ def check_url(uri: str, *, allow_private: bool) -> None:
             raise FetchError("points at a loopback, private or reserved address")
 
 
-def fetch(uri: str, *, timeout: float, max_bytes: int, allow_private: bool) -> bytes:
+def fetch(uri: str, *, timeout: float, max_bytes: int, allow_private: bool,
+          method: str = "GET", body: bytes | None = None, headers: dict | None = None,
+          ok_status: tuple[int, ...] = (200,)) -> bytes:
+    """The response body of ``method uri`` (FetchError unless its status is ok_status)."""
     check_url(uri, allow_private=allow_private)
     parts = urlsplit(uri)
     https = parts.scheme == "https"
@@ -82,10 +85,11 @@ def fetch(uri: str, *, timeout: float, max_bytes: int, allow_private: bool) -> b
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     try:
-        resp = pool.urlopen("GET", path, headers={"Host": host, "Accept": "application/json"},
-                            redirect=False, preload_content=False)
+        resp = pool.urlopen(method, path, body=body, redirect=False, preload_content=False,
+                            headers={"Host": host, "Accept": "application/json",
+                                     **(headers or {})})
         try:
-            if resp.status != 200:
+            if resp.status not in ok_status:
                 raise FetchError(f"answered HTTP {resp.status}")
             body = bytearray()
             for chunk in resp.stream(8192):

@@ -118,7 +118,7 @@ def test_openid_client_polls_ciba_approved_denied_and_sms(node, idp, world):
     assert r["completed"], explain(r, "flow did not complete")
 
     d = ok(r, "discovery")
-    assert d["endpoint"] == idp.issuer + "/bc-authorize" and d["modes"] == ["poll"]
+    assert d["endpoint"] == idp.issuer + "/bc-authorize" and d["modes"] == ["poll", "ping"]
     assert d["user_code"] is False and d["grant_listed"] is True
     refused(r, "unknown_user", "unknown_user_id", 400)
     start = ok(r, "bc_authorize")

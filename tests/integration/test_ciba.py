@@ -84,10 +84,10 @@ def set_level(person: Person, level: str) -> None:
     db.session.commit()
 
 
-def test_discovery_advertises_poll_mode_ciba(client):
+def test_discovery_advertises_poll_and_ping_mode_ciba(client):
     doc = client.get("/.well-known/openid-configuration").get_json()
     assert doc["backchannel_authentication_endpoint"] == "http://localhost/bc-authorize"
-    assert doc["backchannel_token_delivery_modes_supported"] == ["poll"]
+    assert doc["backchannel_token_delivery_modes_supported"] == ["poll", "ping"]
     assert doc["backchannel_user_code_parameter_supported"] is False
     assert CIBA in doc["grant_types_supported"]
     assert "authorization_code" in doc["grant_types_supported"]
