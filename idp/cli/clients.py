@@ -9,6 +9,7 @@ import click
 
 from .. import audit
 from ..saml.cli import saml_options
+from ..saml.cli import saml_options
 from .common import app_context, emit, fail, operator
 
 
@@ -18,6 +19,7 @@ def client() -> None:
 
 
 @client.command("add")
+@saml_options
 @saml_options
 @click.option("--client-id", required=True)
 @click.option("--name", default=None)

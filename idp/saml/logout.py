@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from flask import current_app, g, has_app_context, redirect
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.samlp import STATUS_SUCCESS
 
@@ -64,11 +65,18 @@ def notify(client_ids: list[str], person_id: str, sid: str) -> list:
         _id, req = server.create_logout_request(
             soap, sp.meta("entity_id"), name_id=nid, sign=True, reason="urn:oasis:names:tc:"
             "SAML:2.0:logout:user", expire=None, sign_alg=SIGN_ALG, digest_alg=DIGEST_ALG)
-        envelope = server.apply_binding(BINDING_SOAP, str(req), soap)
         futures.append(_pool.submit(
-            _deliver, sp.client_id, soap, envelope["data"], cfg["BACKCHANNEL_LOGOUT_ATTEMPTS"],
+            _deliver, sp.client_id, soap, _envelope(str(req)), cfg["BACKCHANNEL_LOGOUT_ATTEMPTS"],
             cfg["BACKCHANNEL_LOGOUT_BACKOFF"], cfg["BACKCHANNEL_LOGOUT_TIMEOUT"]))
     return futures
+
+
+def _envelope(signed_xml: str) -> str:
+    """The SOAP 1.1 envelope of the SAML SOAP binding (§3.2) around a signed message
+    (wrapped as text: re-serialising it would break the signature)."""
+    body = re.sub(r"^\s*<\?xml[^>]*\?>", "", signed_xml)
+    return ('<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">'
+            f"<SOAP-ENV:Body>{body}</SOAP-ENV:Body></SOAP-ENV:Envelope>")
 
 
 def _deliver(client_id: str, uri: str, envelope: str, attempts: int, backoff: float,
