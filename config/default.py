@@ -299,13 +299,6 @@ SAML_ASSERTION_LIFETIME = 300
 SAML_CLOCK_SKEW = 60
 SAML_XMLSEC_BINARY = "xmlsec1"
 
-# SAML 2.0 identity provider (/saml). Assertions are valid this many seconds after
-# issue (the SP must use them at once); messages' clocks may differ by SAML_CLOCK_SKEW
-# seconds. xmlsec1 (Debian package xmlsec1) signs, verifies and encrypts for pysaml2.
-SAML_ASSERTION_LIFETIME = 300
-SAML_CLOCK_SKEW = 60
-SAML_XMLSEC_BINARY = "xmlsec1"
-
 # -- High-assurance relying parties (issue 14: idp.oidc.par, request_object, dpop, mtls,
 # client_keys, registration). FAPI 2.0 clients (`idp client add --profile fapi2`) get
 # the strict form of each whatever the server-wide switches say.
@@ -357,10 +350,3 @@ RESOURCE_SERVERS = []
 METRICS_ALLOW = ["127.0.0.1", "::1"]
 # A long random token for scrapers outside METRICS_ALLOW (at least 16 characters); None: none.
 METRICS_TOKEN = None
-
-# SAML 2.0 identity provider (/saml). Assertions are valid this many seconds after
-# issue (the SP must use them at once); messages' clocks may differ by SAML_CLOCK_SKEW
-# seconds. xmlsec1 (Debian package xmlsec1) signs, verifies and encrypts for pysaml2.
-SAML_ASSERTION_LIFETIME = 300
-SAML_CLOCK_SKEW = 60
-SAML_XMLSEC_BINARY = "xmlsec1"

@@ -129,9 +129,6 @@ def _register_blueprints(app: Flask) -> None:
     from . import saml
 
     saml.init_app(app)  # SAML 2.0 IdP under /saml
-    from . import saml
-
-    saml.init_app(app)  # SAML 2.0 IdP under /saml
     admin.init_app(app)
 
 

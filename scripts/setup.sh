@@ -45,9 +45,6 @@ fi
 # xmlsec1 signs, verifies and encrypts SAML messages for pysaml2 (idp/saml).
 command -v xmlsec1 >/dev/null || apt_install xmlsec1
 
-# xmlsec1 signs, verifies and encrypts SAML messages for pysaml2 (idp/saml).
-command -v xmlsec1 >/dev/null || apt_install xmlsec1
-
 if [ $want_test -eq 1 ]; then
   command -v chromium >/dev/null || apt_install chromium
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
@@ -56,9 +53,6 @@ if [ $want_test -eq 1 ]; then
   { command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || apt_install slapd ldap-utils
   # A CJK font, so screenshots of the Chinese pages show characters, not boxes.
   fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || apt_install fonts-wqy-microhei
-  # mod_auth_mellon: tests/e2e/test_saml_mellon.py runs its own Apache as a SAML service
-  # provider on a loopback port (no system service).
-  [ -f /usr/lib/apache2/modules/mod_auth_mellon.so ] || apt_install apache2-bin libapache2-mod-auth-mellon
   # mod_auth_mellon: tests/e2e/test_saml_mellon.py runs its own Apache as a SAML service
   # provider on a loopback port (no system service).
   [ -f /usr/lib/apache2/modules/mod_auth_mellon.so ] || apt_install apache2-bin libapache2-mod-auth-mellon

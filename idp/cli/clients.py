@@ -9,7 +9,6 @@ import click
 
 from .. import audit
 from ..saml.cli import saml_options
-from ..saml.cli import saml_options
 from .common import app_context, emit, fail, operator
 
 
@@ -19,7 +18,6 @@ def client() -> None:
 
 
 @client.command("add")
-@saml_options
 @saml_options
 @click.option("--client-id", required=True)
 @click.option("--name", default=None)
