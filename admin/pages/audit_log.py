@@ -9,6 +9,8 @@ import datetime as dt
 
 from flask import Response, g, render_template, request, stream_with_context
 
+from idp import audit
+
 from .. import audit_query, auth
 from ..views import CST, bp
 from .common import page_arg, pages
@@ -49,6 +51,7 @@ def audit_log():
     return render_template("admin/audit.html", rows=rows, total=total, page=number,
                            pages=pages(total, PER_PAGE), args=args, channels=CHANNELS,
                            events=audit_query.event_names(), verified=None,
+                           head=audit.head(),
                            may_export="audit.export" in g.admin_perms,
                            may_verify="audit.verify" in g.admin_perms)
 
@@ -73,4 +76,5 @@ def audit_verify():
     return render_template("admin/audit.html", rows=rows, total=total, page=1,
                            pages=pages(total, PER_PAGE), args=args, channels=CHANNELS,
                            events=audit_query.event_names(), verified=result,
+                           head=(result["head"]["seq"], result["head"]["hash"]),
                            may_export="audit.export" in g.admin_perms, may_verify=True)
