@@ -552,3 +552,13 @@ def test_cas_settings_are_validated(tmp_path, monkeypatch, settings_value, probl
     cfg = settings.load(str(tmp_path), {"ISSUER": "http://localhost", **settings_value})
     with pytest.raises(ConfigError, match=problem):
         settings.validate(cfg, instance_path=str(tmp_path))
+
+
+def test_signed_in_through_cas_an_oidc_site_needs_no_password(client, person):
+    from tests.helpers import authorize_url, make_client, query
+
+    make_cas()
+    ticket_of(cas_login(client))  # the password, typed once, on the CAS service's behalf
+    rp = make_client("oidc1", first_party=True)
+    resp = client.get(authorize_url(rp))
+    assert resp.status_code == 302 and "code" in query(resp.headers["Location"])
