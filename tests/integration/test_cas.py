@@ -562,3 +562,18 @@ def test_signed_in_through_cas_an_oidc_site_needs_no_password(client, person):
     rp = make_client("oidc1", first_party=True)
     resp = client.get(authorize_url(rp))
     assert resp.status_code == 302 and "code" in query(resp.headers["Location"])
+
+
+@pytest.mark.parametrize("path", [
+    "/cas/login?service=%00", "/cas/login?service=https://a:99999/&renew=%ff",
+    "/cas/login?service=" + "a" * 5000, "/cas/login?service=https://portal.example.gov.cn/app/&_rid=%00",
+    "/cas/p3/serviceValidate?service=%00&ticket=ST-%00", "/cas/validate?ticket=ST-1",
+    "/cas/p3/serviceValidate?service=x&ticket=ST-1&pgtUrl=https://a:99999/",
+    "/cas/proxy?pgt=PGT-%00&targetService=https://a:99999/",
+    "/cas/proxyValidate?service=x&ticket=PT-1&format=%ff",
+    "/cas/logout?service=%00",
+])
+def test_bad_input_is_a_4xx_or_a_cas_failure_never_a_500(client, path):
+    make_cas()
+    resp = client.get(path)
+    assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
