@@ -4,7 +4,7 @@ bulk decisions on a filtered set that are confirmed, audited and undoable.
 A bulk decision is every item's own decision (``connectors.review.approve`` /
 ``reject``, one transaction each, so one refusal does not stop the rest), tagged with a
 batch id in the item's ``outcome``; undoing the batch undoes each item still in the
-state the batch left it. At most ``BULK_LIMIT`` items per request, so a request never
+state the batch left it. At most ``BULK_LIMIT`` (500) items per request, so a request never
 runs for minutes; the answer says how many remain.
 """
 
@@ -19,7 +19,9 @@ from idp import audit
 from idp.extensions import db
 from idp.models import LegacyAccount, ReviewItem
 
-BULK_LIMIT = 1000
+# Measured on PostgreSQL (2 shared cores): 1000 items took 18 s to decide and 29 s to
+# undo; 500 keeps a request well inside the worker timeout (60 s).
+BULK_LIMIT = 500
 
 
 @dataclass(frozen=True)
