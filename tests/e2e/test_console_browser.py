@@ -34,6 +34,11 @@ pytestmark = pytest.mark.browser
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
 OTHER_ID = "11010519491231002X"
+# The first few elements whose right edge is beyond the window (a phone page must not
+# scroll sideways), named so that a failure says which.
+WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5)
+    .map(e => e.tagName + '.' + e.className + '#' + e.id)"""
 ROLE_PAGES = {
     "system_admin": ["/admin/dashboard", "/admin/review", "/admin/merges", "/admin/clients",
                      "/admin/clients/pending", "/admin/clients/new", "/admin/clients/{client}",
@@ -120,11 +125,8 @@ def test_every_console_page_passes_axe_on_desktop_and_phone(console_idp, browser
                     assert resp.status == 200, (path, resp.status)
                     _axe(page, f"{path} ({size})")
                     if size == "phone":
-                        wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
-                            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-                            .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id
-                                             + ' ' + Math.round(e.getBoundingClientRect().right))""")
-                        assert not wide, (path, wide)
+                        wide = page.evaluate(WIDER_THAN_SCREEN)
+                        assert not wide, (path, wide)  # which elements stick out, if any
                         assert_fits_width(page, f"{path} on a phone")
         # the audit administrator sees the log and nothing else
         assert page.goto(idp.url("/admin/people")).status == 403
