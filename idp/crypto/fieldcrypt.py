@@ -54,12 +54,6 @@ def parse_kek(text: str) -> bytes:
     return raw
 
 
-def kek_id(kek: bytes) -> str:
-    """A short public identifier of a KEK (HKDF output under its own label: reveals
-    nothing of the key) — what backups and ``idp kek status`` name it by."""
-    return _derive(kek, "kek/id", 8).hex()
-
-
 class FieldCrypto:
     def __init__(self, kek: bytes):
         self._enc = _derive(kek, "pii/sm4-gcm", 16)

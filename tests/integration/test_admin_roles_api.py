@@ -182,3 +182,17 @@ def test_openapi_document_is_valid_and_declares_schemas(client, ctx):
             if ok and "application/json" in ok["content"]:
                 assert ok["content"]["application/json"]["schema"] != {"type": "object"}, path
     assert "adminClient" in doc["components"]["securitySchemes"]
+
+
+def test_requests_outside_their_schema_are_400s(app, ctx, staff):
+    victim = make_person()
+    sec = app.test_client()
+    sign_in(sec, ctx, staff["security_admin"])
+    h = _headers(sec)
+    lock = f"/admin/api/people/{victim.id}/lock"
+    for body in ({}, {"reason": ""}, {"reason": "x", "extra": 1}, {"reason": 5}, ["x"]):
+        resp = sec.post(lock, json=body, headers=h)
+        assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request", body
+    assert sec.get("/admin/api/people?page=%D9%A3").status_code == 400
+    assert sec.post(lock, json={"reason": "x"}).status_code == 400  # no CSRF token
+    assert db.session.get(Person, victim.id).status == "active"
