@@ -44,7 +44,7 @@ def template_context() -> dict:
             "switch_lang_url": switch_lang_url(other),
             "switch_lang_label": "中文" if lang == "en" else "English",
             "elder_mode": elder_mode(), "display_toggle_url": display_toggle_url(),
-            "local_time": local_time}
+            "local_time": local_time, "zone_label": zone_label}
 
 
 # -- the elder-friendly display (idp.display switches it)

@@ -278,7 +278,7 @@ def _history(org: Organisation, limit: int = HISTORY_LIMIT) -> list[HistoryRow]:
         person, client = people.get(e.actor), clients.get(e.client_id)
         details = e.details if isinstance(e.details, dict) else {}
         rows.append(HistoryRow(
-            time=dt.datetime.fromtimestamp(e.ts, CST).strftime("%Y-%m-%d %H:%M:%S"),
+            time=local_time(e.ts, seconds=True, zone=False),
             name=mask_name(person.name) if person else "—",
             client=(client.name or client.client_id) if client else (e.client_id or "—"),
             role=_role_name(details.get("role"))))

@@ -98,7 +98,9 @@ def _session(fresh: bool = False) -> sso.SSOSession | None:
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, _CST).strftime("%Y-%m-%d %H:%M") if ts else ""
+    from ..ui import local_time  # one zone, named, for every time shown
+
+    return local_time(ts)
 
 
 def _index_page(sess, status: int = 200):

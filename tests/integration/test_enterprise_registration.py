@@ -112,3 +112,24 @@ def test_a_self_declared_account_or_stale_session_is_sent_to_verify_first(ctx):
     resp = browser.post("/account/enterprise/register", data={"uscc": LED_BY_DEMO})
     assert resp.status_code in (302, 400)  # no CSRF token, or sent to sign in again
     assert orgs.find_org(LED_BY_DEMO) is None
+
+
+def test_the_application_shows_in_the_console_queue(ctx):
+    import json
+
+    from idp.models import AdminRole
+    from tests.integration.test_admin_console import sign_in
+
+    _citizen(ctx)
+    _submit(_signed_in(ctx), LED_BY_OTHER, "福州演示物流有限公司")
+    reviewer = make_person(id_number="350102198001011233", name="审核员", phone="13900001111")
+    reviewer.assurance_level = "L3"
+    db.session.add(AdminRole(person_id=reviewer.id, role="reviewer", granted_by="test"))
+    db.session.commit()
+    console = ctx.test_client()
+    sign_in(console, ctx, reviewer)
+    listing = console.get("/admin/api/review?state=pending")
+    assert listing.status_code == 200
+    body = json.dumps(listing.get_json(), ensure_ascii=False)
+    assert listing.get_json()["total"] == 1 and DEMO_ID not in body
+    assert console.get("/admin/review").status_code == 200
