@@ -345,3 +345,8 @@ def live_idp(tmp_path_factory) -> Iterator[LiveIdP]:
         idp.run_cli("init")
         with running(idp):
             yield idp
+
+
+# The CAS tests' one provider (python-cas, mod_auth_cas, the CAS demo site), shared by
+# their modules; at the end, since it is built from the helpers above.
+from .cas_provider import cas_setup  # noqa: E402,F401

@@ -2,16 +2,14 @@
 signing in through the login form in headless Chromium, the ticket validated by
 mod_auth_cas (CAS 3.0 attributes, checked by ``Require cas-attribute``), refused on
 replay, for another page and once expired, and CAS single logout ending mod_auth_cas's
-own session. Nothing of the provider is imported."""
+own session. And the CAS demo site of ``idp serve --demo``: signed in on the province
+portal (OIDC), it signs in without a password, and one logout ends both. Nothing of the
+provider is imported."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -20,40 +18,15 @@ from playwright.sync_api import expect
 
 from .apache_cas import Apache
 from .browser import fill_login, open_context
-from .conftest import LiveIdP, provider, running
+from .cas_provider import CITIZEN_ID, CITIZEN_PASSWORD, TICKET_TTL
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP
 
 pytestmark = pytest.mark.browser
 
-CITIZEN_ID = "11010519491231002X"
-CITIZEN_PASSWORD = "E2e-Password-2026"
-TICKET_TTL = 4  # seconds; mod_auth_cas validates at once, and the test waits it out once
-
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[LiveIdP, Apache]]:
-    with provider(tmp_path_factory, "cas-apache-idp", span=3,
-                  env={"IDP_CAS_TICKET_TTL": str(TICKET_TTL)}) as idp:
-        port = idp.port + 1  # the site; port + 1 its TLS front for the provider
-        idp.run_cli("init")
-        idp.run_cli("user", "add", "--id-number", CITIZEN_ID, "--name", "王五",
-                    "--password", CITIZEN_PASSWORD, "--phone", "13912345678")
-        idp.run_cli("client", "add", "--client-id", "apache", "--name", "市民服务网（Apache）",
-                    "--protocol", "cas", "--first-party",
-                    "--service", f"http://127.0.0.1:{port}/*")
-        # Not under pytest's private temporary directory: Apache's children run as nobody
-        # when the tests run as root, and must reach their scripts and cookie directory.
-        root = Path(tempfile.mkdtemp(prefix="idp-apache-"))
-        root.chmod(0o755)
-        apache = Apache(root, port=port, tls_port=port + 1, idp_url=idp.base_url)
-        try:
-            with running(idp):
-                apache.start()
-                try:
-                    yield idp, apache
-                finally:
-                    apache.stop()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+def site(cas_setup) -> tuple[LiveIdP, Apache]:
+    return cas_setup.idp, cas_setup.apache
 
 
 def ticket_url(idp: LiveIdP, service: str) -> str:
@@ -134,3 +107,40 @@ def test_expired_ticket_is_refused(site):
     before = len(apache.refusals())
     assert not signed_in(requests.get(url, allow_redirects=False, timeout=20))
     assert apache.refusals()[before:] == ["INVALID_TICKET"]
+
+
+def test_demo_oidc_sign_in_carries_to_the_cas_demo_site_and_logout_ends_both(cas_setup, browser):
+    idp, province, cas_site = cas_setup.idp, cas_setup.province, cas_setup.cas_demo
+    with open_context(browser) as context:
+        _demo_flow(idp, province, cas_site, context)
+
+
+def _demo_flow(idp, province, cas_site, context):
+    page = context.new_page()
+    page.goto(cas_site + "/")  # gateway: not signed in anywhere, no page of the provider
+    expect(page.locator("#status")).to_have_attribute("data-state", "signed-out")
+
+    page.goto(province + "/")
+    page.click("#login")
+    page.wait_for_url(idp.base_url + "/login?**")
+    fill_login(page, DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD)
+    page.wait_for_url(province + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "signed-in")
+
+    cas = context.new_page()
+    cas.goto(cas_site + "/login")  # one click, no password: the session is shared
+    cas.wait_for_url(cas_site + "/")
+    expect(cas.locator("#status")).to_have_attribute("data-state", "signed-in")
+    expect(cas.locator("#status")).to_contain_text("张三")
+    expect(cas.locator("#status")).to_contain_text("110105********1239")
+
+    page.click("#logout")  # RP-initiated logout at the province portal
+    page.wait_for_url(province + "/**")
+    expect(page.locator("#status")).to_have_attribute("data-state", "signed-out")
+    deadline = time.monotonic() + 10
+    while True:
+        cas.goto(cas_site + "/")
+        if cas.locator("#status").get_attribute("data-state") == "signed-out":
+            break
+        assert time.monotonic() < deadline, "the CAS site kept its session after logout"
+        time.sleep(0.2)

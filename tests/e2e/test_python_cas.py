@@ -8,50 +8,26 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from cas import CASClientV2, CASClientV3
 
-from tests.cas_helpers import Service, self_signed
+from tests.cas_helpers import Service
 
-from .conftest import LiveIdP, provider, running
-
-CITIZEN_ID = "11010519491231002X"
-CITIZEN_PASSWORD = "E2e-Password-2026"
-TICKET_TTL = 3  # seconds; long enough for these loopback calls, short enough to wait out
+from .cas_provider import BACKEND, CITIZEN_ID, CITIZEN_PASSWORD, TICKET_TTL
+from .conftest import LiveIdP
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory) -> Iterator[tuple[Service, Service]]:
-    """The CAS-protected application (http on loopback) and its https proxy callback."""
-    cert, key = self_signed(tmp_path_factory.mktemp("cas-tls"))
-    app, callback = Service(), Service(tls=(cert, key))
-    app.cert = cert
-    yield app, callback
-    app.close()
-    callback.close()
+def cas_idp(cas_setup) -> LiveIdP:
+    return cas_setup.idp
 
 
 @pytest.fixture(scope="module")
-def cas_idp(tmp_path_factory, services) -> Iterator[LiveIdP]:
-    app, callback = services
-    env = {"IDP_CAS_TICKET_TTL": str(TICKET_TTL), "IDP_CAS_PROXY_CA_FILE": str(app.cert)}
-    with provider(tmp_path_factory, "cas-idp", env=env) as idp:
-        idp.run_cli("init")
-        idp.run_cli("user", "add", "--id-number", CITIZEN_ID, "--name", "王五",
-                    "--password", CITIZEN_PASSWORD, "--phone", "13912345678")
-        out = idp.run_cli("client", "add", "--client-id", "py-cas", "--name", "办事大厅",
-                          "--protocol", "cas", "--first-party",
-                          "--scope", "profile", "--scope", "phone",
-                          "--service", app.base + "/app/*", "--service", callback.base + "/*")
-        assert out["protocol"] == "cas" and out.get("client_secret") is None
-        idp.run_cli("client", "add", "--client-id", "py-cas-backend", "--protocol", "cas",
-                    "--first-party", "--service", "https://backend.example.gov.cn/*")
-        with running(idp):
-            yield idp
+def services(cas_setup) -> tuple[Service, Service]:
+    return cas_setup.app, cas_setup.callback
 
 
 def client(idp: LiveIdP, service: str, version: int = 3, **kwargs):
@@ -134,7 +110,7 @@ def test_proxy_ticket_through_https_callback(cas_idp, services):
     user, _, pgtiou = cas.verify_ticket(ticket)
     assert user and pgtiou and callback.gets[-1]["pgtIou"] == pgtiou
     # python-cas asks /cas/proxy for a ticket to its own service_url: the backend's
-    backend = client(cas_idp, "https://backend.example.gov.cn/api")
+    backend = client(cas_idp, BACKEND)
     pt = backend.get_proxy_ticket(callback.gets[-1]["pgtId"])
     assert pt.startswith("PT-")
     assert backend.verify_ticket(pt)[0] is None  # serviceValidate takes no proxy ticket
