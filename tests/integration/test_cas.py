@@ -577,3 +577,16 @@ def test_bad_input_is_a_4xx_or_a_cas_failure_never_a_500(client, path):
     make_cas()
     resp = client.get(path)
     assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
+
+
+def test_an_operator_ending_the_sessions_reaches_cas_services(client, person, service):
+    from idp import single_logout
+
+    make_cas(services=(service.base + "/*",))
+    ticket = ticket_of(cas_login(client, service=service.base + "/"),
+                       service=service.base + "/")
+    with client.application.test_request_context():
+        futures = single_logout.end_all_sessions(person.id, actor="admin:test",
+                                                 reason="lost phone")
+    assert [f.result(timeout=10) for f in futures] == [True]
+    assert [_logout_request(p) for p in service.posts] == [ticket]
