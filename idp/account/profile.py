@@ -16,7 +16,7 @@ so the page never tells which numbers are registered.
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import audit, single_logout
@@ -120,7 +120,8 @@ def _phone_page(*, new_phone: str = "", sent: str | None = None, errors: dict | 
     return render_template(
         "account/phone.html", who=mask_name(person.name), lost=_lost(),
         old=mask_phone(person.phone) if person.phone else None, new_phone=new_phone,
-        sent=sent, errors=errors or {}, notice=notice), status
+        sent=sent, errors=errors or {}, notice=notice,
+        code_minutes=max(1, int(current_app.config["SMS_CODE_TTL"]) // 60)), status
 
 
 @bp.get("/phone")

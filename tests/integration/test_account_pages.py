@@ -198,6 +198,26 @@ def test_phone_change_needs_codes_from_the_old_and_the_new_number(ctx, person):
     assert (NEW_PHONE, "notice_phone_changed_new") in purposes
 
 
+def test_a_lost_old_phone_needs_a_face_match_level_instead(ctx, person):
+    person.assurance_level = "L3"
+    db.session.commit()
+    browser = sign_in(ctx)
+    resp = browser.get("/account/phone?lost=1")
+    loc = resp.headers["Location"]
+    assert urlsplit(loc).path == "/login/step-up"
+    # The level asked is a face match's (L4): the face step is what the page offers.
+    page = browser.get(loc).get_data(as_text=True)
+    assert 'id="stepup-face"' in page
+
+
+def test_the_code_field_says_how_long_a_code_lasts(ctx, person):
+    browser = sign_in(ctx)
+    token = csrf(browser, "/account/phone")
+    sent = browser.post("/account/phone", data={"csrf_token": token, "phone": NEW_PHONE,
+                                                "action": "send_code"})
+    assert 'id="code-time"' in sent.get_data(as_text=True)
+
+
 def test_a_number_of_another_account_gets_the_same_answer_and_no_code(ctx, person):
     from tests.helpers import make_person
 
