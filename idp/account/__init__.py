@@ -13,10 +13,11 @@ from . import (  # noqa: F401 (routes)
     sessions,
 )
 from .views import _scope_names, bp
-from .words import channel, level, methods
+from .words import channel, level, meaning, methods
 
 # Levels explained in words on every page that names one (the home page too).
 bp.add_app_template_global(level, "level_words")
+bp.add_app_template_global(meaning, "level_meaning")
 # An appointment's business scopes in words (the enterprise picker: not "all").
 bp.add_app_template_global(_scope_names, "business_scope_words")
 bp.add_app_template_global(methods, "method_words")  # amr: "密码、窗口现场核验", not "pwd, counter"

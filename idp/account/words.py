@@ -51,6 +51,11 @@ def level(code: str | None) -> str:
     return str(LEVELS.get(code or "", code or "—"))
 
 
+def meaning(code: str | None) -> str:
+    """What a level means, without its code (for pages that show the code already)."""
+    return level(code).partition(" · ")[2]
+
+
 def channel(code: str | None) -> str:
     return str(CHANNELS.get(code or "web", CHANNELS["web"]))
 
