@@ -213,6 +213,14 @@ def disable_client(client_id: str, body: StatusBody):
           "registration", permission="clients.write", tag="clients", body=StatusBody,
           out=ClientOut, params=CLIENT, errors=(409,))
 def enable_client(client_id: str, body: StatusBody):
+    if _client(client_id).status == "pending":  # approval: through the onboarding rules
+        from idp import onboarding
+
+        try:
+            onboarding.approve_client(client_id, actor=g.admin_id, reason=body.reason)
+        except ClientError as exc:
+            raise APIError(409, "conflict", str(exc)) from None
+        return client_admin.describe(_client(client_id))
     return _status(client_id, "active", body.reason)
 
 

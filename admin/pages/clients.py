@@ -14,7 +14,7 @@ from flask import abort, flash, g, get_flashed_messages, redirect, render_templa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from idp import audit, client_admin
+from idp import audit, client_admin, onboarding
 from idp.clients import ClientError, register_client
 from idp.crypto.keys import SIGNING_ALGS
 from idp.extensions import db
@@ -94,7 +94,9 @@ def _render_client(client_id: str, *, error=None, status=200, secret=None, form=
     if row is None:
         abort(404)
     info = client_admin.describe(row)
-    return render_template("admin/client.html", c=info, stats=client_admin.stats(client_id),
+    asked = onboarding.requested(row) if row.status == "pending" else None
+    return render_template("admin/client.html", c=info, asked=asked,
+                           stats=client_admin.stats(client_id),
                            error=error, secret=secret, f=form or info, channels=CHANNELS,
                            statuses=STATUS, algs=SIGNING_ALGS, grants=sorted(GRANT_TYPES),
                            may_write="clients.write" in g.admin_perms,
@@ -125,6 +127,40 @@ def client_edit(client_id: str):
         return _render_client(client_id, error=_client_error(str(exc)), status=400)
     flash(_("已保存。"))
     return redirect(url_for(".client", client_id=client_id))
+
+
+@bp.post("/clients/<client_id>/approve")
+@auth.require("clients.write")
+def client_approve(client_id: str):
+    """A pending (dynamically registered) client goes live (idp.onboarding); what it asked
+    for beyond the basics only when ticked here."""
+    if client_admin.get(client_id) is None:
+        abort(404)
+    try:
+        onboarding.approve_client(client_id, actor=g.admin_id,
+                                  grant_sensitive=request.form.get("grant_sensitive") == "1",
+                                  grant_channel=request.form.get("grant_channel") == "1",
+                                  reason=request.form.get("reason", "").strip()[:500])
+    except ClientError as exc:
+        db.session.rollback()
+        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+    flash(_("已批准，应用已启用。"))
+    return redirect(url_for(".client", client_id=client_id))
+
+
+@bp.post("/clients/<client_id>/reject")
+@auth.require("clients.write")
+def client_reject(client_id: str):
+    if client_admin.get(client_id) is None:
+        abort(404)
+    try:
+        onboarding.reject_client(client_id, actor=g.admin_id,
+                                 reason=request.form.get("reason", "").strip()[:500])
+    except ClientError as exc:
+        db.session.rollback()
+        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+    flash(_("已驳回注册申请 %(id)s。", id=client_id))
+    return redirect(url_for(".pending_clients"))
 
 
 @bp.post("/clients/<client_id>/<action>")

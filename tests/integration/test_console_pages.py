@@ -248,3 +248,23 @@ def test_pages_in_english(client, ctx):
     _staff(ctx, client, "security_admin")
     html = client.get("/admin/people?lang=en").get_data(as_text=True)
     assert "Everyone" in html and "Find by" in html and "全部人员" not in html
+
+
+def test_pending_registration_is_approved_or_rejected_from_its_page(client, ctx):
+    for cid in ("dyn1", "dyn2"):
+        make_client(cid)
+        db.session.scalar(db.select(Client).where(Client.client_id == cid)).status = "pending"
+    db.session.commit()
+    _staff(ctx, client, "system_admin")
+    page = client.get("/admin/clients/dyn1").get_data(as_text=True)
+    assert 'id="approve"' in page and 'id="reject"' in page
+    token = form_fields(page)["csrf_token"]
+    client.post("/admin/clients/dyn1/approve", data={"csrf_token": token, "reason": "核验通过"})
+    client.post("/admin/clients/dyn2/reject", data={"csrf_token": token, "reason": "材料不全"})
+    db.session.expire_all()
+    assert db.session.scalar(db.select(Client.status).where(Client.client_id == "dyn1")) \
+        == "active"
+    assert db.session.scalar(db.select(Client).where(Client.client_id == "dyn2")) is None
+    assert {"client.approved", "client.rejected"} <= {e["event"] for e in audit.export(0)}
+    again = client.post("/admin/clients/dyn1/approve", data={"csrf_token": token})
+    assert again.status_code == 400  # no longer pending
