@@ -263,6 +263,22 @@ CERT_ID_FIELD = "serialNumber"
 # (another port is fine) so the sign-in cookies are shared. None: /login/cert on this site.
 CERT_LOGIN_URL = None
 
+# -- The account pages and the rough edges of issue 11 (idp.account, idp.authn.new_device)
+# Times shown to people are in this zone (an IANA name), always with the zone's name
+# next to them, so a hall screen and an enterprise page never disagree.
+TIME_ZONE = "Asia/Shanghai"
+# Closing an account (注销) waits this many days, during which the person may cancel;
+# then personal data is erased (`idp account close-due` runs the erasures due).
+ACCOUNT_CLOSE_COOLING_DAYS = 15
+# How far back a person's own sign-in history goes, and how many entries per page.
+ACCOUNT_HISTORY_DAYS = 180
+ACCOUNT_HISTORY_PAGE = 20
+# An SMS to the account's phone after a sign-in from a browser and network it has not
+# used before ("new device" notice). False turns the notice off.
+NEW_DEVICE_NOTICE = True
+# How long a browser/network the account signed in from is remembered as known.
+NEW_DEVICE_MEMORY_DAYS = 180
+
 # -- Registration (个人注册) and recovery (找回密码): idp.account.registration/recovery.
 # Anyone may register at /register (and by prompt=create); False hides the links and
 # answers 404, for deployments where accounts come only from imports and counters.

@@ -19,7 +19,7 @@ from ..devices import coarse_network, device_summary
 from ..extensions import db
 from ..models import Person
 from ..store import store
-from . import assurance
+from . import assurance, new_device
 
 
 @dataclass
@@ -123,6 +123,7 @@ def start(person: Person, amr: list[str], acr: str | None = None, *, channel: st
     store().append(_person_index(person.id), sess.key, cfg_absolute())
     g.idp_sso = sess
     g.idp_set_sso_cookie = token
+    new_device.after_sign_in(person, sess)
     return sess
 
 
