@@ -46,6 +46,22 @@ def person_grants_key(person_id: str) -> str:
     return f"pgid:{person_id}"
 
 
+def person_client_grants_key(person_id: str, client_id: str) -> str:
+    return f"pcgid:{person_id}:{client_id}"
+
+
+def revoke_person_client(person_id: str, client_id: str, reason: str) -> int:
+    """End every grant of a person at one client (the account page's "revoke"): its
+    refresh tokens and the access tokens issued from them or from code grants without
+    one. Returns how many were revoked."""
+    families = set(db.session.scalars(db.select(RefreshToken.family_id).where(
+        RefreshToken.person_id == person_id, RefreshToken.client_id == client_id,
+        RefreshToken.revoked_at.is_(None))))
+    families |= {g for g in store().members(person_client_grants_key(person_id, client_id))
+                 if isinstance(g, str)}
+    return sum(revoke_grant(gid, reason=reason) for gid in sorted(families))
+
+
 def revoke_person(person_id: str, reason: str) -> int:
     """End every grant of a person: refresh tokens (all clients) and the access tokens
     issued from them or from code grants without one. Returns how many were revoked."""

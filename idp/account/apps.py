@@ -16,7 +16,7 @@ from ..authn import session as sso
 from ..extensions import db
 from ..models import Client, Consent, RefreshToken
 from ..oidc.claims import describe_scopes
-from ..revocation import revoke_grant
+from ..revocation import revoke_person_client
 from ..ui import local_time
 from . import recent
 from .views import _sign_in_first, bp
@@ -70,7 +70,7 @@ def app_revoke(client_id: str):
     db.session.execute(db.delete(Consent).where(Consent.person_id == sess.person_id,
                                                 Consent.client_id == client_id))
     db.session.commit()
-    tokens = sum(revoke_grant(gid, reason="revoked_by_owner") for gid in sorted(held["families"]))
+    tokens = revoke_person_client(sess.person_id, client_id, reason="revoked_by_owner")
     audit.record("account.app_revoked", actor=sess.person_id, subject=sess.person_id,
                  client_id=client_id, details={"grants": len(held["families"]),
                                                "tokens": tokens})

@@ -15,7 +15,7 @@ from .. import audit
 from ..extensions import db
 from ..models import RefreshToken
 from ..orgs import valid_membership
-from ..revocation import person_grants_key
+from ..revocation import person_client_grants_key, person_grants_key
 from ..store import store
 from .subject import Subject
 
@@ -130,6 +130,10 @@ def save_token(token: dict, request) -> None:
         # everything of an account (reset, lock, closure) reaches tokens without a
         # refresh token row too (idp.revocation.revoke_person).
         store().append(person_grants_key(user.person.id), user.gid,
+                       cfg["ACCESS_TOKEN_TTL"] + 60)
+        # The same per person and client, so "revoke this application" on the account
+        # page reaches its access tokens without a refresh token too.
+        store().append(person_client_grants_key(user.person.id, client_id), user.gid,
                        cfg["ACCESS_TOKEN_TTL"] + 60)
     if token.get("refresh_token"):
         now = time.time()

@@ -304,20 +304,28 @@ def test_history_lists_own_entries_masked_and_paginated(ctx, person):
 
 
 def test_revoking_an_application_ends_its_consent_and_tokens(ctx, person):
-    rp = make_client("rp1")
+    rp, other = make_client("rp1"), make_client("rp2")
     browser = sign_in(ctx)
     t = tokens_for(browser, rp, scope="openid profile offline_access")
+    short = tokens_for(browser, rp, scope="openid profile")  # no refresh token
+    kept = tokens_for(browser, other, scope="openid profile")
     page = browser.get("/account/apps").get_data(as_text=True)
     assert "测试应用 rp1" in page and "您的姓名" in page
     token = form_fields(page)["csrf_token"]
     resp = browser.post("/account/apps/rp1/revoke", data={"csrf_token": token})
     assert resp.status_code == 302
-    assert db.session.scalar(db.select(Consent).where(Consent.person_id == person.id)) is None
+    assert db.session.scalar(db.select(Consent).where(Consent.person_id == person.id,
+                                                      Consent.client_id == "rp1")) is None
     refreshed = browser.post("/token", data={"grant_type": "refresh_token",
                                             "refresh_token": t["refresh_token"]},
                              headers=rp.basic)
     assert refreshed.status_code == 400
-    assert "目前没有应用" in browser.get("/account/apps").get_data(as_text=True)
+    # Its access tokens end too, even one from a grant without a refresh token; the
+    # other application's stay.
+    for tokens, status in ((t, 401), (short, 401), (kept, 200)):
+        assert browser.get("/userinfo", headers={
+            "Authorization": "Bearer " + tokens["access_token"]}).status_code == status
+    assert 'data-client="rp1"' not in browser.get("/account/apps").get_data(as_text=True)
 
 
 # -- closing ------------------------------------------------------------------------
