@@ -21,6 +21,7 @@ import threading
 
 from flask import current_app
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
+from saml2.attribute_converter import AttributeConverter
 from saml2.config import IdPConfig
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from saml2.server import Server
@@ -97,6 +98,12 @@ def _config(sp_metadata: list[str]) -> IdPConfig:
     }
     cfg = IdPConfig()
     cfg.load(conf)
+    # Attribute names go out as we name them (the same as CAS's and OIDC's claims), not
+    # rewritten by pysaml2's built-in maps (its "basic" map turns name into
+    # urn:mace:dir:attribute-def:name).
+    plain = AttributeConverter(NAME_FORMAT_BASIC)
+    plain._to, plain._fro = {}, {}  # no map: each attribute keeps its own name
+    cfg.attribute_converters = [plain]
     return cfg
 
 
