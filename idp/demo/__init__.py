@@ -14,7 +14,8 @@ def init_app(app) -> None:
 
     kiosk_demo.register(app)
     if demos_enabled(app.config):
-        from . import app_sim, ciba_demo
+        from . import app_sim, ciba_demo, hall_reset
 
         app_sim.register(app)
         ciba_demo.register(app)
+        hall_reset.register(app)

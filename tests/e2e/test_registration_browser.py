@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,12 @@ def citizen_id(seq: int) -> str:
 def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, dict, dict]]:
     with provider(tmp_path_factory, "register-idp") as live:
         live.run_cli("init")
+        # The hall console's counter client, as `idp init --demo` would make it (its
+        # secret where the console reads it); the whole demo set is not needed here.
+        hall = live.run_cli("client", "add", "--client-id", "demo-hall", "--name", "大厅窗口",
+                            "--channel", "hall", "--grant-type", "ciba", "--in-person-checks")
+        (live.instance_path / "demo_clients.json").write_text(
+            json.dumps({"demo-hall": hall["client_secret"]}), encoding="utf-8")
         web = live.run_cli("client", "add", "--client-id", "reg-web", "--name", "网上办事大厅",
                            "--redirect-uri", REDIRECT)
         rp = live.run_cli("client", "add", "--client-id", "reg-node", "--name", "注册测试应用",
@@ -230,3 +237,30 @@ def test_recovery_from_the_login_page_in_the_browser(idp, browser, device, local
         for path in ("/recover/face", "/recover/code"):
             page.goto(live.url(path + ("?lang=en" if en else "")))
             check_page(page, f"{tag}{path.replace('/', '-')}")
+
+
+def test_a_clerk_issues_a_reset_code_and_the_citizen_resets_with_it(idp, browser):
+    live, _, _ = idp
+    number, phone = _next_person()
+    live.run_cli("user", "add", "--id-number", number, "--name", "吴九", "--password",
+                 "Old-Password-1", "--phone", phone)
+    with open_context(browser, bypass_csp=True, **DESKTOP) as ctx:
+        clerk = ctx.new_page()
+        clerk.goto(live.url("/demo/hall"))
+        clerk.get_by_role("link", name="群众手机丢失、需重置密码？当面核验后生成重置码").click()
+        check_page(clerk, "hall-reset-form")
+        clerk.locator("#login_hint").fill(number)
+        clerk.get_by_label("已当面核对居民身份证原件，证件与本人一致").check()
+        clerk.locator("form button[type=submit]").click()
+        code = clerk.locator("#reset-code").inner_text()
+        check_page(clerk, "hall-reset-slip")
+    with open_context(browser, bypass_csp=True, **KIOSK) as ctx:
+        page = ctx.new_page()
+        page.goto(live.url("/recover/code"))
+        page.locator("#id_number").fill(number)
+        page.locator("#name").fill("吴九")
+        page.locator("#reset_code").fill(code.replace("-", " "))
+        page.locator("#new_password").fill("Harbour-Lights-77")
+        page.locator("form button[type=submit]").click()
+        page.get_by_role("heading", name="密码已重置").wait_for()
+        check_page(page, "hall-reset-done")
