@@ -36,6 +36,11 @@ SECRET_KEY = None
 # because every worker must hold the same key.
 KEK = None
 
+# The key-encryption key being rotated away from (same format as KEK). Set it, with the
+# new key as KEK, only for a rotation: deploy both, run `idp kek rotate`, and remove it
+# once `idp kek status` says complete. Data keys wrapped under it are accepted meanwhile.
+KEK_PREVIOUS = None
+
 # Cookies. SESSION_COOKIE_SECURE is forced on unless the issuer is plain http
 # (the embedded demo on localhost).
 SSO_COOKIE_NAME = "idp_sso"

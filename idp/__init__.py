@@ -89,6 +89,7 @@ def _init_extensions(app: Flask, cfg: dict[str, Any]) -> None:
 def _init_services(app: Flask, cfg: dict[str, Any]) -> None:
     """The short-lived store, keys, field encryption and the OAuth server, each once per
     process and shared by every request."""
+    from .crypto.envelope import load as load_data_keys
     from .crypto.fieldcrypt import FieldCrypto, parse_kek
     from .crypto.keys import KeyRing
     from .oidc.server import build_server
@@ -96,7 +97,9 @@ def _init_services(app: Flask, cfg: dict[str, Any]) -> None:
 
     app.extensions["idp.store"] = make_store(cfg, lambda: db.engine)
     app.extensions["idp.keys"] = KeyRing()
-    app.extensions["idp.fieldcrypto"] = FieldCrypto(parse_kek(cfg["KEK"]))
+    previous = cfg.get("KEK_PREVIOUS")  # set only while `idp kek rotate` moves off it
+    app.extensions["idp.fieldcrypto"] = FieldCrypto(
+        parse_kek(cfg["KEK"]), parse_kek(previous) if previous else None, loader=load_data_keys)
     app.extensions["idp.oauth"] = build_server(app)
 
 

@@ -11,6 +11,11 @@ from .crypto.keys import SIGNING_ALGS, ensure_keys
 def initialise() -> list[str]:
     """Apply migrations and make any missing signing keys; returns new key ids."""
     upgrade(directory=current_app.extensions["migrate"].directory)
+    # The data keys this database's data was written with, stored wrapped under the KEK
+    # (a no-op once stored; see idp.crypto.envelope).
+    from .crypto.envelope import adopt
+
+    adopt(current_app.extensions["idp.fieldcrypto"].ring)
     # Every algorithm a client may choose gets a key from the first start, so
     # national cryptography (SM2SM3) is there without a separate step.
     algs = sorted({current_app.config["ACCESS_TOKEN_ALG"],

@@ -209,6 +209,16 @@ def _choices(cfg: dict[str, Any]):
             parse_kek(str(cfg["KEK"]))
         except ValueError:  # the key itself is never echoed
             yield "IDP_KEK must be 32 bytes: 64 hex characters (e.g. `openssl rand -hex 32`)"
+    if cfg.get("KEK_PREVIOUS"):
+        from .crypto.fieldcrypt import parse_kek
+
+        try:
+            same = parse_kek(str(cfg["KEK_PREVIOUS"])) == parse_kek(str(cfg.get("KEK") or ""))
+        except ValueError:
+            yield "IDP_KEK_PREVIOUS must be 32 bytes: 64 hex characters, like IDP_KEK"
+        else:
+            if same:
+                yield "IDP_KEK_PREVIOUS is the same key as IDP_KEK: set the new key as IDP_KEK"
     zone = cfg.get("TIME_ZONE")
     try:
         import zoneinfo

@@ -30,11 +30,11 @@ class _Main(click.Group):
             return
         self._loaded = True
         from ..identity.cli import id_group
-        from . import accounts, audit, clients, legacy, merge, orgs, server, users
+        from . import accounts, audit, backup, clients, kek, legacy, merge, orgs, server, users
 
         for command in (server.init, server.serve, users.user, clients.client, server.keys,
                         id_group, audit.audit, orgs.org, legacy.legacy, merge.merge,
-                        accounts.account,
+                        accounts.account, backup.backup, backup.restore, kek.kek,
                         *cli_commands()):
             self.add_command(command)
         # Commands that join the groups above (idp user list, idp client show, ...).

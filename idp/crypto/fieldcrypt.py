@@ -1,8 +1,10 @@
 """Personal data and private keys at rest: SM4-GCM encryption and HMAC-SM3 blind indexes.
 
-One key-encryption key (KEK) from configuration; every working key is derived from it
-with HKDF-SM3 under its own label, so the encryption key, the index key and the
-key-wrapping key are independent and a leak of one index reveals nothing else.
+One key-encryption key (KEK) from configuration guards the working keys: each purpose
+(encryption, index, key wrapping, pairwise subjects) has its own independent key, so a
+leak of one index reveals nothing else. The working keys are data keys stored wrapped
+under the KEK (:mod:`idp.crypto.envelope`, which explains how a database whose keys were
+derived from the KEK by HKDF-SM3 moves to them unchanged, and how the KEK is rotated).
 
 Ciphertext format: ``sm4gcm1.<base64url(nonce‖ciphertext‖tag)>``. The column a
 value belongs to is bound in as associated data, so a ciphertext copied from one
@@ -18,6 +20,8 @@ import binascii
 import hmac as std_hmac
 import os
 import secrets
+import threading
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -34,9 +38,37 @@ class DecryptionError(ValueError):
     pass
 
 
-def _derive(kek: bytes, label: str, length: int) -> bytes:
+def derive(kek: bytes, label: str, length: int) -> bytes:
     return HKDF(algorithm=hashes.SM3(), length=length, salt=None,
                 info=b"idp:" + label.encode()).derive(kek)
+
+
+def seal(key: bytes, plaintext: str, context: str) -> str:
+    nonce = secrets.token_bytes(_NONCE)
+    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(context.encode())
+    body = enc.update(plaintext.encode()) + enc.finalize()
+    raw = nonce + body + enc.tag
+    return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def unseal(key: bytes, token: str, context: str) -> str:
+    if not token.startswith(PREFIX):
+        raise DecryptionError("not an SM4-GCM value")
+    data = token[len(PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise DecryptionError("malformed ciphertext") from exc
+    if len(raw) < _NONCE + _TAG:
+        raise DecryptionError("malformed ciphertext")
+    nonce, body, tag = raw[:_NONCE], raw[_NONCE:-_TAG], raw[-_TAG:]
+    dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+    dec.authenticate_additional_data(context.encode())
+    try:
+        return (dec.update(body) + dec.finalize()).decode()
+    except InvalidTag as exc:
+        raise DecryptionError("wrong key, wrong column or altered value") from exc
 
 
 def parse_kek(text: str) -> bytes:
@@ -54,38 +86,92 @@ def parse_kek(text: str) -> bytes:
     return raw
 
 
+def kek_id(kek: bytes) -> str:
+    """A short public identifier of a KEK (HKDF output under its own label: reveals
+    nothing of the key) — what backups and ``idp kek status`` name it by."""
+    return derive(kek, "kek/id", 8).hex()
+
+
+# purpose -> (HKDF label of the key it was derived with, length in bytes)
+PURPOSES: dict[str, tuple[str, int]] = {
+    "pii": ("pii/sm4-gcm", 16),
+    "wrap": ("keys/sm4-gcm", 16),
+    "index": ("pii/blind-index", 32),
+    "pairwise": ("subject/pairwise", 32),
+}
+
+
+def derived(kek: bytes) -> dict[str, bytes]:
+    """The working keys as they were derived from the KEK before data keys were stored
+    (and as :func:`idp.crypto.envelope.adopt` stores them)."""
+    return {p: derive(kek, label, n) for p, (label, n) in PURPOSES.items()}
+
+
+class KekRing:
+    """The configured KEK and, during a rotation, the previous one, by id."""
+
+    def __init__(self, current: bytes, previous: bytes | None = None):
+        self.current, self.previous = current, previous
+        self.current_id = kek_id(current)
+        self.previous_id = kek_id(previous) if previous else None
+
+    def by_id(self, ident: str) -> bytes | None:
+        if ident == self.current_id:
+            return self.current
+        if ident == self.previous_id:
+            return self.previous
+        return None
+
+    def legacy(self) -> bytes:
+        """The KEK existing data was derived under, when no data key is stored yet."""
+        return self.previous or self.current
+
+
 class FieldCrypto:
-    def __init__(self, kek: bytes):
-        self._enc = _derive(kek, "pii/sm4-gcm", 16)
-        self._wrap = _derive(kek, "keys/sm4-gcm", 16)
-        self._index = _derive(kek, "pii/blind-index", 32)
-        self._pairwise = _derive(kek, "subject/pairwise", 32)
+    """The working keys: the stored data keys that ``loader`` returns
+    (:func:`idp.crypto.envelope.load`), loaded once per process on first use; else (no
+    loader, or nothing stored yet) the keys derived from the KEK — the very same keys."""
+
+    def __init__(self, kek: bytes, previous: bytes | None = None, *,
+                 loader: Callable[[KekRing], dict[str, bytes] | None] | None = None):
+        self.ring = KekRing(kek, previous)
+        self._loader = loader
+        self._keys: dict[str, bytes] | None = None if loader else derived(self.ring.legacy())
+        self._lock = threading.Lock()
+
+    def _key(self, purpose: str) -> bytes:
+        keys = self._keys
+        if keys is None:
+            with self._lock:
+                if self._keys is None:
+                    # Data keys never change (a rotation re-wraps them only): once
+                    # loaded they serve this process for good. None: none stored yet;
+                    # the derived keys are what adoption will store, so they serve too.
+                    self._keys = self._loader(self.ring) or derived(self.ring.legacy())
+                keys = self._keys
+        return keys[purpose]
+
+    @property
+    def _enc(self) -> bytes:
+        return self._key("pii")
+
+    @property
+    def _wrap(self) -> bytes:
+        return self._key("wrap")
+
+    @property
+    def _index(self) -> bytes:
+        return self._key("index")
+
+    @property
+    def _pairwise(self) -> bytes:
+        return self._key("pairwise")
 
     def _seal(self, key: bytes, plaintext: str, context: str) -> str:
-        nonce = secrets.token_bytes(_NONCE)
-        enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
-        enc.authenticate_additional_data(context.encode())
-        body = enc.update(plaintext.encode()) + enc.finalize()
-        raw = nonce + body + enc.tag
-        return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return seal(key, plaintext, context)
 
     def _open(self, key: bytes, token: str, context: str) -> str:
-        if not token.startswith(PREFIX):
-            raise DecryptionError("not an SM4-GCM value")
-        data = token[len(PREFIX):]
-        try:
-            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise DecryptionError("malformed ciphertext") from exc
-        if len(raw) < _NONCE + _TAG:
-            raise DecryptionError("malformed ciphertext")
-        nonce, body, tag = raw[:_NONCE], raw[_NONCE:-_TAG], raw[-_TAG:]
-        dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
-        dec.authenticate_additional_data(context.encode())
-        try:
-            return (dec.update(body) + dec.finalize()).decode()
-        except InvalidTag as exc:
-            raise DecryptionError("wrong key, wrong column or altered value") from exc
+        return unseal(key, token, context)
 
     def encrypt(self, plaintext: str, context: str) -> str:
         return self._seal(self._enc, plaintext, context)
