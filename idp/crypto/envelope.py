@@ -23,7 +23,9 @@ parties cannot survive). Instead:
 * While it runs, workers are configured with ``IDP_KEK`` (the new one) and
   ``IDP_KEK_PREVIOUS`` (the old one); a row is unwrapped with whichever KEK its
   ``kek_id`` names, so a worker that starts mid-rotation works too, and a running
-  worker never notices (it holds the unwrapped data keys, which did not change). When
+  worker never notices (the data keys it unwrapped did not change). A worker given only
+  the old KEK must not start after the rotation: it could not unwrap them (refused by
+  name, never silently) — hence step 1 before ``idp kek rotate``. When
   ``idp kek status`` says no row is left under the previous KEK, IDP_KEK_PREVIOUS is
   removed.
 

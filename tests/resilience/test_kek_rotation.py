@@ -3,8 +3,8 @@
 ``idp init`` stored the data keys wrapped under KEK A (adopting the keys the data was
 derived with: nothing re-encrypted). The rotation, as an operator does it:
 
-1. ``idp kek status`` / ``idp kek rotate`` under IDP_KEK=B, IDP_KEK_PREVIOUS=A, while a
-   provider started under A keeps serving sign-ins and userinfo;
+1. the provider redeployed with IDP_KEK=B, IDP_KEK_PREVIOUS=A; ``idp kek status`` /
+   ``idp kek rotate`` while it keeps serving sign-ins and userinfo;
 2. then a provider under B alone: people sign in (blind indexes unchanged), refresh
    tokens from before work, the JWKS is the same (signing keys unwrap);
 3. A alone is now refused with a message naming the KEK, never silently.
@@ -58,10 +58,13 @@ def test_rotation_on_100k_people_while_serving(tmp_path: Path):
         secret = under_old.run_cli("client", "add", "--client-id", CLIENT, "--name",
                                    "轮换演练应用", "--redirect-uri", REDIRECT)["client_secret"]
         _more_people(shared["DATABASE_URL"], PEOPLE - 1)
-        rotating = node("rotating", IDP_KEK=new, IDP_KEK_PREVIOUS=old)
         with running(under_old):
             jwks = requests.get(under_old.url("/jwks"), timeout=10).json()
             before = _tokens(under_old, secret)
+        # Step 1 of the procedure: the provider is redeployed with both keys.
+        rotating = node("rotating", IDP_KEK=new, IDP_KEK_PREVIOUS=old)
+        with running(rotating):
+            assert _tokens(rotating, secret)["access_token"]  # data keys still under old
             status = rotating.run_cli("kek", "status")
             assert status["state"] == "rotating" and status["pending"] == 4
             started = time.monotonic()
@@ -69,10 +72,10 @@ def test_rotation_on_100k_people_while_serving(tmp_path: Path):
             took = time.monotonic() - started
             assert out["rewrapped"] == 4 and out["pending"] == 0
             assert out["state"].startswith("complete")
-            # The worker started under the old KEK goes on: it holds the data keys.
-            assert requests.get(under_old.url("/userinfo"), timeout=10, headers={
+            # The provider serving through the rotation goes on.
+            assert requests.get(rotating.url("/userinfo"), timeout=10, headers={
                 "Authorization": "Bearer " + before["access_token"]}).status_code == 200
-            assert _tokens(under_old, secret)["access_token"]
+            assert _tokens(rotating, secret)["access_token"]
         print(f"\nKEK rotation on {PEOPLE} people: {out['seconds']}s in the database, "
               f"{took:.2f}s for the whole `idp kek rotate` command")
         assert rotating.run_cli("kek", "rotate")["rewrapped"] == 0  # again: nothing to do
