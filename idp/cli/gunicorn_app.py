@@ -50,6 +50,7 @@ def _child_exit(_server, worker) -> None:
 
 def run(host: str, port: int, workers: int, threads: int) -> None:
     directory, made = metrics_dir()
+    master = os.getpid()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read by each worker's idp.metrics
     try:
         _App({
@@ -67,5 +68,8 @@ def run(host: str, port: int, workers: int, threads: int) -> None:
             "control_socket_disable": True,
         }).run()
     finally:
-        if made:
+        # A worker is forked inside run() and leaves it by SystemExit through this very
+        # block: only the master may remove the directory (a worker stopped by a rolling
+        # restart removed it under the new workers, whose every request then failed).
+        if made and os.getpid() == master:
             shutil.rmtree(directory, ignore_errors=True)
