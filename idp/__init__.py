@@ -117,8 +117,8 @@ def _register_blueprints(app: Flask) -> None:
     from .authn.upstream_views import bp as upstream_bp
     from .authn.views import bp as authn_bp
     from .authn.webauthn_views import bp as passkey_bp
-    from .oidc.views import bp as oidc_bp
     from .cas.views import bp as cas_bp
+    from .oidc.views import bp as oidc_bp
 
     channels.init_app(app, app.extensions["idp.oauth"])
     demo.init_app(app)
