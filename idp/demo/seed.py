@@ -82,6 +82,9 @@ def seed() -> dict:
         out["sites"].append({"name": site["name"], "url": url})
     _seed_demo_app(issuer)
     out["cas_site"] = _seed_cas_site(issuer)
+    from .saml_site import seed_saml_site
+
+    out["saml_site"] = seed_saml_site(issuer, current_app.instance_path)
     _seed_ciba_clients(known)
     fd = os.open(secrets_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -130,4 +130,7 @@ def start_demo_sites(issuer: str, host: str, instance_path: str) -> list[str]:
     from .cas_site import start_cas_site
 
     lines.append(start_cas_site(issuer, host))
+    from .saml_site import start_saml_site
+
+    lines.append(start_saml_site(issuer, host, instance_path))
     return lines
