@@ -195,6 +195,9 @@ def _choices(cfg: dict[str, Any]):
     for key in ("ACCESS_TOKEN_ALG", "DEFAULT_ID_TOKEN_ALG"):
         if cfg.get(key) not in SIGNING_ALGS:
             yield f"{env_name(key)}={_shown(cfg.get(key))} must be one of {', '.join(SIGNING_ALGS)}"
+    binary = cfg.get("SAML_XMLSEC_BINARY")
+    if not isinstance(binary, str) or not binary.strip():
+        yield "IDP_SAML_XMLSEC_BINARY must name the xmlsec1 program (a name on PATH or a path)"
     if cfg.get("PASSWORD_HASH") not in PASSWORD_POLICIES:
         yield (f"IDP_PASSWORD_HASH={_shown(cfg.get('PASSWORD_HASH'))} must be one of "
                f"{', '.join(PASSWORD_POLICIES)}")

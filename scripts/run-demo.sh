@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the provider on the embedded default (SQLite under instance/, no
 # Redis) with the demo citizen, two demo government websites (OpenID Connect) and a
-# CAS-protected one.
+# CAS-protected one, and a SAML 2.0-protected one (http://localhost:5004).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
