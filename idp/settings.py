@@ -251,7 +251,8 @@ def _files(cfg: dict[str, Any], instance_path: str):
     if cert_login and not cfg.get("CERT_CA_FILE"):
         yield ("IDP_CERT_CA_FILE must name the PEM bundle of accepted CAs when "
                "IDP_CERT_LOGIN is on")
-    for key, what in (("CERT_CA_FILE", "CA bundle"), ("CERT_CRL_FILE", "CRL file")):
+    for key, what in (("CERT_CA_FILE", "CA bundle"), ("CERT_CRL_FILE", "CRL file"),
+                      ("CAS_PROXY_CA_FILE", "CA bundle")):
         path = cfg.get(key)
         if path and not _readable(path):
             yield f"{env_name(key)}: the {what} {str(path)!r} does not exist or cannot be read"

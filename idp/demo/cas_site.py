@@ -18,7 +18,8 @@ import requests
 from flask import Flask, redirect, render_template_string, request, session
 from werkzeug.serving import make_server
 
-from .seed import CAS_SITE, demo_site_url
+from .seed import CAS_SITE
+from .urls import demo_site_url
 
 PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ name }}</title>

@@ -26,7 +26,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 from werkzeug.serving import make_server
 
-from .seed import demo_site_url
+from .urls import demo_site_url
 
 SAML_SITE = {"key": "estate", "client_id": "city-real-estate-saml", "name": "市不动产登记中心",
              "port_offset": 4}

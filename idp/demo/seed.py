@@ -12,6 +12,7 @@ from ..accounts import create_person, person_by_identifier
 from ..clients import register_client
 from ..extensions import db
 from ..models import Client
+from .urls import demo_site_url
 
 DEMO_CITIZEN = {"id_number": "110105199003071239", "name": "张三", "phone": "13800138000",
                 "password": "Demo@2026"}
@@ -30,14 +31,6 @@ DEMO_SITES = [
 # provider's.
 CAS_SITE = {"key": "fund", "client_id": "city-housing-fund-cas", "name": "市住房公积金中心",
             "port_offset": 3}
-
-
-def demo_site_url(issuer: str, site: dict) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(issuer)
-    port = (parts.port or 80) + site["port_offset"]
-    return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
 def secrets_path() -> str:

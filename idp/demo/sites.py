@@ -20,7 +20,8 @@ from joserfc.jwk import KeySet
 from werkzeug.serving import make_server
 
 from ..identity.masking import mask_id_number
-from .seed import DEMO_SITES, demo_site_url
+from .seed import DEMO_SITES
+from .urls import demo_site_url
 
 PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ name }}</title>
