@@ -63,7 +63,7 @@ def checked(security: dict[str, Any] | None, *, auth_method: str, grant_types: l
         _https(given["jwks_uri"], "jwks_uri", allow_private=allow_private)
     if auth_method in KEYED_METHODS and not (jwks or given.get("jwks_uri")):
         raise SecurityMetadataError(f"{auth_method} needs the client's public keys "
-                                    "(jwks or jwks_uri)")
+                                    "(--jwks or --jwks-uri; jwks or jwks_uri when registering)")
     if given.get("require_signed_request_object") and not (jwks or given.get("jwks_uri")):
         raise SecurityMetadataError("signed request objects need the client's keys")
     if auth_method == "tls_client_auth" and not given.get("tls_client_auth_subject_dn"):

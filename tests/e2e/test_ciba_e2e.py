@@ -203,5 +203,6 @@ def test_demo_hotline_console_with_sms_read_back(idp, world):
     fields = _form(s, url)
     s.post(url + "/sms-code", data={**fields, "code": code}, timeout=15)
     html = _wait_done(s, url)
-    assert "核验通过" in html and "agent-0202" in html and "sms" in html
-    assert "hotline" in html and "L2" in html and DEMO_PHONE not in html
+    # Method and channel in words, not codes (issue 11: no raw codes shown to people).
+    assert "核验通过" in html and "agent-0202" in html and "短信验证码" in html
+    assert "政务服务热线" in html and "L2" in html and DEMO_PHONE not in html
