@@ -53,7 +53,7 @@ def cas_setup(tmp_path_factory) -> Iterator[CasSetup]:
     root = Path(tempfile.mkdtemp(prefix="idp-apache-"))
     root.chmod(0o755)
     try:
-        with provider(tmp_path_factory, "cas-idp", span=6, host="localhost", env=env) as idp:
+        with provider(tmp_path_factory, "cas-idp", span=8, host="localhost", env=env) as idp:
             out = idp.run_cli("init", "--demo")
             assert out["demo"]["cas_site"]["url"] == f"http://localhost:{idp.port + 3}"
             idp.run_cli("user", "add", "--id-number", CITIZEN_ID, "--name", "王五",
@@ -65,7 +65,7 @@ def cas_setup(tmp_path_factory) -> Iterator[CasSetup]:
                               "--service", callback.base + "/*",
                               "--service", "https://backend.example.gov.cn/*")
             assert reg["protocol"] == "cas" and reg.get("client_secret") is None
-            apache = Apache(root, port=idp.port + 4, tls_port=idp.port + 5,
+            apache = Apache(root, port=idp.port + 6, tls_port=idp.port + 7,
                             idp_url=idp.base_url)
             idp.run_cli("client", "add", "--client-id", "apache",
                         "--name", "市民服务网（Apache）", "--protocol", "cas", "--first-party",
