@@ -8,11 +8,17 @@ relying parties speak. This module knows no protocol; they know it.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
+
+import requests
 
 from . import audit
 from .authn import session as sso
 from .clients import find_client
+
+log = logging.getLogger(__name__)
 
 # protocol -> notify(client_ids, person_id, sid) -> list of futures (tests wait on them)
 Notifier = Callable[[list[str], str, str], list]
@@ -59,3 +65,29 @@ def end_all_sessions(person_id: str, *, actor: str, reason: str,
             continue
         futures.extend(end_session(sess, actor=actor, reason=reason))
     return futures
+
+
+def deliver(what: str, client_id: str, url: str, data: dict, *, attempts: int,
+            backoff: float, timeout: float, redirect_ok: bool = False) -> bool:
+    """POST a logout message to a relying party, retrying with doubling delays; every
+    protocol's notifier sends through this one loop (run on its own thread pool). Only
+    the client id and the kind of failure are logged."""
+    delay = backoff
+    for attempt in range(1, attempts + 1):
+        try:
+            resp = requests.post(url, data=data, timeout=timeout, allow_redirects=False,
+                                 headers={"Cache-Control": "no-store"})
+            # CAS services often answer their logout callback with a redirect.
+            if 200 <= resp.status_code < (400 if redirect_ok else 300):
+                log.info("%s delivered to %s", what, client_id)
+                return True
+            reason = f"HTTP {resp.status_code}"
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+        log.warning("%s to %s failed (attempt %d/%d): %s", what, client_id, attempt,
+                    attempts, reason)
+        if attempt < attempts:
+            time.sleep(delay)
+            delay *= 2
+    log.error("%s to %s abandoned after %d attempts", what, client_id, attempts)
+    return False

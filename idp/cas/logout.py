@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 import xml.etree.ElementTree as ET  # noqa: S405 - building, never parsing
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import requests
 from flask import current_app
 
 from .. import single_logout
@@ -59,24 +57,9 @@ def notify(client_ids: list[str], person_id: str, sid: str) -> list:
 
 def _deliver(client_id: str, service: str, body: str, attempts: int, backoff: float,
              timeout: float) -> bool:
-    delay = backoff
-    for attempt in range(1, attempts + 1):
-        try:
-            resp = requests.post(service, data={"logoutRequest": body}, timeout=timeout,
-                                 allow_redirects=False)
-            if 200 <= resp.status_code < 400:
-                log.info("CAS logout request delivered to %s", client_id)
-                return True
-            reason = f"HTTP {resp.status_code}"
-        except requests.RequestException as exc:
-            reason = type(exc).__name__
-        log.warning("CAS logout request to %s failed (attempt %d/%d): %s",
-                    client_id, attempt, attempts, reason)
-        if attempt < attempts:
-            time.sleep(delay)
-            delay *= 2
-    log.error("CAS logout request to %s abandoned after %d attempts", client_id, attempts)
-    return False
+    return single_logout.deliver("CAS logout request", client_id, service,
+                                 {"logoutRequest": body}, attempts=attempts,
+                                 backoff=backoff, timeout=timeout, redirect_ok=True)
 
 
 single_logout.register("cas", notify)

@@ -12,7 +12,6 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from flask import current_app
 
 from .. import single_logout
@@ -59,24 +58,9 @@ def notify(client_ids: list[str], person_id: str, sid: str) -> list:
 
 def _deliver(client_id: str, uri: str, token: str, attempts: int, backoff: float,
              timeout: float) -> bool:
-    delay = backoff
-    for attempt in range(1, attempts + 1):
-        try:
-            resp = requests.post(uri, data={"logout_token": token}, timeout=timeout,
-                                 headers={"Cache-Control": "no-store"})
-            if resp.status_code in (200, 204):
-                log.info("back-channel logout delivered to %s", client_id)
-                return True
-            reason = f"HTTP {resp.status_code}"
-        except requests.RequestException as exc:
-            reason = type(exc).__name__
-        log.warning("back-channel logout to %s failed (attempt %d/%d): %s",
-                    client_id, attempt, attempts, reason)
-        if attempt < attempts:
-            time.sleep(delay)
-            delay *= 2
-    log.error("back-channel logout to %s abandoned after %d attempts", client_id, attempts)
-    return False
+    return single_logout.deliver("back-channel logout", client_id, uri,
+                                 {"logout_token": token}, attempts=attempts,
+                                 backoff=backoff, timeout=timeout)
 
 
 single_logout.register("oidc", notify)
