@@ -7,7 +7,9 @@ The ``browser`` fixture (conftest.py) is ``chromium()`` for a whole test module.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -39,6 +41,33 @@ def chromium(*extra_args: str) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def landing_site(port: int) -> Iterator[None]:
+    """A relying party that is only its redirect URI: a tiny server on 127.0.0.1:port saying
+    "ok", so that a browser sent there ends on a loaded page rather than on an error page
+    whose late navigation would cut off the test's next one."""
+    server = HTTPServer(("127.0.0.1", port), _Arrived)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Arrived(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the http.server API
+        body = b"<!doctype html><p id=arrived>ok</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager

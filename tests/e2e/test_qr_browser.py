@@ -6,16 +6,14 @@ it; the website's browser lands back at the website signed in, with ``amr`` sayi
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PHONE, fill_login, open_context
+from .browser import PHONE, fill_login, landing_site, open_context
 from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, LiveIdP, provider, running
 from .oauth import pkce_pair, query, redeem_code
 
@@ -33,27 +31,8 @@ def qr_idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, dict]]:
         site = idp.run_cli("client", "add", "--client-id", "qr-site", "--name", SITE_NAME,
                            "--redirect-uri", f"http://127.0.0.1:{port + 1}/cb",
                            "--first-party")
-        callback = HTTPServer(("127.0.0.1", port + 1), _Arrived)
-        threading.Thread(target=callback.serve_forever, daemon=True).start()
-        try:
-            with running(idp):
-                yield idp, site
-        finally:
-            callback.shutdown()
-            callback.server_close()
-
-
-class _Arrived(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - the http.server API
-        body = b"<!doctype html><p id=arrived>ok</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        with landing_site(port + 1), running(idp):
+            yield idp, site
 
 
 def test_website_signs_in_by_scanning_with_the_app(qr_idp, browser):

@@ -13,12 +13,20 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PHONE_VIEWPORT, assert_fits_width, fill_login, open_context, screenshot
+from .browser import (
+    PHONE_VIEWPORT,
+    assert_fits_width,
+    fill_login,
+    landing_site,
+    open_context,
+    screenshot,
+)
 from .conftest import (
     DEMO_CITIZEN_ID,
     DEMO_CITIZEN_PASSWORD,
@@ -43,7 +51,7 @@ def idp(tmp_path_factory) -> Iterator[tuple[LiveIdP, str]]:
         assert out["demo"]["citizen"]["id_number"] == DEMO_CITIZEN_ID
         live.run_cli("client", "add", "--client-id", CLIENT_ID, "--secret", CLIENT_SECRET,
                      "--redirect-uri", callback, "--first-party", "--name", "通行密钥测试应用")
-        with running(live):
+        with landing_site(live.port + 1), running(live):
             yield live, callback
 
 
@@ -153,9 +161,15 @@ def _authorize(page, live, callback, **extra) -> tuple[str, str]:
     return verifier, state
 
 
+@contextmanager
 def _arrival(page, callback):
-    """Nothing listens at the callback; the request the browser is sent to is enough."""
-    return page.expect_request(lambda req: req.url.startswith(callback + "?"))
+    """The browser's visit to the relying party, once that page has loaded."""
+    def at_callback(url: str) -> bool:
+        return url.startswith(callback + "?")
+
+    with page.expect_request(lambda req: at_callback(req.url)) as arrived:
+        yield arrived
+    page.wait_for_url(at_callback)
 
 
 def _id_token(live, callback, url, state, verifier) -> dict:
