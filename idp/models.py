@@ -240,6 +240,8 @@ class Consent(db.Model):
     person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     scopes: Mapped[str] = mapped_column(Text, default="")
+    # Claims allowed by name (OIDC ``claims`` parameter), beyond those of the scopes.
+    claims: Mapped[str] = mapped_column(Text, default="", server_default="")
     granted_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
@@ -271,6 +273,8 @@ class RefreshToken(db.Model):
     cnf: Mapped[dict | None] = mapped_column(JSON)
     # The resource indicators (RFC 8707) the grant was limited to; None: this provider.
     resource: Mapped[list[str] | None] = mapped_column(JSON)
+    # Claims released by name (OIDC ``claims`` parameter), per member; None: none.
+    claims: Mapped[dict | None] = mapped_column(JSON)
     issued_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
     rotated_at: Mapped[float | None] = mapped_column(Float)

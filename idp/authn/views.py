@@ -10,7 +10,8 @@ from .. import audit, interaction, orgs
 from ..extensions import db
 from ..identity.masking import mask_id_number, mask_name
 from ..models import Consent
-from ..oidc.claims import describe_scopes
+from ..oidc.claims import describe_claims, describe_scopes
+from ..oidc.claims_request import essential_claims, to_consent
 from . import password
 from . import session as sso
 
@@ -66,17 +67,27 @@ def consent():
     if client is None:
         return render_template("error.html", title=_("未知的应用"), detail=""), 400
     scope = client.get_allowed_scope(" ".join(req.scopes))
+    # Claims the request asks for by name (OIDC ``claims``): listed, each declinable.
+    named = to_consent(req.claims, client, scope)
     if request.method == "POST":
         if request.form.get("consent") == "allow":
+            declined = set(request.form.getlist("decline_claim")) & set(named)
+            given = set(named) - declined
             row = db.session.get(Consent, (sess.person_id, client.client_id))
             if row is None:
-                row = Consent(person_id=sess.person_id, client_id=client.client_id, scopes="")
+                row = Consent(person_id=sess.person_id, client_id=client.client_id, scopes="",
+                              claims="")
                 db.session.add(row)
             row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
+            row.claims = " ".join(sorted((set((row.claims or "").split()) | given) - declined))
             db.session.commit()
             req.consented = True
+            req.claims_declined = sorted(declined)
+            details = {"scope": scope}
+            if named:
+                details.update(claims=sorted(given), claims_declined=sorted(declined))
             audit.record("consent.granted", actor=sess.person_id, subject=sess.person_id,
-                         client_id=client.client_id, details={"scope": scope})
+                         client_id=client.client_id, details=details)
         else:
             req.denied = True
             audit.record("consent.denied", actor=sess.person_id, subject=sess.person_id,
@@ -84,7 +95,9 @@ def consent():
         req.save()
         return redirect(req.resume_url())
     person = sess.person
+    essential = essential_claims(req.claims)
     return render_template("consent.html", rid=req.id, client=client, items=describe_scopes(scope),
+                           claims=[(n, text, n in essential) for n, text in describe_claims(named)],
                            who=mask_name(person.name), number=mask_id_number(person.id_number))
 
 

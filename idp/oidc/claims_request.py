@@ -8,9 +8,17 @@ A client may ask for individual claims, in the ID token or at userinfo, each eit
 - ``acr`` with ``value``/``values`` is an assurance level request like ``acr_values``
   (the level check then asks for the step-up); with ``essential: true`` an unreachable
   level is refused rather than answered with a lower ``acr`` (§5.5.1.1);
-- individual claims are released under the scopes that cover them and that the person
-  consented to: asking for ``id_number`` by name does not bypass the ``idcard`` scope's
-  registration and consent. They appear in the ID token and at userinfo alike.
+- an individual claim (a member of ``userinfo`` or ``id_token``) is released when the
+  client is allowed the scope that covers it (:data:`idp.oidc.claims.CLAIM_SCOPES`: its
+  registration; ``id_number`` needs the ``idcard`` registration like the scope does) and
+  the person consented to it: covered by a scope of the request they consent to, or
+  listed by name on the consent page beside the scopes (where each can be declined),
+  or remembered from an earlier consent to this client. It appears where it was asked
+  for: the ``id_token`` member's in the ID token, the ``userinfo`` member's at userinfo.
+  What the scopes release is unchanged.
+- ``essential`` changes nothing of that (§5.5: an essential claim that is not released
+  is not an error): a claim the client may not have, the person declined, or we do not
+  know, is simply absent, and the relying party decides what to do without it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import json
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
+
+from .claims import CLAIM_SCOPES
 
 _MEMBERS = ("userinfo", "id_token")
 _MAX_LENGTH = 4096
@@ -69,3 +79,51 @@ def claims_acr(claims: dict[str, Any] | None) -> str | None:
     """``acr_values`` equivalent of the ``claims`` parameter's ``acr`` request."""
     values, _essential = acr_request(claims)
     return " ".join(values) or None
+
+
+def _asked(claims: dict[str, Any] | None) -> dict[str, list[str]]:
+    """The claims asked for by name that we can release, per member."""
+    return {m: sorted(n for n in (claims or {}).get(m) or {} if n in CLAIM_SCOPES)
+            for m in _MEMBERS}
+
+
+def _allowed(client, name: str) -> bool:
+    scope = CLAIM_SCOPES[name]
+    return client is not None and scope in client.get_allowed_scope(scope).split()
+
+
+def to_consent(claims: dict[str, Any] | None, client, scope: str) -> list[str]:
+    """The claims the consent page lists by name: asked for, allowed to the client, and
+    not already covered by a scope of the request (``scope``, the allowed one)."""
+    if not claims:
+        return []
+    granted_scopes = set((scope or "").split())
+    names = {n for ns in _asked(claims).values() for n in ns}
+    return sorted(n for n in names if _allowed(client, n) and CLAIM_SCOPES[n] not in granted_scopes)
+
+
+def consented(names, scopes: str, remembered: str) -> bool:
+    """Whether an earlier consent (its scopes and claims) covers ``names``."""
+    scopes_ok, claims_ok = set((scopes or "").split()), set((remembered or "").split())
+    return all(n in claims_ok or CLAIM_SCOPES.get(n) in scopes_ok for n in names)
+
+
+def released(claims: dict[str, Any] | None, client, scope: str,
+             declined=()) -> dict[str, list[str]] | None:
+    """What is released by name, per member, once consent is settled: the claims the
+    client is allowed, less those the person declined on the consent page (only the
+    ones listed there by name can be declined). None when nothing is."""
+    if not claims:
+        return None
+    offered = set(to_consent(claims, client, scope))
+    no = {n for n in declined or () if n in offered}
+    out = {m: [n for n in ns if _allowed(client, n) and n not in no]
+           for m, ns in _asked(claims).items()}
+    out = {m: ns for m, ns in out.items() if ns}
+    return out or None
+
+
+def essential_claims(claims: dict[str, Any] | None) -> set[str]:
+    """Names marked ``essential`` in either member (shown as such on the consent page)."""
+    return {n for m in _MEMBERS for n, spec in ((claims or {}).get(m) or {}).items()
+            if isinstance(spec, dict) and spec.get("essential") is True}

@@ -31,7 +31,7 @@ from ..policy import issues_refresh_token
 from ..revocation import revoke_grant
 from ..store import store
 from . import profile, resources
-from .claims import legacy_claim, user_claims
+from .claims import legacy_claim, named_claims, user_claims
 from .subject import Subject, subject_for
 from .tokens import issuer, keyring, sender_binding
 
@@ -190,6 +190,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "gid": secrets.token_hex(16),
             "dpop_jkt": data.get("dpop_jkt"),
             "resource": resources.requested(_resource_values(request.payload)) or None,
+            "claims": ctx.get("claims"),
         }
         store().set(f"code:{code}", record, profile.code_ttl(request.client))
 
@@ -224,7 +225,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                        sub=subject_for(self.request.client, person.id),
                        acr=d.get("acr"), amr=d.get("amr") or [], sid=d.get("sid"),
                        membership_id=d.get("membership_id"), channel=d.get("channel"),
-                       act=d.get("act"))
+                       act=d.get("act"), claims=d.get("claims"))
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -275,7 +276,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                        acr=refresh_token.acr,
                        amr=refresh_token.amr or [], sid=refresh_token.sid,
                        membership_id=refresh_token.membership_id,
-                       channel=refresh_token.channel, act=refresh_token.act)
+                       channel=refresh_token.channel, act=refresh_token.act,
+                       claims=refresh_token.claims)
 
     def validate_token_request(self):
         super().validate_token_request()
@@ -346,6 +348,10 @@ class _IDTokenMixin:
         scope = (getattr(request, "idp_token", None) or {}).get("scope", "")
         if "legacy" in scope.split():
             claims["legacy_accounts"] = legacy_claim(user.person.id, request.client)
+        # Claims asked for by name in the ``id_token`` member (OIDC Core §5.5).
+        named = named_claims(user.person, (user.claims or {}).get("id_token"), user.sub,
+                             request.client)
+        claims.update({k: v for k, v in named.items() if k not in claims})
         return claims
 
     def generate_user_info(self, user: Subject, scope):

@@ -41,6 +41,9 @@ class Subject:
     # A clerk or hotline agent who acted for the person (RFC 8693 §4.1 ``act`` shape:
     # {"sub": ..., plus who vouches for it}); None when the person acted alone.
     act: dict | None = None
+    # Claims released by name (OIDC ``claims`` parameter): {"id_token": [...],
+    # "userinfo": [...]}, see idp.oidc.claims_request.released; None: none.
+    claims: dict | None = None
 
     def get_user_id(self) -> str:
         return self.person.id

@@ -98,6 +98,9 @@ def generate_access_token(client, grant_type, user: Subject | None, scope: str) 
         claims.update(user.authentication_claims(with_sid=False))
         if user.membership_id:
             claims["idp_mid"] = user.membership_id
+        if (user.claims or {}).get("userinfo"):
+            # Claim names only (OIDC ``claims`` parameter): what userinfo releases by name.
+            claims["idp_claims"] = user.claims["userinfo"]
     else:
         claims["sub"] = client.get_client_id()
     g.idp_issued_jti = jti
@@ -153,6 +156,7 @@ def save_token(token: dict, request) -> None:
                 act=user.act,
                 cnf=sender_binding(),
                 resource=_resources(),
+                claims=user.claims,
                 issued_at=now,
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )

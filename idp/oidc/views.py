@@ -18,11 +18,11 @@ from ..clients import find_client
 from ..extensions import csrf
 from ..models import Client
 from ..ui import pick_locale_from
-from . import bearer, dpop, jarm, metadata, mtls, par
+from . import bearer, claims_request, dpop, jarm, metadata, mtls, par
 from . import interaction as oidc_interaction
 from . import logout as bc_logout  # noqa: F401 (registers OIDC single logout)
 from . import registration as registration_mod
-from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, user_claims
+from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, legacy_claim, named_claims, user_claims
 from .grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from .request_object import REQUEST_OBJECT_ALGS
 from .tokens import (
@@ -151,7 +151,9 @@ def authorize():
     done = interaction.complete(ctx, policy.token_channel(grant.client, sess.channel))
     g.idp_auth_context = {"auth_time": sess.auth_time, "acr": sess.acr, "amr": sess.amr,
                           "sid": sess.sid, "channel": done.channel,
-                          "membership_id": done.membership.id if done.membership else None}
+                          "membership_id": done.membership.id if done.membership else None,
+                          "claims": claims_request.released(req.claims, grant.client, ctx.scope,
+                                                            req.claims_declined)}
     return _as_asked(server().create_authorization_response(grant=grant, grant_user=done.person),
                      grant)
 
@@ -242,6 +244,9 @@ def userinfo():
             return bearer.BearerError("invalid_token",
                                       "The organisation appointment has ended.").response()
         claims["org"] = orgs.org_claim(membership)
+    # Claims asked for by name in the ``userinfo`` member (OIDC Core §5.5).
+    named = named_claims(person, at.claims.get("idp_claims"), at.claims["sub"], client)
+    claims.update({k: v for k, v in named.items() if k not in claims})
     alg = client.meta("userinfo_signed_response_alg") if client else None
     if alg:
         # OIDC Core §5.3.2: a signed response carries iss and aud.

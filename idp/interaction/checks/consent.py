@@ -14,7 +14,13 @@ def _has_consent(ctx: Context) -> bool:
     if ctx.client.first_party:
         return True
     row = db.session.get(Consent, (ctx.session.person_id, ctx.client.client_id))
-    return row is not None and set(ctx.scope.split()) <= set(row.scopes.split())
+    if row is None or not set(ctx.scope.split()) <= set(row.scopes.split()):
+        return False
+    # Claims asked for by name (OIDC ``claims`` parameter) need consent of their own.
+    from ...oidc.claims_request import consented, to_consent
+
+    return consented(to_consent(ctx.request.claims, ctx.client, ctx.scope), row.scopes,
+                     row.claims)
 
 
 def consent(ctx: Context) -> Needed | None:
