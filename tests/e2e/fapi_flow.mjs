@@ -4,7 +4,7 @@
 // and nonce retries) is openid-client's; the browser part is plain HTTP with a cookie jar.
 //
 // Config (RP_CONFIG, see oidc_common.mjs):
-//   { "scenario": "fapi" | "jar" | "jarm" | "fapi_refusals",
+//   { "scenario": "fapi" | "jar" | "jarm" | "fapi_refusals" | "claims",
 //     "issuer", "username", "password", "scope",
 //     "client": { "client_id", "redirect_uri", "token_endpoint_auth_method": "private_key_jwt",
 //                 "jwk": {private EC JWK with kid} } }
@@ -64,13 +64,14 @@ async function signIn(authorizationUrl, redirectUri) {
   let url = authorizationUrl;
   let method = 'GET';
   let body;
+  let claimsShown;
   for (let hop = 0; hop < 15; hop += 1) {
     const res = await http(url, { method, form: body });
     const path = new URL(url).pathname;
     trail.push(`${method} ${path} ${res.status}`);
     if (res.status >= 300 && res.status < 400) {
       const next = new URL(res.headers.get('location'), url).href;
-      if (next.startsWith(redirectUri)) return { callbackUrl: next, trail };
+      if (next.startsWith(redirectUri)) return { callbackUrl: next, trail, claimsShown };
       [url, method, body] = [next, 'GET', undefined];
       continue;
     }
@@ -81,7 +82,10 @@ async function signIn(authorizationUrl, redirectUri) {
     }
     const f = form(html, url);
     if (path === '/login') body = { ...f.hidden, username: config.username, password: config.password };
-    else if (path === '/consent') body = { ...f.hidden, consent: 'allow' };
+    else if (path === '/consent') {
+      body = { ...f.hidden, consent: 'allow' };
+      claimsShown = [...html.matchAll(/data-claim="([^"]+)"/g)].map((m) => m[1]);
+    }
     else throw new Error(`unexpected page ${path}`);
     [url, method] = [f.action, 'POST'];
   }
@@ -117,7 +121,7 @@ async function browse(name, rp, url) {
   let result;
   await must(name, async () => {
     result = await signIn(url, config.client.redirect_uri);
-    return { trail: result.trail, refused: result.refused,
+    return { trail: result.trail, refused: result.refused, claims_shown: result.claimsShown,
       callback_query: result.callbackUrl ? [...new URL(result.callbackUrl).searchParams.keys()]
         : undefined };
   });
@@ -259,7 +263,33 @@ async function refusals(issuer) {
   });
 }
 
-const SCENARIOS = { fapi, jar, jarm, fapi_refusals: refusals };
+async function claims(issuer) {
+  // The claims request parameter (OIDC Core §5.5) in a pushed request: a claim for the
+  // ID token, others for userinfo, with only the openid scope.
+  const rp = client(issuer, { dpop_bound_access_tokens: true });
+  const key = dpopKey();
+  const r = request();
+  const wanted = { id_token: { phone_number: { essential: true } },
+    userinfo: { name: null, phone_number_verified: null } };
+  const pushed = await rp.pushedAuthorizationRequest({ ...r.params, scope: 'openid',
+    claims: JSON.stringify(wanted) });
+  const b = await browse('authorize', rp, rp.authorizationUrl({ request_uri: pushed.request_uri }));
+  if (!b.callbackUrl) throw new Halt('authorize');
+  let ts;
+  await must('callback', async () => {
+    ts = await rp.callback(config.client.redirect_uri, rp.callbackParams(b.callbackUrl),
+      checksOf(r), { DPoP: key });
+    const c = ts.claims();
+    return { ...tokenDetail(ts), phone_number: c.phone_number, name: c.name ?? null };
+  });
+  await attempt('userinfo', async () => {
+    const u = await rp.userinfo(ts, { DPoP: key });
+    return { sub: u.sub, name: u.name, phone_number_verified: u.phone_number_verified,
+      phone_number: u.phone_number ?? null };
+  });
+}
+
+const SCENARIOS = { fapi, jar, jarm, fapi_refusals: refusals, claims };
 
 await finish(async () => {
   const issuer = await discover((m) => ({

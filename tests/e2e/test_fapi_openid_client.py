@@ -117,3 +117,18 @@ def test_fapi_client_refused_without_par_or_dpop(node, live_idp, fapi_client):
     assert ok(r, "authorize_without_par")["refused"] == {"status": 400,
                                                          "error": "invalid_request"}
     refused(r, "callback_without_dpop", "invalid_request", 400)
+
+
+def test_claims_parameter_requested_by_openid_client(node, live_idp, fapi_client):
+    """openid-client pushes a ``claims`` parameter with only the openid scope: the consent
+    page lists the claims by name; the ID token carries the id_token member's, userinfo
+    the userinfo member's."""
+    r = run(node, live_idp, "claims", fapi_client)
+    assert r["completed"], explain(r, "flow did not complete")
+    assert set(ok(r, "authorize")["claims_shown"]) == {"name", "phone_number",
+                                                       "phone_number_verified"}
+    cb = ok(r, "callback")
+    assert cb["phone_number"] == "13912345670" and cb["name"] is None
+    info = ok(r, "userinfo")
+    assert info["sub"] == cb["sub"] and info["name"] == "赵六"
+    assert info["phone_number_verified"] is True and info["phone_number"] is None
