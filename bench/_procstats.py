@@ -128,6 +128,8 @@ class RssSampler:
 def quiet_machine(max_wait: float, threshold: float = 0.25) -> dict[str, float]:
     """Wait (up to ``max_wait`` s) for a second in which the machine is at most
     ``threshold`` busy; return what was seen. Other sessions may share these cores."""
+    if max_wait <= 0:
+        return {"busy_fraction_before": round(psutil.cpu_percent() / 100.0, 2), "waited_s": 0.0}
     start = time.monotonic()
     busy = 1.0
     while True:

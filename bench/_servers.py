@@ -35,10 +35,26 @@ REDIS_URL = os.environ.get("IDP_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 CLIENT_ID = "bench-rp"
 REDIRECT_URI = "https://rp.example/cb"
-CITIZEN_ID = "11010519491231002X"  # GB 11643-1999's own worked example
 CITIZEN_NAME = "李四"
 CITIZEN_PASSWORD = "Correct-Horse-9"
 SCOPE = "openid profile"
+CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def citizen_ids(n: int) -> list[str]:
+    """``n`` distinct valid GB 11643 ID numbers (Beijing Xicheng, born 1950-1999)."""
+    out = []
+    for i in range(n):
+        year, day, seq = 1950 + i % 50, 1 + (i // 50) % 28, 100 + i // 1400
+        body = f"110102{year}{1 + (i // 50 // 28) % 12:02d}{day:02d}{seq:03d}"
+        total = sum(int(c) * w for c, w in zip(body, CHECK_WEIGHTS, strict=True))
+        out.append(body + "10X98765432"[total % 11])
+    return out
+
+
+def citizens(n: int) -> list[list[str]]:
+    """The people the bench signs in: [ID number, name, password] each."""
+    return [[number, CITIZEN_NAME, CITIZEN_PASSWORD] for number in citizen_ids(n)]
 
 
 def free_port() -> int:
@@ -81,6 +97,7 @@ def endpoint_paths(discovery: dict) -> dict[str, str]:
         "token": path("token_endpoint"),
         "userinfo": path("userinfo_endpoint"),
         "introspection": path("introspection_endpoint"),
+        "jwks": path("jwks_uri"),
     }
 
 
@@ -109,6 +126,7 @@ class Server:
     log: Path | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    people: int = 32
 
     def worker_pids(self) -> list[int]:
         raise NotImplementedError
@@ -122,8 +140,7 @@ class Server:
             "clientId": CLIENT_ID,
             "clientSecret": self.client_secret,
             "redirectUri": REDIRECT_URI,
-            "username": CITIZEN_ID,
-            "password": CITIZEN_PASSWORD,
+            "users": [[number, password] for number, _, password in citizens(self.people)],
             "scope": SCOPE,
             "endpoints": self.endpoints,
         }
@@ -132,8 +149,10 @@ class Server:
 class Ours(Server):
     """``idp serve`` on PostgreSQL + Redis."""
 
-    def __init__(self, workers: int, threads: int, workdir: Path):
-        super().__init__(label="ours")
+    def __init__(self, workers: int, threads: int, workdir: Path, people: int = 32,
+                 worker_class: str = "gthread"):
+        super().__init__(label="ours", people=people)
+        self.worker_class = worker_class
         self.workers = workers
         self.threads = threads
         self.workdir = workdir
@@ -173,8 +192,11 @@ class Ours(Server):
                   "--grant-type", "authorization_code", "--grant-type", "refresh_token",
                   "--grant-type", "client_credentials", "--auth-method", "client_secret_basic",
                   "--first-party")
-        self._idp("user", "add", "--id-number", CITIZEN_ID, "--name", CITIZEN_NAME,
-                  "--password", CITIZEN_PASSWORD)
+        seeded = subprocess.run([sys.executable, str(BENCH / "_servers.py"), "seed",
+                                 str(self.people)], env=self.env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding {self.people} people failed: {seeded.stderr[-2000:]}")
         self.log = self.workdir / "ours-server.log"
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(
@@ -221,8 +243,8 @@ class Ours(Server):
 class Theirs(Server):
     """node-oidc-provider (bench/node/provider.mjs), in-memory or Redis adapter."""
 
-    def __init__(self, adapter: str, workdir: Path, argon2: dict[str, int]):
-        super().__init__(label=f"theirs-{adapter}")
+    def __init__(self, adapter: str, workdir: Path, argon2: dict[str, int], people: int = 32):
+        super().__init__(label=f"theirs-{adapter}", people=people)
         self.adapter = adapter
         self.workdir = workdir
         self.argon2 = argon2
@@ -240,9 +262,7 @@ class Theirs(Server):
             "BENCH_CLIENT_ID": CLIENT_ID,
             "BENCH_CLIENT_SECRET": self.client_secret,
             "BENCH_REDIRECT_URI": REDIRECT_URI,
-            "BENCH_USER_ID_NUMBER": CITIZEN_ID,
-            "BENCH_USER_NAME": CITIZEN_NAME,
-            "BENCH_USER_PASSWORD": CITIZEN_PASSWORD,
+            "BENCH_USERS": json.dumps(citizens(self.people), ensure_ascii=False),
             "BENCH_ADAPTER": self.adapter,
             "BENCH_REDIS_URL": REDIS_URL,
             "BENCH_REDIS_PREFIX": self.redis_prefix,
@@ -308,3 +328,31 @@ def node_version() -> str:
                               timeout=10).stdout.strip()
     except OSError:
         return "?"
+
+
+def seed(n: int) -> None:
+    """``python bench/_servers.py seed N`` (environment as for ``idp``): N citizens with
+    the bench password, written as ``idp user add`` writes them (encrypted ID number,
+    blind index). The Argon2id hash is computed once and shared, which only saves
+    seeding time: a verification costs the same."""
+    from idp import create_app
+    from idp.accounts import create_person
+    from idp.crypto.passwords import hash_password
+    from idp.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        hashed = hash_password(CITIZEN_PASSWORD)
+        for number, name, _ in citizens(n):
+            person = create_person(number, name, None)
+            person.password_hash = hashed
+            db.session.commit()
+    print(json.dumps({"seeded": n}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "seed":
+        sys.path.insert(0, str(ROOT))
+        seed(int(sys.argv[2]))
+    else:
+        sys.exit("usage: _servers.py seed N")

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Throughput and latency of our provider against node-oidc-provider.
+"""Throughput, latency and CPU per operation of our provider against node-oidc-provider.
 
-    .venv/bin/python bench/oidc_bench.py [--concurrency 16] [--seconds 10] ...
+    .venv/bin/python bench/oidc_bench.py [--concurrency 16] [--seconds 10] [--open-loop] ...
+    .venv/bin/python bench/oidc_bench.py --smoke        # seconds per scenario: does it work?
 
 Starts ours (``idp serve``: gunicorn on PostgreSQL + Redis, fresh database and key
 prefix) and node-oidc-provider (bench/node/provider.mjs, in-memory and/or Redis
-adapter), then for each metric drives each server in turn with the same closed-loop
-load (bench/node/load.mjs, undici): client_credentials grants, complete
-authorization-code sign-ins with PKCE, userinfo, introspection. Also measures what
-Argon2id alone costs at the server's parameters. Prints a table and writes JSON to
-bench/results/. A benchmark, not a test: nothing here runs under pytest.
+adapter), each with the same client and ``--people`` citizens, then for each scenario
+drives each server in turn with the same closed-loop load (bench/node/load.mjs, undici;
+each virtual client signs in only its own people): client_credentials, code (the
+authorization-code exchange alone, codes minted beforehand), refresh (rotating),
+userinfo, introspection, discovery, jwks, and complete sign-ins with PKCE. With
+``--open-loop`` the hot scenarios are run again at a fixed offered rate (half the
+closed-loop peak by default) for p50/p99. CPU per operation counts the server and its
+share of PostgreSQL/Redis. Also measures what Argon2id alone costs at the server's
+parameters. Prints tables and writes JSON to bench/results/. A benchmark: its timings
+are never asserted; tests/bench only checks that a ``--smoke`` run has no errors.
 See bench/README.md.
 """
 
@@ -43,10 +49,17 @@ from _servers import (  # noqa: E402
 
 SCENARIOS = {
     "client_credentials": "client_credentials grants/s",
-    "login": "auth-code logins/s",
+    "code": "code exchanges/s",
+    "refresh": "refresh grants/s",
     "userinfo": "userinfo/s",
     "introspection": "introspection/s",
+    "discovery": "discovery/s",
+    "jwks": "jwks/s",
+    "login": "auth-code logins/s",
 }
+# Scenarios measured again in open loop (--open-loop): the hot endpoints, not logins.
+OPEN_LOOP = ["client_credentials", "code", "refresh", "userinfo", "introspection",
+             "discovery", "jwks"]
 RESULTS = BENCH / "results"
 
 
@@ -82,10 +95,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="py-spy every gunicorn worker during our phases (costs CPU; marked)")
     p.add_argument("--profile-mode", choices=["gil", "wall"], default="gil",
                    help="py-spy: 'gil' = Python CPU time, 'wall' = all busy threads incl. I/O")
+    p.add_argument("--people", type=int, default=0,
+                   help="citizens seeded on each server; each virtual client signs in only "
+                        "its own (0: 2 per client)")
+    p.add_argument("--codes", type=int, default=3000,
+                   help="authorization codes minted (untimed) before the code scenario; "
+                        "its window ends early if they run out (the window is reported)")
+    p.add_argument("--mint-seconds", type=float, default=20.0,
+                   help="longest time spent minting codes (they live 60 s)")
+    p.add_argument("--open-loop", action="store_true",
+                   help="after each closed-loop hot scenario, offer a fixed rate (a fraction "
+                        "of the closed-loop peak just measured) and report p50/p99")
+    p.add_argument("--open-loop-scenarios", default=",".join(OPEN_LOOP),
+                   help="which scenarios --open-loop measures")
+    p.add_argument("--open-loop-fraction", type=float, default=0.5,
+                   help="offered rate as a fraction of the server's closed-loop throughput")
+    p.add_argument("--open-loop-rate", type=float, default=0.0,
+                   help="fixed offered rate in ops/s for every server (overrides the fraction)")
+    p.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
+                   help="gunicorn worker class for ours (sync: --threads is ignored)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny run of every scenario (seconds each) to check that the bench "
+                        "works; figures meaningless")
     p.add_argument("--keep", action="store_true", help="keep the database and Redis keys")
     p.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.concurrency = min(args.concurrency, 4)
+        args.seconds, args.warmup = 0.6, 0.2
+        args.login_seconds, args.login_warmup = 1.0, 0.3
+        args.hash_seconds, args.quiet_wait, args.rounds = 0.0, 0.0, 1
+        args.codes, args.mint_seconds = 120, 5.0
+        args.open_loop_rate = args.open_loop_rate or 20.0
+        # Cheap password hashing for both servers: a smoke run checks that every step
+        # works, and the setup sign-ins would otherwise take most of its time.
+        os.environ.setdefault("IDP_ARGON2_TIME_COST", "1")
+        os.environ.setdefault("IDP_ARGON2_MEMORY_COST", "8192")
+    if args.people <= 0:
+        args.people = 2 * args.concurrency
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    args.open_loop_scenarios = [s.strip() for s in args.open_loop_scenarios.split(",")
+                                if s.strip()]
+    if set(args.open_loop_scenarios) - set(OPEN_LOOP):
+        p.error("--open-loop-scenarios: choose from " + ",".join(OPEN_LOOP))
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -102,11 +154,12 @@ def window(args: argparse.Namespace, scenario: str) -> tuple[float, float]:
 
 
 def run_phase(server: Server, scenario: str, args: argparse.Namespace, workdir: Path,
-              pg_database: str | None) -> dict:
+              pg_database: str | None, rate: float = 0.0) -> dict:
     quiet = _procstats.quiet_machine(args.quiet_wait)
     seconds, warmup = window(args, scenario)
     cfg = {**server.load_config(), "scenario": scenario, "concurrency": args.concurrency,
-           "seconds": seconds, "warmup": warmup, "tokens": args.tokens}
+           "seconds": seconds, "warmup": warmup, "tokens": args.tokens,
+           "codes": args.codes, "mintSeconds": args.mint_seconds, "rate": rate}
     snaps: dict[str, _procstats.Snapshot] = {}
     profiling: list = []
     stderr_lines: list[str] = []
@@ -132,7 +185,7 @@ def run_phase(server: Server, scenario: str, args: argparse.Namespace, workdir: 
         watcher = threading.Thread(target=watch_stderr, daemon=True)
         watcher.start()
         # A phase that hangs is killed: setup logins + warm-up + window + slack.
-        killer = threading.Timer(warmup + seconds + 180, proc.kill)
+        killer = threading.Timer(warmup + seconds + args.mint_seconds + 180, proc.kill)
         killer.start()
         try:
             stdout = proc.stdout.read()
@@ -153,6 +206,8 @@ def run_phase(server: Server, scenario: str, args: argparse.Namespace, workdir: 
         wall = max(1e-9, cpu["wall_s"])
         cpu["server_cpu_ms_per_op"] = round(cpu["server_cpu_s"] * 1000 / ops, 2)
         cpu["backing_cpu_ms_per_op"] = round(cpu["backing_cpu_s"] * 1000 / ops, 2)
+        cpu["total_cpu_ms_per_op"] = round(
+            (cpu["server_cpu_s"] + cpu["backing_cpu_s"]) * 1000 / ops, 2)
         for key in ("server", "client", "backing", "other"):
             cpu[f"{key}_cores"] = round(cpu[f"{key}_cpu_s"] / wall, 2)
         result["cpu"] = cpu
@@ -215,21 +270,31 @@ def others(r: dict | None) -> str:
     return f"{c['other_cores']:.2f}" if "other_cores" in c else "?"
 
 
-def cpu_per_op(r: dict | None) -> str:
+def cpu_per_op(r: dict | None, key: str = "server_cpu_ms_per_op") -> str:
     c = (r or {}).get("cpu") or {}
-    v = c.get("server_cpu_ms_per_op")
+    v = c.get(key)
     return "?" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.2f}")
+
+
+def cpu_ratio(a: dict | None, b: dict | None) -> str:
+    """theirs/ours total CPU per operation (server + PostgreSQL/Redis): 1 = as cheap."""
+    x = ((a or {}).get("cpu") or {}).get("total_cpu_ms_per_op")
+    y = ((b or {}).get("cpu") or {}).get("total_cpu_ms_per_op")
+    return f"{y / x:.2f}" if x and y else "-"
 
 
 def comparison_table(results: dict, scenarios: list[str], theirs: str) -> str:
     header = ["metric", "ours", theirs, "ours/theirs", "ours p50/p99 ms",
-              "theirs p50/p99 ms", "CPU ms/op o/t", "errors o/t", "others' cores o/t"]
+              "theirs p50/p99 ms", "server CPU ms/op o/t", "+PG/Redis ms/op o/t",
+              "CPU t/o", "errors o/t", "others' cores o/t"]
     rows = []
     for s in scenarios:
         o, t = results["ours"].get(s), results[theirs].get(s)
         rows.append([SCENARIOS[s], fmt_rate(o), fmt_rate(t), ratio(o, t), fmt_lat(o), fmt_lat(t),
-                     f"{cpu_per_op(o)}/{cpu_per_op(t)}", f"{errs(o)}/{errs(t)}",
-                     f"{others(o)}/{others(t)}"])
+                     f"{cpu_per_op(o)}/{cpu_per_op(t)}",
+                     f"{cpu_per_op(o, 'total_cpu_ms_per_op')}/"
+                     f"{cpu_per_op(t, 'total_cpu_ms_per_op')}",
+                     cpu_ratio(o, t), f"{errs(o)}/{errs(t)}", f"{others(o)}/{others(t)}"])
     return table(rows, header)
 
 
@@ -248,6 +313,26 @@ def resource_table(results: dict, scenarios: list[str]) -> str:
                          str(c.get("server_cores", "-")), str(c.get("client_cores", "-")),
                          str(c.get("other_cores", "-")), f"{r['peak_rss_mb']:.0f}"])
     return table(rows, header)
+
+
+def open_loop_table(open_results: dict, scenarios: list[str]) -> str:
+    header = ["server", "metric", "offered/s", "achieved/s", "p50 ms", "p99 ms", "max ms",
+              "errors", "not sent", "CPU ms/op (+PG/Redis)"]
+    rows = []
+    for label, per in open_results.items():
+        for s in scenarios:
+            r = per.get(s)
+            if not r:
+                continue
+            if r.get("failed"):
+                rows.append([label, s, "-", "FAILED", "-", "-", "-", "?", "?", "-"])
+                continue
+            lat = r.get("latency_ms") or {}
+            rows.append([label, s, f"{r.get('offered_rate', 0):.0f}", f"{r['throughput']:.1f}",
+                         f"{lat.get('p50', 0):.1f}", f"{lat.get('p99', 0):.1f}",
+                         f"{lat.get('max', 0):.1f}", str(r["errors"]), str(r.get("late", 0)),
+                         cpu_per_op(r, "total_cpu_ms_per_op")])
+    return table(rows, header) if rows else ""
 
 
 def login_steps_table(results: dict) -> str:
@@ -426,13 +511,15 @@ def main(argv: list[str] | None = None) -> int:
             max(0.0, busy["machine_busy_s"] - hash_cpu) / max(1e-9, busy["wall_s"]), 2)
     params = _hashcost.server_argon2_params()
 
-    servers: list[Server] = [Ours(args.workers, args.threads, workdir)]
+    servers: list[Server] = [Ours(args.workers, args.threads, workdir, args.people,
+                                  args.worker_class)]
     if args.theirs in ("memory", "both"):
-        servers.append(Theirs("memory", workdir, params))
+        servers.append(Theirs("memory", workdir, params, args.people))
     if args.theirs in ("redis", "both"):
-        servers.append(Theirs("redis", workdir, params))
+        servers.append(Theirs("redis", workdir, params, args.people))
 
     results: dict[str, dict] = {s.label: {} for s in servers}
+    open_results: dict[str, dict] = {s.label: {} for s in servers}
     rounds: dict[str, dict[str, list[dict]]] = {s.label: {} for s in servers}
     started: list[Server] = []
     try:
@@ -458,6 +545,26 @@ def main(argv: list[str] | None = None) -> int:
                               f"others' cores {others(r)}", flush=True)
             for server in servers:
                 results[server.label][scenario] = best(rounds[server.label][scenario])
+            if args.open_loop and scenario in args.open_loop_scenarios:
+                for server in servers:
+                    closed = results[server.label][scenario]
+                    rate = args.open_loop_rate or (
+                        0.0 if closed.get("failed") else
+                        round(args.open_loop_fraction * closed["throughput"], 1))
+                    if rate <= 0:
+                        continue
+                    print(f"{scenario:<18} {server.label:<14} open loop {rate:g}/s ",
+                          end="", flush=True)
+                    pg = server.db_name if isinstance(server, Ours) else None
+                    r = run_phase(server, scenario, args, workdir, pg, rate)
+                    open_results[server.label][scenario] = r
+                    if r.get("failed"):
+                        print(f"FAILED: {r.get('stderr', '')[-400:]}", flush=True)
+                    else:
+                        lat = r["latency_ms"] or {}
+                        print(f"{r['throughput']:8.1f}/s  p50 {lat.get('p50', '-')} ms  "
+                              f"p99 {lat.get('p99', '-')} ms  errors {r['errors']}",
+                              flush=True)
         for server in servers:
             server.notes.append(f"log: {server.log}")
     finally:
@@ -478,6 +585,10 @@ def main(argv: list[str] | None = None) -> int:
         steps = login_steps_table(results)
         if steps:
             report += ["", "-- login steps, p50/p99 ms --", steps]
+    ol = open_loop_table(open_results, args.scenarios)
+    if ol:
+        report += ["", "-- open loop: fixed offered rate, latency from when each operation "
+                       "was due --", ol]
     report += ["", "-- resources during the measured window --", resource_table(results,
                                                                              args.scenarios)]
     hs = hash_summary(hashcost, results, args.workers)
@@ -498,12 +609,14 @@ def main(argv: list[str] | None = None) -> int:
 
     doc = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "environment": env, "hash_cost": hashcost, "results": results,
+           "open_loop": open_results,
            "all_rounds": rounds, "report": text}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, ensure_ascii=False, indent=2))
     (workdir / "report.txt").write_text(text + "\n")
     print(f"\nJSON: {out_path}\nlogs: {workdir}")
-    failed = any(r.get("failed") for per in results.values() for r in per.values())
+    failed = any(r.get("failed") or r.get("errors") for group in (results, open_results)
+                 for per in group.values() for r in per.values())
     return 1 if failed else 0
 
 

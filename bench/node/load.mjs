@@ -1,15 +1,32 @@
-// Closed-loop load generator for bench/oidc_bench.py (undici, one process).
+// Load generator for bench/oidc_bench.py (undici, one process).
 //
 //   node load.mjs '<json config>'
 //
-// A fixed number of virtual clients each run one operation after another for
-// warmup + seconds; operations completing inside the measured window count.
+// Closed loop (default): a fixed number of virtual clients each run one operation
+// after another for warmup + seconds; operations completing inside the measured window
+// count. Open loop (cfg.rate > 0): operations start at a fixed offered rate whatever
+// the server's answers, and each latency is measured from the moment the operation was
+// due (so a stalled server is not hidden by fewer requests being sent).
 // Prints one JSON document on stdout: throughput, latency percentiles, errors, and
 // how much CPU this process itself used (it shares the machine with the server).
 //
-// Scenarios: client_credentials, login (authorize -> login form -> code -> token,
-// with PKCE; a fresh cookie jar each time, so every iteration is a real sign-in),
-// userinfo and introspection (on access tokens from a few logins made first).
+// People: cfg.users is a list of [username, password]; virtual client i signs in only
+// the people at positions i, i + concurrency, ... so no account is ever signed in from
+// two clients at once (per-account lockout then never sees concurrent correct attempts).
+//
+// Scenarios:
+//   client_credentials  POST /token grant_type=client_credentials
+//   login               authorize -> login form -> POST password -> code -> token (PKCE),
+//                       a fresh cookie jar each time: every iteration is a real sign-in
+//   code                only POST /token with a fresh authorization code each time; the
+//                       codes are minted beforehand (one sign-in per client, then
+//                       authorize requests on its SSO session) and not timed
+//   refresh             POST /token grant_type=refresh_token, using the rotated refresh
+//                       token of the previous answer each time (one chain per client)
+//   userinfo            GET userinfo with a bearer token (one sign-in per client first)
+//   introspection       POST introspection with an access token (likewise)
+//   discovery           GET /.well-known/openid-configuration
+//   jwks                GET the jwks_uri
 
 import * as crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -116,14 +133,26 @@ function parseForm(html) {
   return { action: attr(form[0], 'action') || '', fields };
 }
 
-// --- one sign-in, start to tokens ----------------------------------------------
+// --- sign-in ----------------------------------------------------------------
 const steps = {};
 function stepTime(name, ms) {
   (steps[name] ||= []).push(ms);
 }
 
-async function login(record) {
-  const jar = new Jar();
+const users = cfg.users && cfg.users.length ? cfg.users : [[cfg.username, cfg.password]];
+const userCursor = new Map();
+// The next of virtual client i's own people.
+function userFor(i) {
+  const own = [];
+  for (let j = i % users.length; j < users.length; j += Math.max(1, cfg.concurrency)) own.push(j);
+  const k = userCursor.get(i) || 0;
+  userCursor.set(i, k + 1);
+  return users[own[k % own.length]];
+}
+
+// One authorization request, up to the code. With a jar holding a live SSO session it is
+// authorize -> 302 with the code; otherwise the login form is filled in on the way.
+async function authorize(jar, user, record) {
   const verifier = b64url(crypto.randomBytes(48));
   const challenge = b64url(crypto.createHash('sha256').update(verifier).digest());
   const state = b64url(crypto.randomBytes(12));
@@ -141,8 +170,7 @@ async function login(record) {
   let method = 'GET';
   let body;
   let signedIn = false;
-  let code;
-  for (let hop = 0; hop < 8 && code === undefined; hop += 1) {
+  for (let hop = 0; hop < 8; hop += 1) {
     const t0 = performance.now();
     const res = await call(method, next, {
       jar,
@@ -158,8 +186,7 @@ async function login(record) {
         const q = new URL(loc).searchParams;
         if (q.get('error')) fail(`authorization error ${q.get('error')}`, res.status, q.get('error_description'));
         if (q.get('state') !== state) fail('state mismatch', res.status);
-        code = q.get('code');
-        break;
+        return { code: q.get('code'), verifier };
       }
       next = loc;
       method = 'GET';
@@ -167,11 +194,7 @@ async function login(record) {
     } else if (res.status === 200 && !signedIn) {
       const form = parseForm(res.text);
       if (!form) fail(`no login form at ${next}`, res.status, res.text);
-      const data = new URLSearchParams({
-        ...form.fields,
-        username: cfg.username,
-        password: cfg.password,
-      });
+      const data = new URLSearchParams({ ...form.fields, username: user[0], password: user[1] });
       next = new URL(form.action || next, new URL(next, base)).href;
       method = 'POST';
       body = data.toString();
@@ -180,8 +203,10 @@ async function login(record) {
       fail(`${method} ${new URL(next, base).pathname}`, res.status, res.text);
     }
   }
-  if (!code) fail('no code after 8 hops', 0);
-  const t0 = performance.now();
+  return fail('no code after 8 hops', 0);
+}
+
+async function exchange(code, verifier) {
   const res = await call('POST', cfg.endpoints.token, {
     headers: { authorization: basic, 'content-type': FORM },
     body: new URLSearchParams({
@@ -191,12 +216,19 @@ async function login(record) {
       code_verifier: verifier,
     }).toString(),
   });
-  if (record) stepTime('token', performance.now() - t0);
   if (res.status !== 200) fail('token (authorization_code)', res.status, res.text);
   const tokens = JSON.parse(res.text);
   if (!tokens.access_token || !tokens.id_token || !tokens.refresh_token) {
     fail('token response lacks access_token, id_token or refresh_token', res.status, res.text);
   }
+  return tokens;
+}
+
+async function login(i, record) {
+  const { code, verifier } = await authorize(new Jar(), userFor(i), record);
+  const t0 = performance.now();
+  const tokens = await exchange(code, verifier);
+  if (record) stepTime('token', performance.now() - t0);
   return tokens;
 }
 
@@ -209,7 +241,11 @@ async function clientCredentials() {
   if (!JSON.parse(res.text).access_token) fail('no access_token', res.status, res.text);
 }
 
-let tokenSet = [];
+// --- per-client state made before the window ----------------------------------
+let tokenSet = [];     // one token response per client (userinfo, introspection)
+let chains = [];       // refresh-token chains: { token, busy }
+let codes = [];        // minted { code, verifier }, used once each
+let codesExhaustedAt;  // when the first operation found no code left
 
 async function userinfo(i) {
   const token = tokenSet[i % tokenSet.length];
@@ -231,11 +267,54 @@ async function introspection(i) {
   if (JSON.parse(res.text).active !== true) fail('token not active', res.status, res.text);
 }
 
+class OutOfCodes extends Error {}
+
+async function codeExchange() {
+  const minted = codes.pop();
+  if (!minted) {
+    codesExhaustedAt ||= performance.now();
+    throw new OutOfCodes('minted codes used up');
+  }
+  await exchange(minted.code, minted.verifier);
+}
+
+async function refresh(i) {
+  // Closed loop: chain i belongs to client i. Open loop: the first idle chain.
+  let chain = chains[i % chains.length];
+  if (chain.busy) chain = chains.find((c) => !c.busy);
+  if (!chain) throw new Failure('refresh: every chain busy (offered rate too high for --concurrency chains)');
+  chain.busy = true;
+  try {
+    const res = await call('POST', cfg.endpoints.token, {
+      headers: { authorization: basic, 'content-type': FORM },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: chain.token })
+        .toString(),
+    });
+    if (res.status !== 200) fail('token (refresh_token)', res.status, res.text);
+    const tokens = JSON.parse(res.text);
+    if (!tokens.access_token) fail('refresh answer without access_token', res.status, res.text);
+    if (!tokens.refresh_token) fail('refresh answer without a rotated refresh_token', res.status, res.text);
+    chain.token = tokens.refresh_token;
+  } finally {
+    chain.busy = false;
+  }
+}
+
+async function getJson(path, what, check) {
+  const res = await call('GET', path);
+  if (res.status !== 200) fail(what, res.status, res.text);
+  if (!check(JSON.parse(res.text))) fail(`${what}: unexpected document`, res.status, res.text);
+}
+
 const scenarios = {
   client_credentials: () => clientCredentials(),
-  login: (i, record) => login(record),
+  login: (i, record) => login(i, record),
+  code: () => codeExchange(),
+  refresh: (i) => refresh(i),
   userinfo: (i) => userinfo(i),
   introspection: (i) => introspection(i),
+  discovery: () => getJson('/.well-known/openid-configuration', 'discovery', (d) => !!d.issuer),
+  jwks: () => getJson(cfg.endpoints.jwks, 'jwks', (d) => Array.isArray(d.keys) && d.keys.length > 0),
 };
 
 function summary(values) {
@@ -248,85 +327,165 @@ function summary(values) {
     p99: r(at(0.99)), max: r(v[v.length - 1]) };
 }
 
+const clients = () => Array.from({ length: cfg.concurrency }, (_, i) => i);
+
+// Sign each client's first person in once; return its jar and token response.
+async function signInEach() {
+  return Promise.all(clients().map(async (i) => {
+    const jar = new Jar();
+    const { code, verifier } = await authorize(jar, userFor(i), false);
+    return { jar, tokens: await exchange(code, verifier) };
+  }));
+}
+
+async function setup() {
+  const s = cfg.scenario;
+  if (s === 'userinfo' || s === 'introspection' || s === 'refresh') {
+    const signed = await signInEach();
+    tokenSet = signed.map((x) => x.tokens);
+    chains = tokenSet.map((t) => ({ token: t.refresh_token, busy: false }));
+  } else if (s === 'code') {
+    // Codes live 60 s on both servers: mint at most cfg.codes, and no longer than
+    // cfg.mintSeconds, so the last ones are still fresh when the window closes.
+    const signed = await signInEach();
+    const want = Math.max(cfg.concurrency, cfg.codes ?? 2000);
+    const until = performance.now() + (cfg.mintSeconds ?? 20) * 1000;
+    await Promise.all(signed.map(async ({ jar }, i) => {
+      while (codes.length < want && performance.now() < until) {
+        codes.push(await authorize(jar, userFor(i), false));
+      }
+    }));
+    codes.reverse(); // pop() takes the oldest first
+  }
+}
+
 async function main() {
   const op = scenarios[cfg.scenario];
   if (!op) throw new Error(`unknown scenario ${cfg.scenario}`);
   const setupStart = performance.now();
-  if (cfg.scenario === 'userinfo' || cfg.scenario === 'introspection') {
-    const n = Math.max(1, Math.min(cfg.tokens ?? 4, cfg.concurrency));
-    tokenSet = await Promise.all(Array.from({ length: n }, () => login(false)));
-  }
+  await setup();
   const setupMs = performance.now() - setupStart;
+  const minted = codes.length;
 
   const latencies = [];
   let errors = 0;
+  let late = 0;
   const errorSamples = new Map();
   const t0 = performance.now();
   const measureFrom = t0 + cfg.warmup * 1000;
-  const measureTo = measureFrom + cfg.seconds * 1000;
+  let measureTo = measureFrom + cfg.seconds * 1000;
   let cpuAtStart;
   let cpuAtEnd;
+  let startedAt;
+  let endedAt;
   // MARK lines tell the orchestrator when the measured window opens and closes, so
   // it can read the server's CPU counters at the same moments.
   const startTimer = setTimeout(() => {
     cpuAtStart = process.cpuUsage();
+    startedAt = performance.now();
     process.stderr.write('MARK start\n');
   }, cfg.warmup * 1000);
-  const endTimer = setTimeout(() => {
+  function closeWindow() {
+    if (cpuAtEnd) return;
     cpuAtEnd = process.cpuUsage();
+    endedAt = performance.now();
+    measureTo = Math.min(measureTo, endedAt);
     process.stderr.write('MARK end\n');
-  }, (cfg.warmup + cfg.seconds) * 1000);
+  }
+  const endTimer = setTimeout(closeWindow, (cfg.warmup + cfg.seconds) * 1000);
 
-  async function virtualClient(i) {
-    while (performance.now() < measureTo) {
-      const start = performance.now();
-      const inWindow = start >= measureFrom;
-      let ok = true;
-      try {
-        await op(i, inWindow);
-      } catch (err) {
-        ok = false;
-        const key = err instanceof Failure ? err.message : `${err.name}: ${err.message}`;
-        if (performance.now() >= measureFrom) {
-          errorSamples.set(key, (errorSamples.get(key) || 0) + 1);
-        }
-        if (!(err instanceof Failure)) {
-          await new Promise((r) => { setTimeout(r, 50); }); // connection trouble: back off
-        }
-      }
-      const end = performance.now();
-      if (end >= measureFrom && end <= measureTo) {
-        if (ok) latencies.push(end - start);
-        else errors += 1;
-      }
+  function record(start, end, err) {
+    if (err) {
+      const key = err instanceof Failure ? err.message : `${err.name}: ${err.message}`;
+      if (end >= measureFrom) errorSamples.set(key, (errorSamples.get(key) || 0) + 1);
+    }
+    // Closed loop: what completes inside the window; open loop: what was due inside it.
+    const inWindow = cfg.rate > 0 ? (start >= measureFrom && start < measureTo)
+      : (end >= measureFrom && end <= measureTo);
+    if (inWindow) {
+      if (!err) latencies.push(end - start);
+      else errors += 1;
     }
   }
 
-  await Promise.all(Array.from({ length: cfg.concurrency }, (_, i) => virtualClient(i)));
+  async function once(i, due) {
+    let err;
+    try {
+      await op(i, due >= measureFrom);
+    } catch (e) {
+      err = e;
+    }
+    const end = performance.now();
+    if (err instanceof OutOfCodes) {
+      // The window closes with the last code: a run that mints too few codes is short,
+      // not wrong (its window length is in the output).
+      closeWindow();
+      return false;
+    }
+    record(due, end, err);
+    if (err && !(err instanceof Failure)) {
+      await new Promise((r) => { setTimeout(r, 50); }); // connection trouble: back off
+    }
+    return true;
+  }
+
+  if (cfg.rate > 0) {
+    // Open loop: the k-th operation is due at t0 + k / rate, whatever came back.
+    const interval = 1000 / cfg.rate;
+    const maxInFlight = cfg.maxInFlight ?? 1024;
+    const inflight = new Set();
+    let k = 0;
+    while (!cpuAtEnd) {
+      const due = t0 + k * interval;
+      const now = performance.now();
+      if (due > now) {
+        await new Promise((r) => { setTimeout(r, Math.max(0, due - now)); });
+        continue;
+      }
+      k += 1;
+      if (due >= measureTo) break;
+      if (inflight.size >= maxInFlight) {
+        if (due >= measureFrom) late += 1; // could not even be sent: counted, not timed
+        continue;
+      }
+      const p = once(k % Math.max(1, cfg.concurrency), due).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+  } else {
+    await Promise.all(clients().map(async (i) => {
+      while (performance.now() < measureTo) {
+        if (!(await once(i, performance.now()))) break;
+      }
+    }));
+  }
   clearTimeout(startTimer);
   clearTimeout(endTimer);
-  if (!cpuAtEnd) {
-    cpuAtEnd = process.cpuUsage();
-    process.stderr.write('MARK end\n');
-  }
+  closeWindow();
   cpuAtStart ||= { user: 0, system: 0 };
   const cpuUs = (cpuAtEnd.user - cpuAtStart.user) + (cpuAtEnd.system - cpuAtStart.system);
+  const windowS = startedAt ? Math.max(1e-3, (endedAt - startedAt) / 1000) : cfg.seconds;
 
   const stepSummary = {};
   for (const [name, values] of Object.entries(steps)) stepSummary[name] = summary(values);
   const out = {
     scenario: cfg.scenario,
+    mode: cfg.rate > 0 ? 'open' : 'closed',
+    offered_rate: cfg.rate > 0 ? cfg.rate : undefined,
     concurrency: cfg.concurrency,
     seconds: cfg.seconds,
+    window_s: Math.round(windowS * 1000) / 1000,
     warmup: cfg.warmup,
     ok: latencies.length,
     errors,
+    late,
     error_samples: Object.fromEntries([...errorSamples.entries()].slice(0, 6)),
-    throughput: Math.round((latencies.length / cfg.seconds) * 100) / 100,
+    throughput: Math.round((latencies.length / windowS) * 100) / 100,
     latency_ms: summary(latencies),
     steps_ms: Object.keys(stepSummary).length ? stepSummary : undefined,
     setup_ms: Math.round(setupMs),
-    client_cpu_pct: Math.round((cpuUs / 1e4 / cfg.seconds) * 10) / 10,
+    codes_minted: cfg.scenario === 'code' ? minted : undefined,
+    client_cpu_pct: Math.round((cpuUs / 1e4 / windowS) * 10) / 10,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   await pool.close();
