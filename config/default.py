@@ -337,6 +337,9 @@ DPOP_PROOF_MAX_AGE = 60
 # use_dpop_nonce and a DPoP-Nonce header; clients retry once). Nonces change every
 # DPOP_NONCE_LIFETIME seconds (the previous one is accepted too).
 DPOP_REQUIRE_NONCE = True
+# The same at this provider's resources (userinfo, the app API; RFC 9449 §9): a 401 with
+# WWW-Authenticate: DPoP error="use_dpop_nonce" and a DPoP-Nonce header, retried once.
+DPOP_REQUIRE_NONCE_AT_RESOURCE = True
 DPOP_NONCE_LIFETIME = 300
 # Client keys by reference (jwks_uri): fetched with this timeout (seconds) and size cap
 # (bytes) and kept this long (seconds). An unknown kid triggers a re-fetch at most once

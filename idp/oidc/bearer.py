@@ -37,6 +37,8 @@ class BearerError(Exception):
             if self.error else self.scheme)
         if self.scheme == "DPoP":
             resp.headers["WWW-Authenticate"] += f', algs="{" ".join(dpop.DPOP_ALGS)}"'
+        if self.error == "use_dpop_nonce":
+            resp.headers["DPoP-Nonce"] = dpop.current_nonce()  # RFC 9449 §9
         return resp
 
 
@@ -51,12 +53,16 @@ def access_token(*, form_allowed: bool = False) -> AccessToken:
         scheme, token = "bearer", request.form.get("access_token")
     if not token:
         raise BearerError(None, "Missing bearer token.")
+    # Errors answer in the scheme the request used (RFC 9449 §7.1).
+    challenge = "DPoP" if scheme == "dpop" else "Bearer"
     try:
         at = decode_access_token(token, audience=resource_audience())
     except InvalidAccessToken:
-        raise BearerError("invalid_token", "The access token is invalid.") from None
+        raise BearerError("invalid_token", "The access token is invalid.",
+                          scheme=challenge) from None
     if at.is_expired() or at.is_revoked():
-        raise BearerError("invalid_token", "The access token expired or was revoked.")
+        raise BearerError("invalid_token", "The access token expired or was revoked.",
+                          scheme=challenge)
     check_binding(at, token, scheme)
     return at
 
@@ -72,7 +78,10 @@ def check_binding(at: AccessToken, token: str, scheme: str) -> None:
             raise BearerError("invalid_token", "This access token is DPoP-bound: use the DPoP "
                               "scheme with a proof.", scheme="DPoP")
         try:
-            proof = dpop.proof_from_request(nonce_required=False, access_token=token)
+            proof = dpop.proof_from_request(nonce_required=dpop.nonce_required_at_rs(),
+                                            access_token=token)
+        except dpop.UseDPoPNonce as exc:
+            raise BearerError("use_dpop_nonce", exc.description, scheme="DPoP") from None
         except dpop.InvalidDPoPProof as exc:
             raise BearerError("invalid_dpop_proof", exc.description, scheme="DPoP") from None
         if proof is None:
@@ -81,7 +90,8 @@ def check_binding(at: AccessToken, token: str, scheme: str) -> None:
             raise BearerError("invalid_dpop_proof",
                               "The DPoP proof's key is not the token's key.", scheme="DPoP")
     elif scheme == "dpop":
-        raise BearerError("invalid_token", "This access token is not DPoP-bound.")
+        raise BearerError("invalid_token", "This access token is not DPoP-bound.",
+                          scheme="DPoP")
     x5t = cnf.get("x5t#S256")
     if x5t and mtls.presented_thumbprint() != x5t:
         raise BearerError("invalid_token",

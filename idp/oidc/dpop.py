@@ -88,6 +88,10 @@ def nonce_required_at_as() -> bool:
     return bool(current_app.config["DPOP_REQUIRE_NONCE"])
 
 
+def nonce_required_at_rs() -> bool:
+    return bool(current_app.config["DPOP_REQUIRE_NONCE_AT_RESOURCE"])
+
+
 def access_token_hash(token: str) -> str:
     return _b64(hashlib.sha256(token.encode()).digest())
 

@@ -12,7 +12,7 @@
 
 import { generateKeyPairSync } from 'node:crypto';
 
-import { generators } from 'openid-client';
+import { custom, generators } from 'openid-client';
 
 import {
   attempt, config, discover, finish, Halt, isJwt, makeClient, must, out,
@@ -156,9 +156,20 @@ async function fapi(issuer) {
       checksOf(r), { DPoP: key });
     return tokenDetail(ts);
   });
+  // Every request openid-client sends to userinfo, and whether its proof had a nonce:
+  // the resource server's nonce (RFC 9449 §9) is learnt from a 401 and retried with.
+  const sent = [];
+  rp[custom.http_options] = (u, options) => {
+    if (u.pathname === '/userinfo') {
+      const proof = options.headers && options.headers.DPoP;
+      const payload = proof ? JSON.parse(Buffer.from(proof.split('.')[1], 'base64url')) : {};
+      sent.push({ nonce: Boolean(payload.nonce), ath: Boolean(payload.ath) });
+    }
+    return {};
+  };
   await attempt('userinfo_dpop', async () => {
     const u = await rp.userinfo(ts, { DPoP: key });
-    return { sub: u.sub, name: u.name };
+    return { sub: u.sub, name: u.name, requests: [...sent] };
   });
   await attempt('userinfo_as_bearer', async () => {
     const u = await rp.userinfo(ts.access_token, { tokenType: 'Bearer' });

@@ -67,7 +67,11 @@ def test_par_pkce_private_key_jwt_dpop_end_to_end(node, live_idp, fapi_client):
     assert cb["token_type"] == "DPoP" and cb["has_refresh_token"]
     assert cb["aud"] == ["tax-filing"] and cb["access_token_is_jwt"]
     sub = cb["sub"]
-    assert ok(r, "userinfo_dpop")["sub"] == sub
+    info = ok(r, "userinfo_dpop")
+    assert info["sub"] == sub
+    # The resource server demanded its nonce: openid-client's first proof had none, the
+    # 401 (use_dpop_nonce, DPoP-Nonce) made it retry once with it; both proofs carry ath.
+    assert info["requests"] == [{"nonce": False, "ath": True}, {"nonce": True, "ath": True}]
     refused(r, "userinfo_as_bearer", "invalid_token", 401)
     refused(r, "userinfo_other_key", "invalid_dpop_proof", 401)
     i = ok(r, "introspect")

@@ -43,6 +43,8 @@ def bound(client, person):
 def _userinfo(client, token, key=None, scheme="DPoP", **proof):
     headers = {"Authorization": f"{scheme} {token}"}
     if key is not None:
+        # The resource demands our nonce too (DPOP_REQUIRE_NONCE_AT_RESOURCE).
+        proof.setdefault("nonce", nonce(client))
         headers["DPoP"] = dpop_proof(key, proof.pop("method", "GET"),
                                      proof.pop("url", ISSUER + "/userinfo"),
                                      access_token=proof.pop("ath_token", token), **proof)
@@ -90,7 +92,7 @@ def test_bound_token_as_bearer_or_with_another_key_is_refused(client, bound):
 def test_proof_replay_wrong_htm_htu_stale_iat_are_refused(client, bound):
     rp, key, tok = bound
     at = tok["access_token"]
-    proof = dpop_proof(key, "GET", ISSUER + "/userinfo", access_token=at)
+    proof = dpop_proof(key, "GET", ISSUER + "/userinfo", access_token=at, nonce=nonce(client))
     headers = {"Authorization": f"DPoP {at}", "DPoP": proof}
     assert client.get("/userinfo", headers=headers).status_code == 200
     replay = client.get("/userinfo", headers=headers)
@@ -102,6 +104,41 @@ def test_proof_replay_wrong_htm_htu_stale_iat_are_refused(client, bound):
         resp = _userinfo(client, at, key, **kw)
         assert resp.status_code == 401, why
         assert resp.get_json()["error"] == "invalid_dpop_proof", why
+
+
+def test_resource_demands_a_nonce_and_checks_ath(ctx, client, bound, monkeypatch):
+    """RFC 9449 §9: a proof without our nonce at userinfo gets 401 with
+    WWW-Authenticate: DPoP error="use_dpop_nonce" and a DPoP-Nonce header; the retry
+    with it works. The refused proof was not "used" (its jti may come again)."""
+    rp, key, tok = bound
+    at = tok["access_token"]
+    first = _userinfo(client, at, key, nonce=None, jti="same-jti")
+    assert first.status_code == 401 and first.get_json()["error"] == "use_dpop_nonce"
+    challenge = first.headers["WWW-Authenticate"]
+    assert challenge.startswith('DPoP error="use_dpop_nonce"') and 'algs="ES256' in challenge
+    given = first.headers["DPoP-Nonce"]
+    forged = _userinfo(client, at, key, nonce="1.forged", jti="same-jti")
+    assert forged.status_code == 401 and forged.get_json()["error"] == "use_dpop_nonce"
+    again = _userinfo(client, at, key, nonce=given, jti="same-jti")
+    assert again.status_code == 200, again.get_json()
+    # ath is checked: missing, or the hash of another token.
+    for other in (None, "another-token"):  # None: the proof has no ath at all
+        resp = _userinfo(client, at, key, nonce=given, ath_token=other)
+        assert resp.status_code == 401 and resp.get_json()["error"] == "invalid_dpop_proof"
+        assert "ath" in resp.get_json()["error_description"]
+        assert 'algs="' in resp.headers["WWW-Authenticate"]
+    # Switched off, a proof without a nonce is enough at the resource.
+    monkeypatch.setitem(ctx.config, "DPOP_REQUIRE_NONCE_AT_RESOURCE", False)
+    assert _userinfo(client, at, key, nonce=None).status_code == 200
+
+
+def test_errors_under_the_dpop_scheme_carry_its_challenge(client, bound):
+    rp, key, tok = bound
+    bad = client.get("/userinfo", headers={"Authorization": "DPoP not-a-token",
+                                           "DPoP": dpop_proof(key, "GET", ISSUER + "/userinfo")})
+    assert bad.status_code == 401 and bad.get_json()["error"] == "invalid_token"
+    assert bad.headers["WWW-Authenticate"].startswith('DPoP error="invalid_token"')
+    assert 'algs="' in bad.headers["WWW-Authenticate"]
 
 
 def test_malformed_proofs_at_the_token_endpoint(client, person):
