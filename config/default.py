@@ -69,6 +69,12 @@ REFRESH_TOKEN_TTL = 30 * 24 * 3600
 CLIENT_ASSERTION_MAX_LIFETIME = 300
 # Authorization requests waiting for login or consent.
 AUTH_REQUEST_TTL = 15 * 60
+# The sign-in pages warn this many seconds before a request lapses and offer to extend
+# it by AUTH_REQUEST_EXTEND_SECONDS, never past AUTH_REQUEST_MAX_AGE after it started
+# (WCAG 2.2.1: no time limit without a warning and an extension).
+AUTH_REQUEST_WARN_SECONDS = 120
+AUTH_REQUEST_EXTEND_SECONDS = 15 * 60
+AUTH_REQUEST_MAX_AGE = 3600
 # Pending requests one client address may start per minute (behind TRUSTED_PROXIES, the
 # address the proxy saw). Each lives AUTH_REQUEST_TTL, so this bounds what anonymous
 # callers can make the store hold; generous, since a service hall's citizens may share

@@ -128,6 +128,9 @@ def _register_blueprints(app: Flask) -> None:
     from .display import bp as display_bp
 
     app.register_blueprint(display_bp)  # the elder-friendly display switch
+    from .interaction.views import bp as interaction_bp
+
+    app.register_blueprint(interaction_bp)  # more time for a sign-in request
     app.register_blueprint(cas_bp)  # CAS 3.0 under /cas
     from . import saml
 

@@ -44,7 +44,14 @@ def template_context() -> dict:
             "switch_lang_url": switch_lang_url(other),
             "switch_lang_label": "中文" if lang == "en" else "English",
             "elder_mode": elder_mode(), "display_toggle_url": display_toggle_url(),
-            "local_time": local_time, "zone_label": zone_label}
+            "local_time": local_time, "zone_label": zone_label,
+            "request_deadline": _request_deadline}
+
+
+def _request_deadline(rid):
+    from .interaction.request import page_deadline
+
+    return page_deadline(rid)
 
 
 # -- the elder-friendly display (idp.display switches it)

@@ -51,8 +51,9 @@ bp = Blueprint("stepup", __name__)
 
 
 def _expired():
-    return render_template("error.html", title=_("授权请求已过期"),
-                           detail=_("请回到原网站重新点击登录。")), 400
+    from ..interaction import expired_page
+
+    return expired_page()
 
 
 def _client_id(req) -> str | None:

@@ -19,8 +19,7 @@ bp = Blueprint("authn", __name__)
 
 
 def _request_expired():
-    return render_template("error.html", title=_("授权请求已过期"),
-                           detail=_("请回到原网站重新点击登录。")), 400
+    return interaction.expired_page()
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -9,6 +9,13 @@ validated again from scratch: each protocol has one code path that issues.
 The record is sealed with SM4-GCM before it is stored: it holds the ``login_hint`` (an
 ID number or a phone) and the relying party's parameters, and personal data is never
 kept in the clear, not even for fifteen minutes in Redis.
+
+A request lasts ``AUTH_REQUEST_TTL`` from its last step (``expires``, in the record).
+The pages say by when (:func:`deadline`) and, shortly before, offer to extend it
+(:func:`extend`, by ``AUTH_REQUEST_EXTEND_SECONDS``), never beyond
+``AUTH_REQUEST_MAX_AGE`` after it started. The sealed record stays in the store for
+:data:`RESTART_GRACE` after it expired — useless to :func:`load` — so that the expired
+page can offer to start the relying party's request again (:func:`restart_url`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import current_app, render_template, request, session
 from flask_babel import gettext as _
@@ -31,6 +38,8 @@ from ..crypto.fieldcrypt import DecryptionError
 from ..store import store
 
 _SEAL_CONTEXT = "authreq"
+#: Seconds an expired request's record is kept to offer starting it again.
+RESTART_GRACE = 3600
 
 
 class TooManyRequests(Exception):
@@ -62,9 +71,9 @@ class PendingRequest:
     id: str = ""
     created: float = 0.0
     bid: str = ""
+    expires: float = 0.0                # when it lapses (0: a record from before expiry)
     # What the person decided on the way (written by the interaction pages).
     consented: bool = False
-    claims_declined: list[str] = field(default_factory=list)  # claims asked by name, refused
     denied: bool = False
     unmet: bool = False
     membership_id: str | None = None
@@ -92,8 +101,18 @@ class PendingRequest:
             self.id = secrets.token_urlsafe(16)
             self.created = time.time()
             self.bid = browser_id()
-        store().set(_key(self.id), _seal(self), current_app.config["AUTH_REQUEST_TTL"])
+        # Each step gives the person the full time again; it never shortens an extension.
+        self.expires = max(self.expires, time.time() + int(current_app.config["AUTH_REQUEST_TTL"]))
+        self._store()
         return self.id
+
+    def _store(self) -> None:
+        left = max(1, int(self.expires - time.time()) + 1)
+        store().set(_key(self.id), _seal(self), left + RESTART_GRACE)
+
+    @property
+    def lapsed(self) -> bool:
+        return bool(self.expires) and time.time() >= self.expires
 
     def finish(self) -> None:
         if self.id:
@@ -135,16 +154,83 @@ def _unseal(record: Any) -> PendingRequest | None:
     return PendingRequest(**{k: v for k, v in data.items() if k in known})
 
 
-def load(rid: str | None) -> PendingRequest | None:
-    """The pending request ``rid`` of this browser, or None (unknown, expired, or started
-    in another browser)."""
+def _load_any(rid: str | None) -> PendingRequest | None:
+    """The request ``rid`` of this browser, lapsed or not."""
     if not isinstance(rid, str) or not rid or len(rid) > 64:
         return None
     req = _unseal(store().get(_key(rid)))
-    if req is None or req.bid != session.get("bid"):
+    if req is None or not req.bid or req.bid != session.get("bid"):
         return None
     req.id = rid
     return req
+
+
+def load(rid: str | None) -> PendingRequest | None:
+    """The pending request ``rid`` of this browser, or None (unknown, expired, or started
+    in another browser)."""
+    req = _load_any(rid)
+    return None if req is None or req.lapsed else req
+
+
+# -- how long the person has ------------------------------------------------------------
+
+
+def max_expiry(req: PendingRequest) -> float:
+    return req.created + int(current_app.config["AUTH_REQUEST_MAX_AGE"])
+
+
+def extend(req: PendingRequest) -> bool:
+    """Give the (live) request ``AUTH_REQUEST_EXTEND_SECONDS`` from now, never past
+    ``AUTH_REQUEST_MAX_AGE`` after it started; re-sealed. False when it is already at
+    that limit (nothing changed)."""
+    cfg = current_app.config
+    until = min(time.time() + int(cfg["AUTH_REQUEST_EXTEND_SECONDS"]), max_expiry(req))
+    if until <= req.expires:
+        return False
+    req.expires = until
+    req._store()
+    return True
+
+
+def deadline(req: PendingRequest) -> dict[str, Any]:
+    """What a page says about the time left: seconds, the local time (with its zone),
+    whether another extension is possible, the warning threshold."""
+    from ..ui import local_time
+
+    cfg = current_app.config
+    expires = req.expires or (req.created + int(cfg["AUTH_REQUEST_TTL"]))
+    left = max(0, int(expires - time.time()))
+    return {"rid": req.id, "seconds": left, "minutes": max(1, -(-left // 60)),
+            "at": local_time(expires, seconds=True), "expires": int(expires),
+            "warn": int(cfg["AUTH_REQUEST_WARN_SECONDS"]),
+            "final": expires >= max_expiry(req) - 1}
+
+
+def page_deadline(rid: Any) -> dict[str, Any] | None:
+    """For a page's template: the deadline of this browser's live request ``rid``."""
+    if not isinstance(rid, str) or not rid:
+        return None
+    req = load(rid)
+    return deadline(req) if req is not None else None
+
+
+def restart_url(req: PendingRequest) -> str | None:
+    """Where starting this request again begins: the protocol's own endpoint with the
+    relying party's original parameters (without ``_rid``), so the relying party gets
+    its answer as if nothing had lapsed; a local request's page. None when the request
+    cannot be made again (a pushed request_uri is used once, a SAML request by its id)."""
+    if req.protocol == "local":
+        back = req.next
+        ok = isinstance(back, str) and back.startswith("/") \
+            and not back.startswith(("//", "/\\")) and back.isprintable()
+        return back if ok else None
+    if req.protocol not in _RESUME:
+        return None
+    parts = urlsplit(_RESUME[req.protocol](req))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "_rid"]
+    if not query or any(k == "request_uri" for k, _v in query) or parts.netloc:
+        return None
+    return urlunsplit(("", "", parts.path, urlencode(query), ""))
 
 
 def local(*, next: str, acr_values: str | None = None) -> PendingRequest:  # noqa: A002
@@ -155,9 +241,16 @@ def local(*, next: str, acr_values: str | None = None) -> PendingRequest:  # noq
     return req
 
 
-def expired_page():
-    return render_template("error.html", title=_("登录请求已过期"),
-                           detail=_("请回到原网站重新点击登录。")), 400
+def expired_page(rid: Any = None):
+    """The answer of a page whose request lapsed (or never was): what happened, and a way
+    to start again — back to the relying party's request where it can be made again."""
+    rid = rid if rid is not None else request.values.get("rid")
+    req = _load_any(rid if isinstance(rid, str) else None)
+    restart = restart_url(req) if req is not None else None
+    client = req.client if req is not None else None
+    return render_template("request_expired.html", title=_("登录请求已过期"),
+                           restart=restart, client=client, lapsed=req is not None,
+                           local=req is not None and req.protocol == "local"), 400
 
 
 def from_page() -> tuple[PendingRequest | None, Any]:
