@@ -14,6 +14,11 @@ Discovery and the JWKS need neither Redis nor a live database connection once th
 are loaded, so relying parties keep verifying tokens they already hold. The operator
 sees one warning line per failed request naming the part (never a stack trace, never
 personal data), the ``idp_store_errors_total`` counter and ``/readyz``'s answer.
+
+A worker whose ``IDP_KEK`` does not open the stored data keys (still configured with the
+old key after ``idp kek rotate``) is refused the same way — 503, never a 500 — with an
+error line saying how to fix it (restart with the new ``IDP_KEK``), counted under
+``part="kek"`` and named by ``/readyz``.
 """
 
 from __future__ import annotations
@@ -48,23 +53,41 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 
 def install(app: Flask, wants_json: Callable[[], bool]) -> None:
-    def unavailable(err: Exception):
-        part = part_of(err) if not isinstance(err, _redis_errors()) else "redis"
-        cause = getattr(err, "orig", None) or err.__cause__ or err
-        log.warning("%s unavailable (%s); answered 503", part, type(cause).__name__)
-        from . import metrics
+    from .crypto.envelope import UnknownKek
 
-        metrics.store_error(part)
+    def answer(description: str):
         _rollback()
         headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
         if wants_json():
             return jsonify(error="temporarily_unavailable",
-                           error_description="The service is temporarily unavailable; "
-                                             "try again shortly."), 503, headers
+                           error_description=description), 503, headers
         return render_template("unavailable.html", retry_after=RETRY_AFTER), 503, headers
+
+    def unavailable(err: Exception):
+        from . import metrics
+
+        part = part_of(err) if not isinstance(err, _redis_errors()) else "redis"
+        cause = getattr(err, "orig", None) or err.__cause__ or err
+        log.warning("%s unavailable (%s); answered 503", part, type(cause).__name__)
+        metrics.store_error(part)
+        return answer("The service is temporarily unavailable; try again shortly.")
+
+    def stale_kek(err: UnknownKek):
+        # A worker left with the old IDP_KEK after `idp kek rotate` (or never given the
+        # new one) cannot open the data keys: nothing it could answer would be right, and
+        # it is the operator's to fix, so it says so in the log, refuses with 503 (as when
+        # the database is down: another worker may serve the retry), and tries the keys
+        # again on the next request — a restart with the right key ends it.
+        from . import metrics
+
+        log.error("key-encryption key out of date: %s; answered 503", err.fix())
+        metrics.store_error("kek")
+        return answer("The service is temporarily unavailable (this server is being "
+                      "reconfigured); try again shortly.")
 
     for kind in (StoreUnavailable, *DATABASE_DOWN, *_redis_errors()):
         app.register_error_handler(kind, unavailable)
+    app.register_error_handler(UnknownKek, stale_kek)
     # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later).
     app.teardown_appcontext(_close_session)
 

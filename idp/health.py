@@ -90,10 +90,14 @@ CHECKS = {"database": _database, "migrations": _migrations, "signing_keys": _sig
 
 
 def _run(check) -> str | None:
+    from .crypto.envelope import UnknownKek
     from .extensions import db
 
     try:
         return check()
+    except UnknownKek as exc:  # this worker's IDP_KEK is out of date: say what to do
+        return "the data keys are under another KEK: restart with the new IDP_KEK " \
+               f"(data keys under {exc.wrapped_under}, this process has {exc.current_id})"
     except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
         cause = getattr(exc, "orig", None) or exc.__cause__ or exc
         return f"unreachable ({type(cause).__name__})"

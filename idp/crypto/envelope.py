@@ -24,8 +24,10 @@ parties cannot survive). Instead:
   ``IDP_KEK_PREVIOUS`` (the old one); a row is unwrapped with whichever KEK its
   ``kek_id`` names, so a worker that starts mid-rotation works too, and a running
   worker never notices (the data keys it unwrapped did not change). A worker given only
-  the old KEK must not start after the rotation: it could not unwrap them (refused by
-  name, never silently) — hence step 1 before ``idp kek rotate``. When
+  the old KEK must not start after the rotation: it could not unwrap them — hence step 1
+  before ``idp kek rotate``. If one does, it is refused by name, never silently: every
+  request needing a key answers 503 and logs the fix (restart with the new IDP_KEK;
+  :mod:`idp.availability`), and ``/readyz`` fails, until it is restarted so. When
   ``idp kek status`` says no row is left under the previous KEK, IDP_KEK_PREVIOUS is
   removed.
 
@@ -66,7 +68,20 @@ def _unwrap(kek: bytes, purpose: str, wrapped: str) -> bytes:
 
 
 class UnknownKek(RuntimeError):
-    pass
+    """A data key is wrapped under a KEK this process was not given (say, a worker still
+    configured with the old IDP_KEK after ``idp kek rotate``). ``wrapped_under`` and
+    ``current_id`` are the KEKs' public ids, never key material."""
+
+    def __init__(self, message: str, *, wrapped_under: str = "", current_id: str = ""):
+        super().__init__(message)
+        self.wrapped_under, self.current_id = wrapped_under, current_id
+
+    def fix(self) -> str:
+        """What the operator does about it, in one line."""
+        return (f"the data keys are wrapped under KEK {self.wrapped_under} but this process "
+                f"has IDP_KEK {self.current_id}: restart it with the new key as IDP_KEK "
+                "(and the old one as IDP_KEK_PREVIOUS while a rotation is under way); "
+                "`idp kek status` shows which KEK the data keys are under")
 
 
 def load(ring: KekRing) -> dict[str, bytes] | None:
@@ -86,7 +101,8 @@ def load(ring: KekRing) -> dict[str, bytes] | None:
         kek = ring.by_id(ident)
         if kek is None:
             raise UnknownKek(f"data key {purpose!r} is wrapped under KEK {ident}, which is "
-                             f"neither IDP_KEK ({ring.current_id}) nor IDP_KEK_PREVIOUS")
+                             f"neither IDP_KEK ({ring.current_id}) nor IDP_KEK_PREVIOUS",
+                             wrapped_under=ident, current_id=ring.current_id)
         keys[purpose] = _unwrap(kek, purpose, wrapped)
     return keys
 
@@ -121,7 +137,8 @@ def rotate(ring: KekRing) -> dict:
             if kek is None:
                 db.session.rollback()
                 raise UnknownKek(f"data key {purpose!r} is wrapped under KEK {row.kek_id}; "
-                                 "set it as IDP_KEK_PREVIOUS to rotate away from it")
+                                 "set it as IDP_KEK_PREVIOUS to rotate away from it",
+                                 wrapped_under=row.kek_id, current_id=ring.current_id)
             row.wrapped = _wrap(ring.current, purpose, _unwrap(kek, purpose, row.wrapped))
             row.kek_id, row.wrapped_at = ring.current_id, time.time()
             rewrapped += 1
