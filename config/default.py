@@ -273,6 +273,12 @@ CERT_ID_FIELD = "serialNumber"
 # there (e.g. "https://idp.example.gov.cn:8443/login/cert"); it must be the same host name
 # (another port is fine) so the sign-in cookies are shared. None: /login/cert on this site.
 CERT_LOGIN_URL = None
+# Mutual TLS for relying parties (RFC 8705) at another address than the issuer's: the
+# base URL (https, no path) where the terminator asks clients for certificates, e.g.
+# "https://mtls.idp.example.gov.cn", passing the Host header through and forwarding the
+# certificate in CERT_HEADER as above. Discovery then lists mtls_endpoint_aliases. Needs
+# TRUSTED_PROXIES > 0. None: clients use the issuer's endpoints (certificates asked there).
+MTLS_ENDPOINT_BASE = None
 
 # -- The account pages and the rough edges of issue 11 (idp.account, idp.authn.new_device)
 # Times shown to people are in this zone (an IANA name), always with the zone's name

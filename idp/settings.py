@@ -188,6 +188,21 @@ def _urls(cfg: dict[str, Any]):
             parts.port  # noqa: B018 - raises on a port that is not a number in range
         except ValueError:
             yield f"IDP_ISSUER={_shown(issuer)} has an invalid port"
+    alias = cfg.get("MTLS_ENDPOINT_BASE")
+    if alias:
+        try:
+            a = urlsplit(alias) if isinstance(alias, str) else None
+            if a is not None:
+                a.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            a = None
+        if a is None or a.scheme != "https" or not a.hostname or a.path.strip("/") \
+                or a.query or a.fragment or a.username is not None:
+            yield (f"IDP_MTLS_ENDPOINT_BASE={_shown(alias)} must be an https address with no "
+                   "path, query or fragment (e.g. https://mtls.id.example.gov.cn)")
+        elif not cfg.get("TRUSTED_PROXIES"):
+            yield ("IDP_MTLS_ENDPOINT_BASE needs IDP_TRUSTED_PROXIES > 0: the certificate "
+                   "comes from the TLS terminator")
 
 
 def _choices(cfg: dict[str, Any]):

@@ -33,7 +33,6 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
 from ..store import store
-from .tokens import issuer
 
 DPOP_ALGS = ["ES256", "PS256", "RS256", "EdDSA", "SM2SM3"]
 _MAX_PROOF = 8192
@@ -97,8 +96,11 @@ def access_token_hash(token: str) -> str:
 
 
 def _this_url() -> str:
-    # The public address: the issuer's scheme and host (the proxy's, not the worker's).
-    return issuer().rstrip("/") + request.path
+    # The public address: the issuer's scheme and host (the proxy's, not the worker's),
+    # or the mutual-TLS alias's when the request came there (RFC 8705 §5).
+    from .mtls import public_base
+
+    return public_base() + request.path
 
 
 def _same_url(htu: Any) -> bool:

@@ -30,7 +30,7 @@ from ..orgs import valid_membership
 from ..policy import issues_refresh_token
 from ..revocation import revoke_grant
 from ..store import store
-from . import profile, resources
+from . import mtls, profile, resources
 from .claims import legacy_claim, named_claims, user_claims
 from .subject import Subject, subject_for
 from .tokens import issuer, keyring, sender_binding
@@ -411,9 +411,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self):
         base = issuer()
-        # CIBA §7.1: the backchannel authentication endpoint's URL is an audience too.
-        return [base, base + "/token", base + "/introspect", base + "/revoke",
-                base + "/bc-authorize", base + "/par"]
+        paths = ["/token", "/introspect", "/revoke", "/bc-authorize", "/par"]
+        # CIBA §7.1: the backchannel authentication endpoint's URL is an audience too;
+        # so are the mutual-TLS aliases of the endpoints (RFC 8705 §5).
+        alias = mtls.alias_base()
+        return [base, *(base + p for p in paths), *(alias + p for p in paths if alias)]
 
     def validate_jti(self, claims, jti):
         ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + self.leeway)

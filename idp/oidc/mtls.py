@@ -15,12 +15,20 @@ twice is refused. Here the certificate identifies a relying party, not a citizen
 
 Tokens issued over such a connection carry ``cnf.x5t#S256``, the certificate's SHA-256
 thumbprint (§3), and are accepted only over a connection with that same certificate.
+
+Where the terminator asks for client certificates only at another address
+(MTLS_ENDPOINT_BASE, e.g. a host of its own so browsers on the main one are never asked
+for a certificate), discovery lists the endpoints there as ``mtls_endpoint_aliases``
+(§5): the same provider behind the same terminator, the same paths. A request that came
+to that host (its ``Host``) is answered as at that address: a DPoP proof's ``htu`` and
+a client assertion's ``aud`` name the alias.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from cryptography import x509
@@ -53,6 +61,38 @@ def client_certificate() -> x509.Certificate | None:
                 cert = None
     request.environ["idp.mtls_cert"] = cert
     return cert
+
+
+# The endpoints a client may use with mutual TLS (RFC 8705 §5), where registered.
+ALIASED_ENDPOINTS = ("token_endpoint", "revocation_endpoint", "introspection_endpoint",
+                     "userinfo_endpoint", "pushed_authorization_request_endpoint",
+                     "backchannel_authentication_endpoint", "device_authorization_endpoint")
+
+
+def alias_base() -> str | None:
+    """MTLS_ENDPOINT_BASE, when mutual TLS is on (the certificate header is believed)."""
+    base = current_app.config.get("MTLS_ENDPOINT_BASE")
+    return base.rstrip("/") if base and _trusted() else None
+
+
+def endpoint_aliases(doc: dict) -> dict[str, str]:
+    """``mtls_endpoint_aliases`` for the discovery document ``doc``: its endpoints among
+    ALIASED_ENDPOINTS at the alias address; empty without one."""
+    base = alias_base()
+    if not base:
+        return {}
+    own = current_app.config["ISSUER"].rstrip("/")
+    return {name: base + doc[name][len(own):] for name in ALIASED_ENDPOINTS
+            if isinstance(doc.get(name), str) and doc[name].startswith(own + "/")}
+
+
+def public_base() -> str:
+    """The address this request was made to: the alias one when it came to that host,
+    else the issuer's."""
+    base = alias_base()
+    if base and request.host.lower() == (urlsplit(base).netloc or "").lower():
+        return base
+    return current_app.config["ISSUER"].rstrip("/")
 
 
 def thumbprint(cert: x509.Certificate) -> str:

@@ -92,7 +92,11 @@ def discovery():
         "backchannel_logout_session_supported": True,
         "acr_values_supported": list(assurance.LEVELS[1:]),
     }
-    resp = jsonify(metadata.merge_into(current_app, doc))
+    doc = metadata.merge_into(current_app, doc)
+    aliases = mtls.endpoint_aliases(doc)
+    if aliases:
+        doc["mtls_endpoint_aliases"] = aliases  # RFC 8705 §5
+    resp = jsonify(doc)
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 
