@@ -347,7 +347,8 @@ def bc_authorize():
         extra={"act": act, "client_name": client.name, "channel": client.channel,
                "interval": interval, "in_person": p["in_person"],
                **({"ping": {"endpoint": client.meta("backchannel_client_notification_endpoint"),
-                            "token": p["notify"]}} if p["notify"] else {})})
+                            "token_sealed": ciba_ping.seal(p["notify"])}}
+                  if p["notify"] else {})})
     try:
         _admit(a)
     except TooManyPendingError as err:

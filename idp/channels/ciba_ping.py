@@ -10,6 +10,10 @@ result at the token endpoint exactly as in poll mode. The notification goes out 
 background thread (the person's tap does not wait for the client's server), through
 the same guarded fetch as ``jwks_uri`` (no private addresses unless configured,
 timeout, no redirects); a failed notification is logged, and the client can still poll.
+
+The notification token is a bearer credential for the client's endpoint: it is kept in
+the request's store record sealed with SM4-GCM (like a pending sign-in request), and
+opened only to send the notification.
 """
 
 from __future__ import annotations
@@ -22,11 +26,31 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import current_app
 
 from .. import audit
+from ..crypto.fieldcrypt import DecryptionError
 from ..oidc.safe_fetch import FetchError, fetch
 from . import approvals
 
 log = logging.getLogger(__name__)
 MAX_NOTIFICATION_TOKEN = 1024
+_SEAL_CONTEXT = "ciba-ping"
+
+
+def _crypto():
+    return current_app.extensions["idp.fieldcrypto"]
+
+
+def seal(token: str) -> str:
+    """The notification token as it is stored (SM4-GCM under the field key)."""
+    return _crypto().encrypt(token, _SEAL_CONTEXT)
+
+
+def _unseal(value) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _crypto().decrypt(value, _SEAL_CONTEXT)
+    except (DecryptionError, ValueError):
+        return None
 
 
 def is_ping(client) -> bool:
@@ -61,11 +85,16 @@ def notify(a: approvals.Approval) -> threading.Thread | None:
     ping = (a.extra or {}).get("ping")
     if not ping:
         return None
+    token = _unseal(ping.get("token_sealed"))
+    if token is None:
+        log.warning("CIBA ping for request %s: the notification token cannot be opened",
+                    a.id[:8])
+        return None
     cfg = current_app.config
     audit.record("ciba.ping", actor="system", subject=a.person_id, client_id=a.client_id,
                  details={"request": a.id[:8], "state": a.state})
     worker = threading.Thread(
-        target=_send, args=(ping["endpoint"], ping["token"], a.id),
+        target=_send, args=(ping["endpoint"], token, a.id),
         kwargs={"timeout": float(cfg["CIBA_PING_TIMEOUT"]),
                 "allow_private": bool(cfg["CLIENT_FETCH_ALLOW_PRIVATE"])},
         name=f"ciba-ping-{a.id[:8]}", daemon=True)

@@ -65,6 +65,32 @@ def test_ping_notifies_the_client_then_it_fetches_the_tokens(ctx, client, person
     assert tokens.status_code == 200 and tokens.get_json()["id_token"]
 
 
+def test_notification_token_is_sealed_in_the_store(ctx, client, person, notifications,
+                                                   monkeypatch):
+    """The client_notification_token is a bearer credential: the request's store record
+    keeps it SM4-GCM sealed, never as sent; the notification still carries it."""
+    from idp.channels import ciba_ping
+    from idp.store import store
+
+    monkeypatch.setitem(ctx.config, "CLIENT_FETCH_ALLOW_PRIVATE", True)
+    endpoint, got = notifications
+    rp = _ping_client(endpoint)
+    secret = "cnt-sealed-7d1e9b4c2a"
+    aid = bc(client, rp, client_notification_token=secret).get_json()["auth_req_id"]
+    record = store().get(f"approval:{aid}")
+    assert record is not None and secret not in json.dumps(record)
+    sealed = record["extra"]["ping"]["token_sealed"]
+    assert ctx.extensions["idp.fieldcrypto"].decrypt(sealed, "ciba-ping") == secret
+    approve(aid)
+    assert got.get(timeout=10)["auth"] == f"Bearer {secret}"
+    # A record whose seal does not open sends nothing (and does not fail the decision).
+    from idp.channels.approvals import get
+
+    a = get(aid)
+    a.extra["ping"]["token_sealed"] = sealed[:-4] + "AAAA"
+    assert ciba_ping.notify(a) is None
+
+
 def test_ping_endpoint_must_be_https_and_public(ctx):
     for endpoint in ("http://rp.example/notify", "https://10.0.0.5/notify", None):
         with pytest.raises(ClientError):
