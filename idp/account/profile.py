@@ -9,9 +9,12 @@ refresh tokens those sessions hold, and the account's phone is told by SMS.
 A new phone is proved by a code sent to it, and the old one (when still in use) by a
 code sent to that: a stolen session, even recent, cannot move the account to the
 thief's phone. When the old phone is lost, the step-up must reach ``L4`` (a face match
-against the register photo) instead. The new number's code is sent whether or not the
-number belongs to another account — to such a number nothing is delivered (a decoy),
-so the page never tells which numbers are registered.
+against the register photo) instead, or a clerk checks the person at a hall counter
+(:mod:`.counter_phone`); either way the other sessions then end and the refresh tokens
+not issued in this one are revoked (the lost phone may still be signed in). The new
+number's code is sent whether or not the number belongs to another account — to such
+a number nothing is delivered (a decoy), so the page never tells which numbers are
+registered.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ..identity import InvalidPhone, mask_phone, normalize_phone
 from ..identity.masking import mask_name
 from ..models import RefreshToken
 from ..revocation import revoke_grant
-from . import notices, recent
+from . import counter_phone, notices, recent
 from .views import bp
 
 PASSWORD = "/account/password"
@@ -60,7 +63,7 @@ def password_page():
     return _password_page()
 
 
-def _end_other_sessions(sess: sso.SSOSession, reason: str) -> None:
+def end_other_sessions(sess: sso.SSOSession, reason: str) -> None:
     """Every other session ends (relying parties told), and every refresh token not
     issued in this one is revoked: whoever knew the old password is out."""
     single_logout.end_all_sessions(sess.person_id, actor=sess.person_id, reason=reason,
@@ -91,7 +94,7 @@ def password_change():
     db.session.commit()
     audit.record("account.password_changed", actor=person.id, subject=person.id,
                  details={"sid": sess.sid, "acr": sess.acr})
-    _end_other_sessions(sess, "password_changed")
+    end_other_sessions(sess, "password_changed")
     notices.tell(person.phone, "password_changed")
     return redirect(url_for("account.index", done="password"))
 
@@ -124,8 +127,14 @@ def _phone_page(*, new_phone: str = "", sent: str | None = None, errors: dict | 
         code_minutes=max(1, int(current_app.config["SMS_CODE_TTL"]) // 60)), status
 
 
+def _counter() -> bool:
+    return request.values.get("counter") == "1"
+
+
 @bp.get("/phone")
 def phone_page():
+    if _counter():
+        return counter_phone.page()
     refused = _phone_gate()
     if refused is not None:
         return refused
@@ -134,6 +143,8 @@ def phone_page():
 
 @bp.post("/phone")
 def phone_change():
+    if _counter():
+        return counter_phone.post()
     refused = _phone_gate()
     if refused is not None:
         return refused
@@ -174,6 +185,9 @@ def phone_change():
     audit.record("account.phone_changed", actor=person.id, subject=person.id,
                  details={"sid": sess.sid, "old_proved": use_old, "acr": sess.acr,
                           "amr": assurance.public_amr(sess.amr)})
+    if not use_old:
+        # The old phone is in unknown hands: what it may still be signed in to ends.
+        end_other_sessions(sess, "phone_changed")
     notices.tell(old, "phone_changed_old")
     notices.tell(new, "phone_changed_new")
     return redirect(url_for("account.index", done="phone"))

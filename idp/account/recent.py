@@ -26,8 +26,9 @@ from ..authn import session as sso
 from ..interaction import request as pending_request
 
 # The pages a re-authentication may return to (never a URL taken from the request).
-RETURNS = ("/account/password", "/account/phone", "/account/phone?lost=1", "/account/apps",
-           "/account/close", "/account/enterprise/register")
+RETURNS = ("/account/password", "/account/phone", "/account/phone?lost=1",
+           "/account/phone?counter=1", "/account/apps", "/account/close",
+           "/account/enterprise/register")
 
 
 def needed_level(sess: sso.SSOSession) -> str:
@@ -44,15 +45,17 @@ def satisfied(sess: sso.SSOSession) -> bool:
     return is_recent(sess) and assurance.meets(sess.acr, needed_level(sess))
 
 
-def gate(back: str, action: str, level: str | None = None):
+def gate(back: str, action: str, level: str | None = None, *, own_level: bool = True):
     """None when this browser may make the change now; else the response that gets it
-    there (sign in, sign in again, or step up), and the refusal is audited."""
+    there (sign in, sign in again, or step up), and the refusal is audited.
+    ``own_level=False``: ``level`` alone, not the account's (a change whose proof of
+    the person comes from elsewhere, e.g. a clerk's in-person check)."""
     back = back if back in RETURNS else "/account/"
     sess = sso.current()
     if sess is None or sess.person is None:
         req = pending_request.local(next=back)
         return redirect(url_for("authn.login", rid=req.id))
-    level = max(needed_level(sess), level or "L1", key=assurance.rank)
+    level = max(needed_level(sess) if own_level else "L1", level or "L1", key=assurance.rank)
     if is_recent(sess) and assurance.meets(sess.acr, level):
         return None
     stale = not is_recent(sess)

@@ -40,6 +40,7 @@ EVENTS = {
     "webauthn.removed": _l("删除通行密钥"), "qr.scanned": _l("扫码确认"),
     "approval.decided": _l("手机应用确认"), "ciba.decided": _l("窗口或热线办理确认"),
     "device.approved": _l("设备码登录确认"), "assurance.raised": _l("认证等级提升"),
+    "account.phone_counter_vouched": _l("大厅窗口当面核验（更换手机号码）"),
 }
 
 # Audit events the person's own history lists (their subject is the person).

@@ -74,6 +74,7 @@ class PendingRequest:
     expires: float = 0.0                # when it lapses (0: a record from before expiry)
     # What the person decided on the way (written by the interaction pages).
     consented: bool = False
+    claims_declined: list[str] = field(default_factory=list)  # claims asked by name, refused
     denied: bool = False
     unmet: bool = False
     membership_id: str | None = None
