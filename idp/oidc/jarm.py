@@ -1,13 +1,20 @@
-"""Signed authorization responses (JARM: OAuth 2.0 JWT Secured Authorization Response
-Mode, as FAPI uses it).
+"""How the authorization response travels: the response modes (OAuth 2.0 Multiple
+Response Type Encoding Practices, Form Post Response Mode, and JARM as FAPI uses it).
 
-With ``response_mode`` ``jwt``, ``query.jwt`` or ``fragment.jwt`` the parameters of the
-authorization response (``code``, ``state``, ``iss`` — or ``error`` …) travel as one JWT
-signed by us in the ``response`` parameter: ``iss`` is this provider, ``aud`` the
-client, ``exp`` a short time ahead. The client can then tell that the response really
-came from us and was meant for it, and nothing in it was changed on the way. ``jwt``
-means ``query.jwt`` for the code flow (JARM §2.3.4). The algorithm is the client's
-``authorization_signed_response_alg``, else the provider's default ID-token algorithm.
+- ``query`` (the code flow's default): the parameters in the redirect URI's query.
+- ``form_post``: a page whose form POSTs the parameters to the redirect URI, submitted
+  by a script as soon as it loads; without scripts the person presses the button shown
+  in ``<noscript>``. The page's CSP lets its form go to the redirect URI's origin only.
+- ``jwt``, ``query.jwt``, ``fragment.jwt``, ``form_post.jwt`` (JARM): the parameters
+  (``code``, ``state``, ``iss`` — or ``error`` …) travel as one JWT signed by us in the
+  ``response`` parameter: ``iss`` is this provider, ``aud`` the client, ``exp`` a short
+  time ahead. The client can then tell that the response really came from us and was
+  meant for it, and nothing in it was changed on the way. ``jwt`` means ``query.jwt``
+  for the code flow (JARM §2.3.4). The algorithm is the client's
+  ``authorization_signed_response_alg``, else the provider's default ID-token algorithm.
+
+A registered redirect URI may have a query of its own: it stays in the URI (and in the
+form's action), and only our parameters are moved.
 """
 
 from __future__ import annotations
@@ -16,12 +23,12 @@ import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from flask import current_app, redirect
+from flask import current_app, redirect, render_template
 
 from .tokens import issuer, keyring, sign
 
-MODES = ["jwt", "query.jwt", "fragment.jwt"]
-PLAIN_MODES = ["query"]
+MODES = ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"]
+PLAIN_MODES = ["query", "form_post"]
 
 
 def check_mode(mode, redirect_uri: str | None) -> None:
@@ -35,7 +42,7 @@ def check_mode(mode, redirect_uri: str | None) -> None:
 
 
 def wanted(mode) -> bool:
-    return mode in MODES
+    return mode in MODES or mode == "form_post"
 
 
 def algorithm(client) -> str:
@@ -43,18 +50,55 @@ def algorithm(client) -> str:
     return alg if alg in keyring().algorithms() else current_app.config["DEFAULT_ID_TOKEN_ALG"]
 
 
-def wrap(resp, mode: str, client):
-    """Rewrite a redirect carrying the response in its query as a JARM response."""
+def _ours(location: str, redirect_uri: str | None) -> tuple[str, list[tuple[str, str]]] | None:
+    """Split a redirect to the client into (its redirect URI, our parameters); None when
+    ``location`` is not a redirect to ``redirect_uri`` (e.g. to our own sign-in page)."""
+    if not redirect_uri:
+        return None
+    parts, registered = urlsplit(location), urlsplit(redirect_uri)
+    if (parts.scheme, parts.netloc, parts.path) != (
+            registered.scheme, registered.netloc, registered.path):
+        return None
+    own = parse_qsl(registered.query, keep_blank_values=True)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    for pair in own:  # the registered URI's own query is not part of our response
+        if pair in params:
+            params.remove(pair)
+    return redirect_uri, params
+
+
+def form_post(action: str, fields: list[tuple[str, str]], client):
+    """The Form Post Response Mode page: ``fields`` POSTed to ``action``."""
+    resp = current_app.make_response(render_template(
+        "form_post.html", action=action, fields=fields,
+        client_name=(client.name or client.client_id) if client else ""))
+    target = urlsplit(action)
+    # Only this form may leave the page, and only to the client's redirect URI's origin.
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+        f"form-action {target.scheme}://{target.netloc}")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def wrap(resp, mode: str, client, redirect_uri: str | None):
+    """The authorization response ``resp`` (a redirect to the client carrying the
+    response in its query) in response mode ``mode``; anything else as it is."""
     location = resp.headers.get("Location")
     if resp.status_code not in (302, 303) or not location:
         return resp
-    parts = urlsplit(location)
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    claims = {**params, "iss": issuer(), "aud": client.client_id,
-              "exp": int(time.time()) + int(current_app.config["JARM_RESPONSE_TTL"])}
-    token = sign(claims, algorithm(client))
-    # The redirect URI's own query (registered with it) is kept; ours is replaced.
-    base = location.split("?", 1)[0]
+    split = _ours(location, redirect_uri)
+    if split is None:
+        return resp
+    base, params = split
+    if mode in MODES:
+        claims = {**dict(params), "iss": issuer(), "aud": client.client_id,
+                  "exp": int(time.time()) + int(current_app.config["JARM_RESPONSE_TTL"])}
+        params = [("response", sign(claims, algorithm(client)))]
+    if mode in ("form_post", "form_post.jwt"):
+        return form_post(base, params, client)
     if mode == "fragment.jwt":
-        return redirect(base + "#" + urlencode({"response": token}))
-    return redirect(urlunsplit(parts._replace(query=urlencode({"response": token}))))
+        return redirect(base + "#" + urlencode(params))
+    parts = urlsplit(base)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return redirect(urlunsplit(parts._replace(query=query)))

@@ -118,6 +118,14 @@ def _authorize_error(err: OAuth2Error, grant=None):
         # RFC 9207 §2: error responses carry ``iss`` too. Authlib adds it only on the
         # responses it creates itself, not on errors raised while we validate.
         resp.location = add_params_to_uri(resp.location, {"iss": issuer()})
+        if grant is None:
+            # Refused while Authlib validated (e.g. prompt=none without a session): the
+            # redirect URI is the client's, checked; answer in the mode asked all the same.
+            mode, client = request.values.get("response_mode"), find_client(
+                request.values.get("client_id"))
+            if jarm.wanted(mode) and client is not None:
+                return jarm.wrap(resp, mode, client, err.redirect_uri)
+            return resp
         return _as_asked(resp, grant)
     # Without a trustworthy redirect URI the error must not go anywhere but the
     # person's screen (RFC 6749 §4.1.2.1), or we would be an open redirector.
@@ -126,10 +134,11 @@ def _authorize_error(err: OAuth2Error, grant=None):
 
 
 def _as_asked(resp, grant):
-    """The authorization response in the response mode the request asked for (JARM)."""
+    """The authorization response in the response mode the request asked for (form_post,
+    JARM); a redirect elsewhere (to a sign-in page) stays as it is."""
     mode = grant.request.payload.data.get("response_mode") if grant is not None else None
     if jarm.wanted(mode):
-        return jarm.wrap(resp, mode, grant.client)
+        return jarm.wrap(resp, mode, grant.client, grant.redirect_uri)
     return resp
 
 
@@ -148,7 +157,8 @@ def authorize():
         ctx = interaction.Context(req, sess, grant.client)
         outcome = interaction.evaluate(ctx)
         if outcome is not None:
-            return oidc_interaction.answer(outcome, req, grant, server())
+            # A refusal (access_denied) goes back in the asked mode too.
+            return _as_asked(oidc_interaction.answer(outcome, req, grant, server()), grant)
     except OAuth2Error as err:
         err.state = grant.request.payload.state
         return _authorize_error(err, grant)

@@ -81,6 +81,12 @@ async function signIn(authorizationUrl, redirectUri) {
       return { refused: { status: res.status, error: code || null }, trail };
     }
     const f = form(html, url);
+    if (/id="oidc-form-post"/.test(html)) {
+      // response_mode=form_post(.jwt): the page would POST this form to the client.
+      if (!f.action.startsWith(redirectUri)) throw new Error(`form posts to ${f.action}`);
+      return { formPost: { action: f.action, fields: f.hidden,
+        noscript_button: /<noscript>[\s\S]*<button type="submit"/.test(html) }, trail };
+    }
     if (path === '/login') body = { ...f.hidden, username: config.username, password: config.password };
     else if (path === '/consent') {
       body = { ...f.hidden, consent: 'allow' };
@@ -122,6 +128,8 @@ async function browse(name, rp, url) {
   await must(name, async () => {
     result = await signIn(url, config.client.redirect_uri);
     return { trail: result.trail, refused: result.refused, claims_shown: result.claimsShown,
+      form_post: result.formPost ? { fields: Object.keys(result.formPost.fields),
+        noscript_button: result.formPost.noscript_button } : undefined,
       callback_query: result.callbackUrl ? [...new URL(result.callbackUrl).searchParams.keys()]
         : undefined };
   });
@@ -247,6 +255,21 @@ async function jarm(issuer) {
       checksOf(r), { DPoP: dpopKey() });
     return tokenDetail(ts);
   });
+  // form_post.jwt: the same, POSTed by the page's form; openid-client reads the body.
+  const r2 = request();
+  const pushed2 = await rp.pushedAuthorizationRequest({ ...r2.params,
+    response_mode: 'form_post.jwt' });
+  const b2 = await browse('authorize_form_post_jwt', rp,
+    rp.authorizationUrl({ request_uri: pushed2.request_uri }));
+  if (b2.formPost) {
+    await attempt('callback_form_post_jwt', async () => {
+      const posted = { method: 'POST', url: b2.formPost.action,
+        body: new URLSearchParams(b2.formPost.fields).toString() };
+      const ts = await rp.callback(config.client.redirect_uri, rp.callbackParams(posted),
+        checksOf(r2), { DPoP: dpopKey() });
+      return tokenDetail(ts);
+    });
+  }
   // A response JWT changed on the way is refused by the client.
   const tampered = new URL(b.callbackUrl);
   const parts = tampered.searchParams.get('response').split('.');

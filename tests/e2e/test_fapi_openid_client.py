@@ -110,6 +110,10 @@ def test_jarm_response_validated_by_the_client(node, live_idp, fapi_client):
     assert "jwt" in ok(r, "discovery")["response_modes"]
     assert ok(r, "authorize")["callback_query"] == ["response"]
     assert ok(r, "callback_jarm")["token_type"] == "DPoP"
+    assert {"form_post", "form_post.jwt"} <= set(ok(r, "discovery")["response_modes"])
+    assert ok(r, "authorize_form_post_jwt")["form_post"] == {"fields": ["response"],
+                                                            "noscript_button": True}
+    assert ok(r, "callback_form_post_jwt")["token_type"] == "DPoP"
     tampered = r["steps"]["callback_tampered"]
     assert tampered["outcome"] == "error", explain(r, "a forged JARM response was accepted")
     assert tampered["error"]["name"] == "RPError"
