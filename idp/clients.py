@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -78,6 +77,26 @@ def _check_uri(uri: str, what: str) -> None:
     raise ClientError(f"{what} must be https (or http on loopback): {uri}")
 
 
+def _fetch_json(uri: str, what: str):
+    """A registration-time document a client points at (sector identifier URI): fetched
+    like jwks_uri, so registering a client cannot make the server call into its own
+    network (loopback and private addresses only with CLIENT_FETCH_ALLOW_PRIVATE)."""
+    import json
+
+    from flask import current_app
+
+    from .oidc.safe_fetch import FetchError, fetch
+
+    try:
+        body = fetch(uri, timeout=5, max_bytes=64 * 1024,
+                     allow_private=bool(current_app.config["CLIENT_FETCH_ALLOW_PRIVATE"]))
+        return json.loads(body)
+    except FetchError as exc:
+        raise ClientError(f"{what} could not be fetched: {exc}: {uri}") from None
+    except ValueError:
+        return None
+
+
 def _sector(client_id: str, subject_type: str, redirect_uris: list[str],
             sector_uri: str | None) -> str:
     """OIDC Core §8.1: the sector is the sector identifier URI's host, which must list
@@ -86,11 +105,7 @@ def _sector(client_id: str, subject_type: str, redirect_uris: list[str],
         raise ClientError("subject type must be 'public' or 'pairwise'")
     if sector_uri:
         _check_uri(sector_uri, "sector identifier URI")
-        try:
-            resp = requests.get(sector_uri, timeout=5)
-            listed = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            listed = None
+        listed = _fetch_json(sector_uri, "sector identifier URI")
         if not isinstance(listed, list):
             raise ClientError(f"sector identifier URI did not return a JSON array: {sector_uri}")
         missing = [u for u in redirect_uris if u not in listed]

@@ -64,8 +64,12 @@ def test_pairwise_needs_one_host_or_a_sector_identifier(ctx):
 
 class _SectorDoc:
     def __init__(self, body: bytes):
+        self.hits = 0
+        doc = self
+
         class H(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
+                doc.hits += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -79,7 +83,24 @@ class _SectorDoc:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_sector_identifier_uri_must_list_the_redirect_uris(ctx, client, person):
+def test_sector_identifier_uri_on_a_private_address_is_not_fetched(ctx):
+    # The document server is on loopback: a registration pointing there must not make the
+    # provider call into its own network (server-side request forgery), as with jwks_uri.
+    doc = _SectorDoc(b'["https://a.example/cb"]')
+    try:
+        with pytest.raises(ClientError, match="loopback, private or reserved"):
+            make_client("ssrf", subject_type="pairwise", sector_uri=doc.url.replace(
+                "http://127.0.0.1", "https://127.0.0.1"), redirect_uris=("https://a.example/cb",))
+        with pytest.raises(ClientError, match="could not be fetched: must be an https URL"):
+            make_client("ssrf2", subject_type="pairwise", sector_uri=doc.url,
+                        redirect_uris=("https://a.example/cb",))
+        assert doc.hits == 0
+    finally:
+        doc.server.shutdown()
+
+
+def test_sector_identifier_uri_must_list_the_redirect_uris(ctx, client, person, monkeypatch):
+    monkeypatch.setitem(ctx.config, "CLIENT_FETCH_ALLOW_PRIVATE", True)  # a local test server
     uris = ["https://a.example/cb", "https://b.example/cb"]
     doc = _SectorDoc(json.dumps(uris).encode())
     try:

@@ -36,6 +36,50 @@ def _fresh_sp_cache():
     registry._by_entity.clear()
 
 
+def test_metadata_by_url_is_fetched_once_with_no_redirect_and_a_size_cap(client, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from idp.saml.metadata_import import MAX_BYTES, MetadataError
+    from idp.saml.registry import fetch_metadata
+
+    xml = make_sp(str(tmp_path), _idp_metadata(client)).metadata()
+    if isinstance(xml, str):
+        xml = xml.encode()
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/md")
+                self.end_headers()
+                return
+            body = xml if self.path == "/md" else b"<x>" + b" " * MAX_BYTES + b"</x>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        row = register_sp(fetch_metadata(base + "/md"), client_id="by-url", first_party=True)
+        assert row.protocol == "saml"
+        with pytest.raises(MetadataError, match="HTTP 302"):
+            fetch_metadata(base + "/moved")
+        with pytest.raises(MetadataError, match="larger than"):
+            fetch_metadata(base + "/huge")
+        with pytest.raises(MetadataError, match="https"):
+            fetch_metadata(f"http://example.com:{server.server_port}/md")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _sign_in(client, resp, consent="allow"):
     """Follow the interaction from an SSO response to the page that posts to the SP."""
     for _ in range(6):
