@@ -245,3 +245,35 @@ def test_the_page_reads_in_english_too(ctx):
         assert _("到大厅窗口更换手机号码") == "Change your phone number at a service hall counter"
         assert "by x" in _("窗口工作人员已核验您的身份。请在 %(until)s 前验证新号码并完成更换。",
                            until="x")
+
+
+def test_the_hall_console_vouches_for_the_reference_the_citizen_shows(ctx, person, monkeypatch):
+    """The demo counter page (/demo/hall/phone) drives the same endpoint with the demo
+    hall client's credentials; its HTTP call is answered by this app in-process."""
+    from idp.demo import hall_reset
+    from tests.helpers import RP
+
+    hall = ciba_client("demo-hall", in_person_checks=True)
+    api = ctx.test_client()
+
+    def call(path, auth, data):
+        resp = api.post(path, data=data, headers=RP(*auth).basic)
+        return resp.status_code, resp.get_json()
+
+    monkeypatch.setattr(hall_reset, "_credentials", lambda cid: (cid, hall.secret))
+    monkeypatch.setattr(hall_reset, "_call", call)
+    citizen = sign_in(ctx)
+    reference = _reference(citizen)
+    console = ctx.test_client()
+    token = form_fields(console.get("/demo/hall/phone").get_data(as_text=True))["csrf_token"]
+    form = {"csrf_token": token, "login_hint": CITIZEN_ID, "acting_party": CLERK,
+            "reference": reference}
+    unchecked = console.post("/demo/hall/phone", data=form)
+    assert unchecked.status_code == 400 and "当面核对" in unchecked.get_data(as_text=True)
+    wrong = console.post("/demo/hall/phone", data={**form, "reference": "ZZZZ-ZZZZ",
+                                                   "checked": "document"})
+    assert wrong.status_code == 400 and 'id="hall-phone-error"' in wrong.get_data(as_text=True)
+    done = console.post("/demo/hall/phone", data={**form, "checked": "document"})
+    assert done.status_code == 200 and 'id="hall-phone-done"' in done.get_data(as_text=True)
+    assert 'id="counter-vouched"' in citizen.get(PAGE).get_data(as_text=True)
+    assert events("account.phone_counter_vouched")[0].actor == CLERK
