@@ -459,3 +459,36 @@ def test_logout_elsewhere_sends_the_sp_a_signed_soap_logout_request(client, tmp_
     request = sp.client.parse_logout_request(received[0].decode(), BINDING_SOAP)
     assert request.message.name_id.text == nid.text
     assert request.message.signature is not None  # pysaml2 checked it against our metadata
+
+
+def test_signed_in_on_a_saml_site_oidc_and_cas_sites_need_no_password(client, sp):
+    """SAML first: the session its sign-in made serves an OpenID Connect site and a CAS
+    service without the login page (the other directions are tested in test_cas.py and
+    tests/e2e/test_cross_protocol.py)."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from tests.helpers import authorize_url, make_client, query
+
+    make_person()
+    req_id, info = sp.authn_request(BINDING_HTTP_REDIRECT)
+    posted = _posted(_sign_in(client, client.get(info["url"])))
+    assert sp.parse(posted["SAMLResponse"], {req_id: "/"}).ava["name"] == ["李四"]
+
+    rp = make_client("oidc-after-saml", first_party=True)
+    resp = client.get(authorize_url(rp))
+    assert resp.status_code == 302 and "code" in query(resp.headers["Location"])
+
+    from idp.clients import register_client
+
+    service = "https://portal.example.gov.cn/app/"
+    register_client(client_id="cas-after-saml", name="CAS 应用", protocol="cas",
+                    services=[service + "*"], first_party=True)
+    resp = client.get("/cas/login?" + urlencode({"service": service}))
+    for _ in range(4):  # only the provider's own hops, never its login page
+        assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
+        loc = resp.headers["Location"]
+        assert urlsplit(loc).path != "/login", loc
+        if loc.startswith(service):
+            break
+        resp = client.get(loc)
+    assert parse_qs(urlsplit(loc).query)["ticket"][0].startswith("ST-")
