@@ -130,11 +130,11 @@ def redis_server(procs: Processes, root: Path, port: int, *extra: str) -> redis.
 
 
 def sentinel_server(procs: Processes, root: Path, port: int, master_port: int,
-                    service: str) -> redis.Redis:
+                    service: str, down_after_ms: int = 2000) -> redis.Redis:
     conf = root / f"sentinel-{port}.conf"
     conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {root}\n"
                     f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
-                    f"sentinel down-after-milliseconds {service} 2000\n"
+                    f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
                     f"sentinel failover-timeout {service} 10000\n")
     procs.start([need("redis-server"), str(conf), "--sentinel"], root / f"sentinel-{port}.log")
     client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
@@ -199,5 +199,19 @@ def pg_standby(root: Path, primary_port: int, port: int) -> Path:
     data = root / "standby"
     pg_run(need("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres",
            "-D", str(data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
+    with (data / "postgresql.conf").open("a") as conf:
+        # After the primary restarts, stream again within half a second (default 5 s).
+        conf.write("wal_retrieve_retry_interval = 500ms\n")
     pg_start(data, port)
     return data
+
+
+def pg_streaming(primary_port: int) -> bool:
+    """Whether a standby is streaming from the primary on ``primary_port`` — what a
+    failover waits for: a fast shutdown then sends it every committed transaction. (After
+    a restart of the primary the standby reconnects by itself, but not at once; a
+    failover before that would lose what was committed meanwhile.)"""
+    out = pg_run(need("psql"), "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres",
+                 "-Atc", "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                 timeout=10)
+    return int(out.stdout.strip() or 0) > 0

@@ -20,14 +20,17 @@ import pytest
 import requests
 
 from tests.e2e.conftest import provider, running
+from tests.resilience import cli
 from tests.resilience.servers import wait_for
 
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory):
+    """One provider (2 workers) for the module: the rolling restarts, then SIGTERM."""
     with provider(tmp_path_factory, "graceful") as live:
-        live.run_cli("init")
-        yield live
+        cli.run(live.env, "init")
+        with running(live, serve_args=("--workers", "2", "--threads", "4")):
+            yield live
 
 
 def workers(master: int) -> set[int]:
@@ -84,54 +87,53 @@ class Load:
 
 
 def test_rolling_restart_under_load_fails_no_request(idp):
-    with running(idp, serve_args=("--workers", "2", "--threads", "4")):
-        master = idp.proc.pid
-        wait_for("two workers", lambda: len(workers(master)) == 2)
-        with Load(idp.base_url) as load:
-            for _ in range(2):
-                old = workers(master)
-                wait_for("requests flowing",
-                         lambda n=len(load.outcomes): len(load.outcomes) > n + 20)
-                started = time.monotonic()
-                os.kill(master, signal.SIGHUP)
-                wait_for("every worker replaced",
-                         lambda o=old: len(workers(master)) == 2 and not workers(master) & o,
-                         timeout=60)
-                print(f"\nrolling restart: workers replaced in "
-                      f"{time.monotonic() - started:.2f}s")
-                mark = len(load.outcomes)
-                wait_for("requests served by the new workers",
-                         lambda m=mark: len(load.outcomes) > m + 20)
-        print(f"rolling restarts under load: {len(load.outcomes)} requests, "
-              f"{len(load.failed())} failed")
-        assert len(load.outcomes) > 80
-        assert load.failed() == []
+    master = idp.proc.pid
+    wait_for("two workers", lambda: len(workers(master)) == 2, timeout=60)
+    with Load(idp.base_url) as load:
+        for _ in range(2):
+            old = workers(master)
+            wait_for("requests flowing",
+                     lambda n=len(load.outcomes): len(load.outcomes) > n + 20, timeout=60)
+            started = time.monotonic()
+            os.kill(master, signal.SIGHUP)
+            wait_for("every worker replaced",
+                     lambda o=old: len(workers(master)) == 2 and not workers(master) & o,
+                     timeout=120)
+            print(f"\nrolling restart: workers replaced in "
+                  f"{time.monotonic() - started:.2f}s")
+            mark = len(load.outcomes)
+            wait_for("requests served by the new workers",
+                     lambda m=mark: len(load.outcomes) > m + 20, timeout=60)
+    print(f"rolling restarts under load: {len(load.outcomes)} requests, "
+          f"{len(load.failed())} failed")
+    assert len(load.outcomes) > 80
+    assert load.failed() == []
 
 
 def test_sigterm_finishes_the_request_in_flight(idp):
+    """Last in the module: it stops the provider."""
     body = b"grant_type=client_credentials&client_id=nobody&client_secret=x"
-    with running(idp, serve_args=("--workers", "1", "--threads", "2")):
-        conn = http.client.HTTPConnection("127.0.0.1", idp.port, timeout=20)
-        # A first answer on this keep-alive connection: a worker holds it from now on.
-        conn.request("GET", "/jwks")
-        first = conn.getresponse()
-        first.read()
-        assert first.status == 200
-        # The next request is half sent when SIGTERM comes.
-        conn.putrequest("POST", "/token")
-        conn.putheader("Content-Type", "application/x-www-form-urlencoded")
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-        conn.send(body[:20])
-        idp.terminate()
-        # The whole group (master and worker) has the signal once the master says so.
-        wait_for("SIGTERM handled", lambda: "Handling signal: term" in idp.log_tail(400))
-        assert idp.proc.poll() is None  # still finishing the request
-        conn.send(body[20:])
-        resp = conn.getresponse()
-        answer = resp.read()
-        # The whole body reached the application: it judged the (unknown) client.
-        assert b"invalid_client" in answer, (resp.status, answer)
-        conn.close()
-        assert idp.proc.wait(30) == 0
-        idp.wait_stopped()
+    conn = http.client.HTTPConnection("127.0.0.1", idp.port, timeout=20)
+    # A first answer on this keep-alive connection: a worker holds it from now on.
+    conn.request("GET", "/jwks")
+    first = conn.getresponse()
+    first.read()
+    assert first.status == 200
+    # The next request is half sent when SIGTERM comes.
+    conn.putrequest("POST", "/token")
+    conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    conn.send(body[:20])
+    idp.terminate()
+    # The whole group (master and worker) has the signal once the master says so.
+    wait_for("SIGTERM handled", lambda: "Handling signal: term" in idp.log_tail(400))
+    assert idp.proc.poll() is None  # still finishing the request
+    conn.send(body[20:])
+    resp = conn.getresponse()
+    answer = resp.read()
+    # The whole body reached the application: it judged the (unknown) client.
+    assert b"invalid_client" in answer, (resp.status, answer)
+    conn.close()
+    assert idp.proc.wait(30) == 0
+    idp.wait_stopped()

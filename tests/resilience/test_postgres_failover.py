@@ -1,15 +1,16 @@
 """PostgreSQL restarts and a failover to a promoted streaming standby, with a second
-PostgreSQL cluster made here (initdb + pg_basebackup on loopback ports).
+PostgreSQL cluster made here (initdb + pg_basebackup on loopback ports), driven through
+the provider's own flows: sign-in, SSO, logout, userinfo.
 
 The provider's ``DATABASE_URL`` names both hosts with ``target_session_attrs=read-write``
-(libpq's multi-host form), its pool pre-pings connections: after the restart no request
-fails, and after the primary is stopped and the standby promoted the provider goes on
-by itself — with every row committed before the failover (people, refresh tokens, the
-audit chain)."""
+(libpq's multi-host form), its pool pre-pings connections: after the restart not one
+request fails, and after the primary is stopped and the standby promoted the provider
+goes on by itself — with every row committed before the failover (people, refresh
+tokens, the audit chain through its head). What either fault costs under a steady load
+from several clients of a gunicorn-served provider is measured by
+test_faults_under_load.py (the same servers, from :mod:`tests.resilience.servers`)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -74,36 +75,33 @@ def test_restart_and_failover_to_the_promoted_standby(pg_pair, tmp_path):
     servers.pg_start(primary, p_port)
     statuses = [flows.userinfo(app, browser, first["access_token"]) for _ in range(5)]
     assert statuses == [200] * 5
-    with flows.Load(app, first["access_token"]) as load:
-        started = time.monotonic()
-        servers.pg_stop(primary)
-        servers.pg_start(primary, p_port)
-        load.wait_good(started)
-    cost = load.cost(started)
-    print(f"\nPostgreSQL restart under load: {cost}")
-    assert set(cost["statuses"]) <= {503}, cost
     assert flows.sso_code(app, browser, rp2) is not None
 
+    # 2. Failover: once the standby streams again (it reconnects by itself after the
+    #    restart), the primary goes away — a fast shutdown sends the standby all its WAL
+    #    first — and the standby is promoted.
+    servers.wait_for("the standby streaming", lambda: servers.pg_streaming(p_port), timeout=120)
     before = _counts(app)
     assert before["audit_ok"]
-    # 2. Failover: the primary goes away (a fast shutdown streams all its WAL to the
-    #    standby first), the standby is promoted.
-    with flows.Load(app, first["access_token"]) as load:
-        started = time.monotonic()
-        servers.pg_stop(primary)
-        servers.pg_run(servers.need("pg_ctl"), "-D", str(standby), "-w", "promote")
-        load.wait_good(started)
-    cost = load.cost(started)
-    print(f"\nPostgreSQL failover to the standby under load: {cost}")
-    assert set(cost["statuses"]) <= {503}, cost  # refused clearly while no primary, never 500
+    servers.pg_stop(primary)
+    servers.pg_run(servers.need("pg_ctl"), "-D", str(standby), "-w", "promote")
+    # The first request may find no primary yet (promotion is under way): refused
+    # with a 503, never a 500; then served.
+    seen = []
+    servers.wait_for("a request served by the promoted standby", lambda: seen.append(
+        flows.userinfo(app, browser, first["access_token"])) or seen[-1] == 200, timeout=120)
+    assert set(seen) <= {200, 503}, seen
     other = app.test_client()
     second = flows.sign_in(app, other, rp2)  # a new sign-in writes to the new primary
-    assert flows.userinfo(app, browser, first["access_token"]) == 200
     assert flows.sso_code(app, browser, rp1) is not None
     after = _counts(app)
     assert after["persons"] == before["persons"]
-    assert after["refresh"] >= before["refresh"]
+    assert after["refresh"] > before["refresh"]
     assert after["audit_ok"] and after["head"][0] > before["head"][0]
+    with app.app_context():
+        from idp import audit
+
+        assert audit.verify(expected_head=before["head"]).ok  # nothing before it lost
     flows.logout(app, browser, first["id_token"])
     assert flows.sso_code(app, browser, rp1) is None
     assert flows.userinfo(app, other, second["access_token"]) == 200
