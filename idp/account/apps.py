@@ -15,7 +15,7 @@ from .. import audit
 from ..authn import session as sso
 from ..extensions import db
 from ..models import Client, Consent, RefreshToken
-from ..oidc.claims import describe_scopes
+from ..oidc.claims import CLAIM_SCOPES, describe_claims, describe_scopes
 from ..revocation import revoke_person_client
 from ..ui import local_time
 from . import recent
@@ -32,12 +32,16 @@ def _holdings(person_id: str) -> dict[str, dict]:
         entry = held.setdefault(c.client_id, {"scopes": set(), "since": c.granted_at,
                                               "families": set()})
         entry["scopes"] |= set((c.scopes or "").split())
+        # Claims given by name (OIDC ``claims`` parameter), beyond the scopes.
+        entry.setdefault("claims", set()).update((c.claims or "").split())
     for t in db.session.scalars(select(RefreshToken).where(
             RefreshToken.person_id == person_id, RefreshToken.revoked_at.is_(None),
             RefreshToken.expires_at > now)):
         entry = held.setdefault(t.client_id, {"scopes": set(), "since": t.issued_at,
                                               "families": set()})
         entry["scopes"] |= set((t.scope or "").split())
+        for names in (t.claims or {}).values():
+            entry.setdefault("claims", set()).update(names)
         entry["families"].add(t.family_id)
         entry["since"] = min(entry["since"], t.issued_at)
     return held
@@ -52,7 +56,9 @@ def apps_page():
     clients = {c.client_id: c for c in db.session.scalars(
         select(Client).where(Client.client_id.in_(sorted(held))))} if held else {}
     rows = [{"client_id": cid, "name": (clients[cid].name or cid) if cid in clients else cid,
-             "reads": [text for _, text in describe_scopes(" ".join(sorted(h["scopes"])))],
+             "reads": [text for _, text in describe_scopes(" ".join(sorted(h["scopes"])))]
+             + [text for n, text in describe_claims(sorted(h.get("claims", ())))
+                if CLAIM_SCOPES.get(n) not in h["scopes"]],
              "since": local_time(h["since"]), "signed_in_now": bool(h["families"])}
             for cid, h in sorted(held.items(), key=lambda kv: -kv[1]["since"])]
     return render_template("account/apps.html", rows=rows, done=request.args.get("done"))

@@ -147,6 +147,9 @@ def test_remembered_consent_covers_the_claims_and_a_new_claim_asks_again(ctx, cl
     _tokens(client, rp, wanted)
     row = db.session.get(Consent, (person.id, rp.client_id))
     assert row.claims.split() == ["phone_number"]
+    # The account's application page says what the application was given by name.
+    apps = client.get("/account/apps").get_data(as_text=True)
+    assert "您的手机号码" in apps
     # The same request again: no consent page, the claim still released.
     resp, page, verifier = _authorize(client, rp, wanted, prompt="none")
     q = query(resp.headers["Location"])
