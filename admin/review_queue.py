@@ -75,6 +75,14 @@ class BulkError(ValueError):
     pass
 
 
+class CountChanged(BulkError):
+    """The filter no longer matches the count the operator confirmed."""
+
+    def __init__(self, now: int, expected: int):
+        super().__init__(f"the filter now matches {now} items, not {expected}: look again")
+        self.now, self.expected = now, expected
+
+
 def bulk(f: QueueFilter, action: str, *, by: str, note: str, expected: int) -> BulkResult:
     """Decide every pending item the filter matches (``expected``: the count the operator
     confirmed; refused if the set changed meanwhile)."""
@@ -84,7 +92,7 @@ def bulk(f: QueueFilter, action: str, *, by: str, note: str, expected: int) -> B
         raise BulkError("only pending items can be decided in bulk")
     total = count(f)
     if total != expected:
-        raise BulkError(f"the filter now matches {total} items, not {expected}: look again")
+        raise CountChanged(total, expected)
     ids = list(db.session.scalars(_query(f).with_only_columns(ReviewItem.id)
                                   .order_by(ReviewItem.id).limit(BULK_LIMIT)))
     db.session.rollback()
@@ -104,6 +112,15 @@ def bulk(f: QueueFilter, action: str, *, by: str, note: str, expected: int) -> B
         "batch": batch, "action": action, "done": done, "refused": refused,
         "filter": f.as_details(), "note": note})
     return BulkResult(batch, done, refused, max(0, total - len(ids)))
+
+
+def batch_known(batch: str) -> bool:
+    """Whether any item still carries ``batch`` (a decided item decided again later
+    carries its new decision instead)."""
+    if not batch or len(batch) > 32:
+        return False
+    return db.session.scalar(db.select(ReviewItem.id).where(
+        ReviewItem.outcome["batch"].as_string() == batch).limit(1)) is not None
 
 
 def undo_batch(batch: str, *, by: str, note: str = "") -> int:

@@ -48,6 +48,9 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "admin:review": ("review.",), "admin:clients": ("clients.",), "admin:keys": ("keys.",),
     "admin:people": ("people.", "roles."), "admin:audit": ("audit.",),
     "admin:dashboard": ("dashboard.",),
+    # Listing the owner's own API clients (every role may make them; making one stays a
+    # person's act in a session).
+    "admin:api-clients": ("api_clients.",),
 }
 
 

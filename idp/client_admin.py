@@ -40,7 +40,7 @@ MAX_GRACE_SECONDS = 30 * 86400
 PROTECTED = frozenset({"admin-console"})
 
 __all__ = ["AUTH_METHODS", "CHANNELS", "MAX_GRACE_SECONDS", "STATUSES", "ClientError",
-           "ClientStats", "delete", "describe", "get", "listing", "rotate_secret",
+           "ClientStats", "KINDS", "delete", "describe", "get", "listing", "rotate_secret",
            "set_status", "stats", "update"]
 
 
@@ -57,10 +57,28 @@ def _require(client_id: str) -> Client:
     return client
 
 
+KINDS = ("relying_party", "admin_api")
+
+
+def _kind_filter(query, kind: str | None, owner: str | None):
+    """``admin_api``: the admin API's own clients (those an administrator made, with
+    ``admin_owner`` in their metadata); ``relying_party``: every other client."""
+    made_by = Client.client_metadata["admin_owner"].as_string()
+    if kind == "admin_api":
+        query = query.where(made_by.is_not(None))
+    elif kind == "relying_party":
+        query = query.where(made_by.is_(None))
+    if owner:
+        query = query.where(made_by == owner)
+    return query
+
+
 def listing(*, status: str | None = None, channel: str | None = None, q: str | None = None,
+            kind: str | None = None, owner: str | None = None,
             page: int = 1, per_page: int = 50) -> tuple[list[Client], int]:
-    """One page of clients (newest first) and how many match in all."""
-    query = db.select(Client)
+    """One page of clients (newest first) and how many match in all; ``kind`` and
+    ``owner`` narrow it to relying parties or admin API clients (of one administrator)."""
+    query = _kind_filter(db.select(Client), kind, owner)
     if status:
         query = query.where(Client.status == status)
     if channel:

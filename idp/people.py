@@ -36,6 +36,8 @@ from .single_logout import end_all_sessions
 STATUSES = ("active", "locked", "merged")
 SEARCH_KINDS = ("id_number", "phone", "name", "legacy")
 MAX_RESULTS = 50
+# The keyed hash of a name search in the audit log (see name_query_details).
+NAME_SEARCH_CONTEXT = "audit.person-search.name"
 # Level an account falls back to when an operator asks it to be verified again: the
 # self-declared level, from which the usual real-name check raises it again.
 REVERIFY_LEVEL = "L2"
@@ -78,49 +80,85 @@ def _require(person_id: str) -> Person:
     return person
 
 
+def _escaped_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _by_number(kind: str, text: str, limit: int) -> list[Person]:
+    try:
+        found = person_by_identifier(text, phone=kind == "phone")
+    except (InvalidIdNumber, InvalidPhone) as exc:
+        raise PersonError(exc.message_en) from None
+    if found.kind != ("phone" if kind == "phone" else "id"):
+        raise PersonError("this is not a mainland mobile number" if kind == "phone"
+                          else "this is not an ID number")
+    if found.person is not None or kind != "phone":
+        return [found.person] if found.person else []
+    # A number shared by several accounts names nobody for sign-in, but an operator
+    # needs to see all of them.
+    from .models import phone_index
+    return list(db.session.scalars(db.select(Person).where(
+        Person.phone_idx == phone_index(found.value)).limit(limit + 1)))
+
+
+def _by_name(text: str, limit: int) -> list[Person]:
+    return list(db.session.scalars(db.select(Person).where(
+        Person.name.like(_escaped_prefix(text), escape="\\")).order_by(Person.created_at)
+        .limit(limit + 1)))
+
+
+def _by_legacy(text: str, limit: int) -> list[Person]:
+    source, _, legacy_id = text.partition(":")
+    if not source.strip() or not legacy_id.strip():
+        raise PersonError("a legacy account is source:legacy-id")
+    ids = db.session.scalars(db.select(LegacyAccount.person_id).where(
+        LegacyAccount.source == source.strip(), LegacyAccount.legacy_id == legacy_id.strip(),
+        LegacyAccount.person_id.is_not(None)).limit(limit + 1))
+    return [p for p in (db.session.get(Person, i) for i in ids) if p is not None]
+
+
+def name_query_details(text: str) -> dict[str, str]:
+    """How a name search is written to the audit log: masked as results are
+    (``mask_name``), plus a keyed hash (HMAC-SM3 under the blind-index key, its own
+    context) so that repeated searches for the same text can be told apart without the
+    text. A plain hash would not do: names are few enough to try them all."""
+    from flask import current_app
+
+    keyed = current_app.extensions["idp.fieldcrypto"].blind_index(text, NAME_SEARCH_CONTEXT)
+    return {"query": mask_name(text), "query_hmac": keyed[:32]}
+
+
+def _lookup_details(kind: str, text: str, people: list[Person]) -> dict[str, Any]:
+    details: dict[str, Any] = {"by": kind, "found": len(people)}
+    if kind == "name":
+        details.update(name_query_details(text))
+    elif kind == "legacy":
+        details["source"] = text.partition(":")[0].strip()[:64]
+    return details
+
+
 def search(kind: str, text: str, *, actor: str, limit: int = MAX_RESULTS
            ) -> tuple[list[Summary], bool]:
     """People matching ``text``: an ID number or phone exactly (through the blind
     indexes), a name exactly or by its beginning, or a legacy account ``source:id``.
-    Returns (masked summaries, truncated). Looking someone up by number is audited
-    (who looked, whether found), never the number itself."""
+    Returns (masked summaries, truncated). Every search is audited
+    (``admin.person_lookup``: who looked, how, how many were found) — never with the
+    number or name searched for: a name search keeps only its masked form and a keyed
+    hash (:func:`name_query_details`), a legacy search only the source system."""
     text = (text or "").strip()
     if kind not in SEARCH_KINDS:
         raise PersonError(f"kind must be one of {', '.join(SEARCH_KINDS)}")
     if not text or len(text) > 128:
         raise PersonError("enter 1–128 characters")
-    people: list[Person]
     if kind in ("id_number", "phone"):
-        try:
-            found = person_by_identifier(text, phone=kind == "phone")
-        except (InvalidIdNumber, InvalidPhone) as exc:
-            raise PersonError(exc.message_en) from None
-        if found.kind != ("phone" if kind == "phone" else "id"):
-            raise PersonError("this is not a mainland mobile number" if kind == "phone"
-                              else "this is not an ID number")
-        people = [found.person] if found.person else []
-        if kind == "phone" and not people:
-            # A number shared by several accounts names nobody for sign-in, but an
-            # operator needs to see all of them.
-            from .models import phone_index
-            people = list(db.session.scalars(db.select(Person).where(
-                Person.phone_idx == phone_index(found.value)).limit(limit + 1)))
-        audit.record("admin.person_lookup", actor=actor,
-                     subject=people[0].id if len(people) == 1 else None,
-                     details={"by": kind, "found": len(people)})
+        people = _by_number(kind, text, limit)
     elif kind == "name":
-        like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        people = list(db.session.scalars(db.select(Person).where(
-            Person.name.like(like, escape="\\")).order_by(Person.created_at)
-            .limit(limit + 1)))
+        people = _by_name(text, limit)
     else:
-        source, _, legacy_id = text.partition(":")
-        if not source or not legacy_id:
-            raise PersonError("a legacy account is source:legacy-id")
-        ids = db.session.scalars(db.select(LegacyAccount.person_id).where(
-            LegacyAccount.source == source.strip(), LegacyAccount.legacy_id == legacy_id.strip(),
-            LegacyAccount.person_id.is_not(None)))
-        people = [p for p in (db.session.get(Person, i) for i in ids) if p is not None]
+        people = _by_legacy(text, limit)
+    audit.record("admin.person_lookup", actor=actor,
+                 subject=people[0].id if len(people) == 1 else None,
+                 details=_lookup_details(kind, text, people))
     truncated = len(people) > limit
     return [summary(p) for p in people[:limit]], truncated
 

@@ -15,14 +15,14 @@ Errors are JSON ``{"error": …, "error_description": …}``. Each endpoint is d
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 from flask_wtf.csrf import CSRFError, generate_csrf
 from pydantic import BaseModel
 
 from idp.extensions import csrf
 
 from . import spec
-from .spec import bp, endpoint
+from .spec import APIError, bp, endpoint
 
 # Bearer-token requests carry no cookie to forge; session requests are checked for
 # CSRF by admin.auth.require, so the app-wide check (which would refuse scripts) is off.
@@ -52,6 +52,8 @@ class CsrfOut(BaseModel):
 @endpoint("get", "/csrf", summary="The CSRF token for this session (session only)",
           permission="api_clients.own", tag="session", out=CsrfOut)
 def csrf_token():
+    if g.admin_bearer:  # a script's token has no session to protect
+        raise APIError(403, "access_denied", "the CSRF token is for a browser session")
     return {"csrf_token": generate_csrf()}
 
 

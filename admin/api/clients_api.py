@@ -10,11 +10,11 @@ from flask import g
 from pydantic import BaseModel, Field
 
 from idp import audit, client_admin
-from idp.clients import ClientError, forget_client, register_client
+from idp.clients import ClientError, register_client
 from idp.crypto.keys import SIGNING_ALGS
 from idp.extensions import db
 
-from .. import roles
+from .. import api_credentials, roles
 from .spec import APIError, Paging, Strict, endpoint
 
 CLIENT = {"client_id": {"type": "string", "minLength": 1, "maxLength": 128,
@@ -28,6 +28,10 @@ class ClientsQuery(Paging):
     status: Literal["active", "disabled", "pending"] | None = None
     channel: Channel | None = None
     q: str | None = Field(None, max_length=128)
+    kind: Literal["relying_party", "admin_api"] | None = Field(
+        None, description="Relying parties only, or the admin API's own clients only.")
+    owner: str | None = Field(None, max_length=32, pattern="^[0-9a-f]{1,32}$",
+                              description="Admin API clients made by this person (id).")
 
 
 class ClientOut(BaseModel):
@@ -148,6 +152,7 @@ def _refused(exc: Exception):
           tag="clients", query=ClientsQuery, out=ClientsList)
 def list_clients(query: ClientsQuery):
     rows, total = client_admin.listing(status=query.status, channel=query.channel, q=query.q,
+                                       kind=query.kind, owner=query.owner,
                                        page=query.page, per_page=query.per_page)
     return {"items": [client_admin.describe(r) for r in rows], "total": total,
             "page": query.page, "per_page": query.per_page}
@@ -214,14 +219,53 @@ def disable_client(client_id: str, body: StatusBody):
           out=ClientOut, params=CLIENT, errors=(409,))
 def enable_client(client_id: str, body: StatusBody):
     if _client(client_id).status == "pending":  # approval: through the onboarding rules
-        from idp import onboarding
-
-        try:
-            onboarding.approve_client(client_id, actor=g.admin_id, reason=body.reason)
-        except ClientError as exc:
-            raise APIError(409, "conflict", str(exc)) from None
+        _onboard(client_id, "approve_client", reason=body.reason.strip())
         return client_admin.describe(_client(client_id))
     return _status(client_id, "active", body.reason)
+
+
+class ApproveBody(Strict):
+    grant_sensitive: bool = Field(False, description="Also allow the sensitive scopes the "
+                                                     "registration asked for.")
+    grant_channel: bool = Field(False, description="Also give it the channel it asked for "
+                                                   "(other than web/app).")
+    reason: str = Field("", max_length=500, description="Kept in the audit log.")
+
+
+class Rejected(BaseModel):
+    client_id: str
+    status: Literal["rejected"]
+
+
+def _onboard(client_id: str, decide, **kw):
+    """Approve or reject a pending registration through idp.onboarding (what the console
+    and ``idp client approve|reject`` call); 409 when it is not pending."""
+    _client(client_id)
+    from idp import onboarding
+
+    try:
+        getattr(onboarding, decide)(client_id, actor=g.admin_id, **kw)
+    except ClientError as exc:
+        db.session.rollback()
+        raise APIError(409, "conflict", str(exc)) from None
+
+
+@endpoint("post", "/clients/{client_id}/approve", summary="Approve a pending (dynamically "
+          "registered) client: it goes live; what it asked for beyond the basics only if "
+          "granted here", permission="clients.write", tag="clients", body=ApproveBody,
+          out=ClientOut, params=CLIENT, errors=(409,))
+def approve_client(client_id: str, body: ApproveBody):
+    _onboard(client_id, "approve_client", grant_sensitive=body.grant_sensitive,
+             grant_channel=body.grant_channel, reason=body.reason.strip())
+    return client_admin.describe(_client(client_id))
+
+
+@endpoint("post", "/clients/{client_id}/reject", summary="Reject a pending registration (it "
+          "is removed, its registration access token with it)", permission="clients.write",
+          tag="clients", body=StatusBody, out=Rejected, params=CLIENT, errors=(409,))
+def reject_client(client_id: str, body: StatusBody):
+    _onboard(client_id, "reject_client", reason=body.reason.strip())
+    return {"client_id": client_id, "status": "rejected"}
 
 
 @endpoint("post", "/clients/{client_id}/delete", summary="Delete for good (grants revoked, "
@@ -257,27 +301,6 @@ def client_stats(client_id: str):
 # -- admin API clients -----------------------------------------------------------------
 
 
-def create_api_client(name: str, scopes: list[str], *, owner: str, held: set[str]):
-    """A confidential client-credentials client that acts for ``owner``: (client, secret).
-    Its scopes must be ones the owner's roles open (roles.scopes_for)."""
-    allowed = set(roles.scopes_for(held))
-    if not set(scopes) <= allowed:
-        raise ClientError("your roles do not open: " + ", ".join(sorted(set(scopes) - allowed)))
-    secret = secrets.token_urlsafe(32)
-    row = register_client(client_id="admin-api-" + secrets.token_hex(6), name=name,
-                          secret=secret, auth_method="client_secret_basic", redirect_uris=[],
-                          grant_types=["client_credentials"], post_logout_redirect_uris=[],
-                          backchannel_logout_uri=None, first_party=True, sensitive_scopes=[],
-                          channel="web", jwks=None, id_token_alg=None)
-    row.client_metadata = {**row.client_metadata, "scope": " ".join(sorted(scopes)),
-                           "admin_owner": owner, "admin_scopes": sorted(scopes)}
-    db.session.commit()
-    forget_client(row.client_id)
-    audit.record("admin.api_client.created", actor=owner, client_id=row.client_id,
-                 details={"scopes": sorted(scopes)})
-    return row, secret
-
-
 @endpoint("post", "/api-clients", summary="Make an API client that acts for you (session "
           "only), with some of the admin:* scopes your roles open",
           permission="api_clients.own", tag="api-clients", body=NewApiClient, out=Created,
@@ -286,8 +309,41 @@ def new_api_client(body: NewApiClient):
     if g.admin_bearer:
         raise APIError(403, "access_denied", "an API client cannot make API clients")
     try:
-        row, secret = create_api_client(body.name, list(body.scopes), owner=g.admin_id,
-                                        held=g.admin_roles)
+        row, secret = api_credentials.create(body.name, list(body.scopes), owner=g.admin_id,
+                                             held=g.admin_roles)
     except ClientError as exc:
         raise APIError(403, "access_denied", str(exc)) from None
     return {"client": client_admin.describe(row), "client_secret": secret}
+
+
+class ApiClientsQuery(Paging):
+    status: Literal["active", "disabled"] | None = None
+
+
+class ApiClientOut(BaseModel):
+    client_id: str
+    name: str
+    status: str
+    owner: str = Field(description="The administrator it acts for (person id).")
+    scopes: list[str]
+    has_secret: bool
+    previous_secret_valid_until: float | None
+    created_at: float
+
+
+class ApiClientsList(BaseModel):
+    items: list[ApiClientOut]
+    total: int
+    page: int
+    per_page: int
+
+
+@endpoint("get", "/api-clients", summary="Your own admin API clients (a system administrator "
+          "sees everyone's with GET /admin/api/clients?kind=admin_api)",
+          permission="api_clients.own", tag="api-clients", query=ApiClientsQuery,
+          out=ApiClientsList)
+def list_api_clients(query: ApiClientsQuery):
+    rows, total = api_credentials.owned_by(g.admin_owner, status=query.status,
+                                           page=query.page, per_page=query.per_page)
+    return {"items": [api_credentials.describe(r) for r in rows], "total": total,
+            "page": query.page, "per_page": query.per_page}

@@ -1,4 +1,7 @@
-"""The review queue through the API: list (filters, paging, counts), one item, decide."""
+"""The review queue through the API: list (filters, paging, counts), one item, decide,
+and bulk decisions on a filtered set — the console's own service
+(:mod:`admin.review_queue`): confirmed against the count the caller saw, at most
+``BULK_LIMIT`` items a request, audited, and undone by batch."""
 
 from __future__ import annotations
 
@@ -11,16 +14,33 @@ from connectors import review
 from connectors import review_listing as q
 from idp.extensions import db
 
-from .. import auth
+from .. import auth, review_queue
 from .spec import APIError, Paging, Strict, endpoint
 
 ITEM = {"item_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+BATCH = {"batch": {"type": "string", "minLength": 1, "maxLength": 32,
+                   "pattern": "^[0-9a-f]{1,32}$"}}
 
 
-class ReviewQuery(Paging):
+class QueueFields(Strict):
+    """Which items: the same filter as the console's queue page."""
+
+    source: str | None = Field(None, max_length=64, description="Source system, exactly.")
+    reason: str | None = Field(None, max_length=64, description="Rule code, exactly.")
+    since: float | None = Field(None, ge=0, le=1e11,
+                                description="Queued at or after (unix time).")
+    until: float | None = Field(None, ge=0, le=1e11, description="Queued before (unix time).")
+    q: str | None = Field(None, max_length=64,
+                          description="A legacy id, or its beginning.")
+
+    def queue_filter(self, state: str) -> review_queue.QueueFilter:
+        return review_queue.QueueFilter(state=state, source=self.source or None,
+                                        reason=self.reason or None, since=self.since,
+                                        until=self.until, search=self.q or None)
+
+
+class ReviewQuery(QueueFields, Paging):
     state: Literal["pending", "approved", "rejected", "merged", "superseded", "all"] = "pending"
-    source: str | None = Field(None, max_length=64)
-    reason: str | None = Field(None, max_length=64)
 
 
 class ReviewList(BaseModel):
@@ -49,8 +69,8 @@ class Decided(BaseModel):
 @endpoint("get", "/review", summary="List review items", permission="review.read",
           tag="review", query=ReviewQuery, out=ReviewList)
 def list_review(query: ReviewQuery):
-    rows, total = q.list_items(query.state, query.source or None, query.reason or None,
-                               query.page, query.per_page)
+    rows, total = review_queue.listing(query.queue_filter(query.state), query.page,
+                                       query.per_page)
     return {"items": rows, "total": total, "page": query.page, "per_page": query.per_page}
 
 
@@ -116,3 +136,68 @@ _action("reject", "Reject")
 _action("merge", "Link to person_id (a person the account was linked to is merged into it); "
                  "an organisation's item: to the organisation with credit code uscc")
 _action("undo", "Undo the decision (and a person merge it made)")
+
+
+# -- bulk decisions ----------------------------------------------------------------------
+
+
+class BulkBody(QueueFields):
+    action: Literal["approve", "reject"]
+    expected: int = Field(ge=0, le=2**31 - 1,
+                          description="How many items the filter matched when you looked "
+                                      "(the total of GET /admin/api/review with the same "
+                                      "filter): refused with 409 if it matches another "
+                                      "number now.")
+    state: Literal["pending"] = Field("pending", description="Only pending items are "
+                                                             "decided in bulk.")
+    note: str = Field("", max_length=500, description="Why (kept in the audit log).")
+
+
+class BulkOut(BaseModel):
+    batch: str | None = Field(description="Undo them all with POST "
+                                          "/admin/api/review/bulk/{batch}/undo; null when "
+                                          "nothing was decided.")
+    action: str
+    done: int
+    refused: int = Field(description="Items that could not be decided this way (several "
+                                     "candidates, …); they stay pending.")
+    remaining: int = Field(description="Matched items beyond the limit, not attempted: the "
+                                       "filter now matches remaining + refused.")
+    limit: int = Field(description="At most this many items are decided per request.")
+
+
+class UndoBody(Strict):
+    note: str = Field("", max_length=500, description="Why (kept in the audit log).")
+
+
+class BatchUndone(BaseModel):
+    batch: str
+    undone: int = Field(description="Items put back to pending (those decided otherwise "
+                                    "since are left as they are).")
+
+
+@endpoint("post", "/review/bulk", summary="Approve or reject every pending item a filter "
+          f"matches, at most {review_queue.BULK_LIMIT} a request (confirmed by the count you "
+          "saw; audited; undoable by batch)", permission="review.decide", tag="review",
+          body=BulkBody, out=BulkOut, errors=(409,))
+def bulk_decide(body: BulkBody):
+    try:
+        result = review_queue.bulk(body.queue_filter(body.state), body.action, by=g.admin_id,
+                                   note=body.note.strip(), expected=body.expected)
+    except review_queue.CountChanged as exc:
+        raise APIError(409, "conflict", str(exc)) from None
+    except review_queue.BulkError as exc:
+        raise APIError(400, "invalid_request", str(exc)) from None
+    return {"batch": result.batch if result.done else None, "action": body.action,
+            "done": result.done, "refused": result.refused, "remaining": result.remaining,
+            "limit": review_queue.BULK_LIMIT}
+
+
+@endpoint("post", "/review/bulk/{batch}/undo", summary="Undo a bulk decision: every item of "
+          "the batch still as the batch left it goes back to pending", permission="review.decide",
+          tag="review", body=UndoBody, out=BatchUndone, params=BATCH)
+def bulk_undo(batch: str, body: UndoBody):
+    if not review_queue.batch_known(batch):
+        raise APIError(404, "not_found", "No item carries this batch.")
+    return {"batch": batch,
+            "undone": review_queue.undo_batch(batch, by=g.admin_id, note=body.note.strip())}

@@ -11,15 +11,12 @@ from idp.clients import ClientError
 from idp.extensions import db
 from idp.models import Client
 
-from .. import auth, roles
-from ..api.clients_api import create_api_client
+from .. import api_credentials, auth, roles
 from ..views import bp
 
 
 def _mine() -> list[Client]:
-    rows = db.session.scalars(db.select(Client).where(Client.client_id.startswith(
-        "admin-api-")).order_by(Client.created_at.desc()))
-    return [c for c in rows if c.meta("admin_owner") == g.admin_owner]
+    return api_credentials.owned_by(g.admin_owner)[0]
 
 
 def _render(*, created=None, secret=None, error=None, status=200):
@@ -42,7 +39,7 @@ def api_clients_new():
     if not name or not scopes:
         return _render(error=_("请填写名称并至少选择一个范围。"), status=400)
     try:
-        row, secret = create_api_client(name, scopes, owner=g.admin_owner, held=g.admin_roles)
+        row, secret = api_credentials.create(name, scopes, owner=g.admin_owner, held=g.admin_roles)
     except ClientError as exc:
         db.session.rollback()
         return _render(error=str(exc), status=403)

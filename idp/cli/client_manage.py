@@ -26,24 +26,31 @@ def _fail_lookup(exc: LookupError, as_json: bool):
 @click.option("--channel", default=None,
               type=click.Choice(["web", "app", "kiosk", "hall", "hotline"]))
 @click.option("--search", "q", default=None, help="Part of the client id or name.")
+@click.option("--kind", default=None, type=click.Choice(["relying_party", "admin_api"]),
+              help="Relying parties only, or only the admin API's own clients (made by "
+                   "administrators for scripts; each shows who made it and its scopes).")
 @paging_options
 @click.option("--json", "as_json", is_flag=True)
-def client_list(status, channel, q, page, per_page, as_json) -> None:
+def client_list(status, channel, q, kind, page, per_page, as_json) -> None:
     """Relying parties, newest first, one page at a time."""
     from .. import client_admin
 
     with app_context():
-        rows, total = client_admin.listing(status=status, channel=channel, q=q, page=page,
-                                           per_page=per_page)
+        rows, total = client_admin.listing(status=status, channel=channel, q=q, kind=kind,
+                                           page=page, per_page=per_page)
         items = [{"client_id": c.client_id, "name": c.name, "status": c.status,
                   "channel": c.channel, "protocol": c.meta("protocol", "oidc"),
                   "auth_method": c.token_endpoint_auth_method,
-                  "grant_types": list(c.grant_types)} for c in rows]
+                  "grant_types": list(c.grant_types),
+                  "admin_owner": c.meta("admin_owner"),
+                  "admin_scopes": list(c.meta("admin_scopes", []))} for c in rows]
     note = page_note(page, per_page, len(items), total, "clients")
     emit({"items": items, "page": page, "per_page": per_page, "total": total,
           "truncated": note.truncated, "next_page": note.next_page}, as_json,
          "\n".join([f"{i['client_id']}\t{i['status']}\t{i['channel']}\t{i['protocol']}"
-                    f"\t{i['name']}" for i in items] + [note.text]))
+                    f"\t{i['name']}" + (f"\t{' '.join(i['admin_scopes'])}"
+                                        if i["admin_scopes"] else "")
+                    for i in items] + [note.text]))
 
 
 @client.command("show")
