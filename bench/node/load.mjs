@@ -344,6 +344,17 @@ async function setup() {
     const signed = await signInEach();
     tokenSet = signed.map((x) => x.tokens);
     chains = tokenSet.map((t) => ({ token: t.refresh_token, busy: false }));
+    if (s === 'refresh' && cfg.rate > 0) {
+      // Open loop: requests overlap beyond --concurrency, and one chain carries one
+      // refresh at a time; more grants from the same SSO sessions (no more passwords).
+      const perClient = Math.max(1, Math.ceil((cfg.chains ?? 8 * cfg.concurrency) / signed.length) - 1);
+      await Promise.all(signed.map(async ({ jar }, i) => {
+        for (let k = 0; k < perClient; k += 1) {
+          const { code, verifier } = await authorize(jar, userFor(i), false);
+          chains.push({ token: (await exchange(code, verifier)).refresh_token, busy: false });
+        }
+      }));
+    }
   } else if (s === 'code') {
     // Codes live 60 s on both servers: mint at most cfg.codes, and no longer than
     // cfg.mintSeconds, so the last ones are still fresh when the window closes.

@@ -128,16 +128,17 @@ def save_token(token: dict, request) -> None:
                               "scope": token.get("scope", "")})
         return
     if jti:
-        store().append(f"gjti:{user.gid}", jti, cfg["ACCESS_TOKEN_TTL"] + 60)
-        # Grants whose access tokens may still be live, per person, so that ending
-        # everything of an account (reset, lock, closure) reaches tokens without a
-        # refresh token row too (idp.revocation.revoke_person).
-        store().append(person_grants_key(user.person.id), user.gid,
-                       cfg["ACCESS_TOKEN_TTL"] + 60)
-        # The same per person and client, so "revoke this application" on the account
-        # page reaches its access tokens without a refresh token too.
-        store().append(person_client_grants_key(user.person.id, client_id), user.gid,
-                       cfg["ACCESS_TOKEN_TTL"] + 60)
+        ttl = cfg["ACCESS_TOKEN_TTL"] + 60
+        store().append_many([
+            (f"gjti:{user.gid}", jti, ttl),
+            # Grants whose access tokens may still be live, per person, so that ending
+            # everything of an account (reset, lock, closure) reaches tokens without a
+            # refresh token row too (idp.revocation.revoke_person).
+            (person_grants_key(user.person.id), user.gid, ttl),
+            # The same per person and client, so "revoke this application" on the
+            # account page reaches its access tokens without a refresh token too.
+            (person_client_grants_key(user.person.id, client_id), user.gid, ttl),
+        ])
     if token.get("refresh_token"):
         now = time.time()
         db.session.add(

@@ -47,6 +47,13 @@ class Store(ABC):
     def append(self, key: str, value: Any, ttl: float) -> None:
         """Add to a list and extend the list's time to live."""
 
+    def append_many(self, items: list[tuple[str, Any, float]]) -> None:
+        """``append`` each (key, value, ttl), in one round trip where the backend can.
+        Each append stays atomic on its own key; together they are not a transaction
+        (a caller reading one list never relies on another)."""
+        for key, value, ttl in items:
+            self.append(key, value, ttl)
+
     @abstractmethod
     def members(self, key: str) -> list[Any]:
         """The list written by ``append`` (empty when absent)."""

@@ -127,6 +127,16 @@ class RedisStore(Store):
         self._append(keys=[self._k(key)], args=[json.dumps(value), _ms(ttl)])
 
     @_guarded
+    def append_many(self, items):
+        # One pipeline (one round trip; in a Cluster, one per node): still one script
+        # per key, so each list is changed atomically and no command spans two slots.
+        client = self.client
+        pipe = client.pipeline(transaction=False)
+        for key, value, ttl in items:
+            self._append(keys=[self._k(key)], args=[json.dumps(value), _ms(ttl)], client=pipe)
+        pipe.execute()
+
+    @_guarded
     def members(self, key) -> list[Any]:
         return [json.loads(v) for v in self.client.lrange(self._k(key), 0, -1)]
 

@@ -146,19 +146,29 @@ class SQLStore(Store):
 
     @_guarded
     def append(self, key, value, ttl):
-        now = time.time()
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(_T.c.value, _T.c.expires_at).where(_T.c.key == key).with_for_update()
-            ).first()
-            items = json.loads(row.value) if row is not None and row.expires_at > now else []
-            items.append(value)
-            exp = max(now + ttl, row.expires_at if row is not None else 0)
-            if row is None:
-                self._insert_or_replace(conn, key, json.dumps(items), exp)
-            else:
-                conn.execute(update(_T).where(_T.c.key == key)
-                             .values(value=json.dumps(items), expires_at=exp))
+            self._append_in(conn, key, value, ttl)
+
+    @_guarded
+    def append_many(self, items):
+        # One transaction; rows locked in key order, so two callers cannot deadlock.
+        with self.engine.begin() as conn:
+            for key, value, ttl in sorted(items, key=lambda item: item[0]):
+                self._append_in(conn, key, value, ttl)
+
+    def _append_in(self, conn, key, value, ttl) -> None:
+        now = time.time()
+        row = conn.execute(
+            select(_T.c.value, _T.c.expires_at).where(_T.c.key == key).with_for_update()
+        ).first()
+        items = json.loads(row.value) if row is not None and row.expires_at > now else []
+        items.append(value)
+        exp = max(now + ttl, row.expires_at if row is not None else 0)
+        if row is None:
+            self._insert_or_replace(conn, key, json.dumps(items), exp)
+        else:
+            conn.execute(update(_T).where(_T.c.key == key)
+                         .values(value=json.dumps(items), expires_at=exp))
 
     @_guarded
     def members(self, key) -> list[Any]:

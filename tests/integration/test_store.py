@@ -66,6 +66,21 @@ def test_append_members_touch(ctx):
     assert s.touch("missing", 10) is False
 
 
+def test_append_many_appends_each_list(ctx):
+    """One round trip for several lists (the token endpoint's grant indexes): each list
+    gets its value, existing members stay, and a longer time to live wins."""
+    s = store()
+    s.append("many:a", "old", 10)
+    s.append_many([("many:a", "x", 0.3), ("many:b", {"y": 1}, 0.3), ("many:c", "z", 10)])
+    assert s.members("many:a") == ["old", "x"]
+    assert s.members("many:b") == [{"y": 1}]
+    assert s.members("many:c") == ["z"]
+    time.sleep(0.45)
+    assert s.members("many:a") == ["old", "x"]  # kept by its earlier 10 s
+    assert s.members("many:b") == []
+    s.append_many([])
+
+
 def test_incr_is_atomic_under_concurrency(ctx):
     """Every caller gets its own number: lockouts and rate limits rely on it."""
     s = store()
