@@ -480,7 +480,9 @@ def session_bytes(app, count: int) -> dict:
     used0 = r.info("memory")["used_memory"]
     sids = []
     for k, person in enumerate(people):
-        with app.test_request_context("/login", method="POST", environ_base={
+        # A fresh app context (and so a fresh ``g``) per sign-in: each is another browser,
+        # whose start() must not end the previous one's session.
+        with app.app_context(), app.test_request_context("/login", method="POST", environ_base={
                 "REMOTE_ADDR": f"172.16.{k >> 8 & 255}.{k & 255}",
                 "HTTP_USER_AGENT": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) "
                                    "AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"}):
@@ -495,6 +497,8 @@ def session_bytes(app, count: int) -> dict:
         name = k.decode()[len(prefix):].split(":", 1)[0]
         by_kind.setdefault(name, []).append(r.memory_usage(k, samples=0) or 0)
     sample = store().get(sids[0])
+    if sample is None or sum(1 for k in made if b":sso:" in k) != len(people):
+        raise SystemExit("the sessions made did not all stay alive")
     for key in made:
         r.delete(key)
     db.session.rollback()

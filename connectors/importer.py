@@ -8,6 +8,13 @@ batch, and written set-at-a-time (:mod:`connectors.bulk`: COPY on PostgreSQL), t
 the batch commits. Memory stays flat: nothing outlives its batch except the counts
 and one bit per unchanged account.
 
+On several cores (``workers``) the pure CPU part of a batch — parsing and blind-indexing
+identifiers, encrypting the row and a new person's number and phone
+(:func:`prepare_rows`) — runs in worker processes for the next batches while this
+process decides and writes the current one. Decisions, writes and commits stay here, one
+batch after another in source order, so the outcome (and the reject report) is row for
+row that of the serial run; legacy ids of batches read ahead count as already read.
+
 A killed import leaves whole batches done or not done; running it again skips the
 rows already done (their fingerprint is unchanged) and finishes the rest, so the end
 state is that of one clean run. Rows gone from the source are flagged only after a
@@ -34,8 +41,11 @@ whole dry run, as one long batch would.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
@@ -48,11 +58,12 @@ from idp.models import ID_NUMBER, PHONE, LegacyAccount, Organisation, Person, Re
 
 from .base import LegacyRow, RowError
 from .bulk import among, insert_rows, update_rows
-from .matcher import Decision, Known, People, decide, prepare
-from .org_matcher import KnownOrg, Orgs, decide_org, is_org_row, prepare_org
+from .matcher import Decision, Known, People, Prepared, decide, prepare
+from .org_matcher import KnownOrg, OrgPrepared, Orgs, decide_org, is_org_row, prepare_org
 from .rejects import RejectReport
 
 BATCH_SIZE = 2000
+PARALLEL_FROM = 20_000  # rows, by the source's own count: worker processes from here on
 ROW_CONTEXT = "legacy_account.row"
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
@@ -165,16 +176,16 @@ class _Batch:
         self.changed_accounts: list[dict] = []
         self.questions: list[tuple[str, int | None, Decision]] = []
 
-    def person(self, row, prep, decision: Decision, legacy_hash: str | None,
-               people: People) -> str | None:
+    def person(self, row, prep, sealed: tuple[str | None, str | None], decision: Decision,
+               legacy_hash: str | None, people: People) -> str | None:
         if decision.action == "create":
             person_id = uuid.uuid4().hex
-            encrypt = self.crypto.encrypt
+            number_enc, phone_enc = sealed
             self.new_people[person_id] = {
-                "id": person_id, "id_number_enc": encrypt(prep.number, ID_NUMBER),
+                "id": person_id, "id_number_enc": number_enc,
                 "id_number_idx": prep.number_idx, "id_kind": prep.id_kind,
                 "name": (row.name or "").strip()[:128] or "未知",
-                "phone_enc": encrypt(prep.phone, PHONE) if prep.phone else None,
+                "phone_enc": phone_enc,
                 "phone_idx": prep.phone_idx, "password_hash": legacy_hash, "status": "active",
                 "assurance_level": "L2", "assurance_method": None,
                 "assurance_verified_at": None, "created_at": self.now, "updated_at": self.now}
@@ -204,7 +215,7 @@ class _Batch:
             return org_id
         return decision.org_id if decision.action == "merge" else None
 
-    def account(self, row, fingerprint: str, held, decision: Decision, legacy_hash,
+    def account(self, row, fingerprint: str, held, blob: str, decision: Decision, legacy_hash,
                 person_id: str | None, org_id: str | None) -> None:
         s = self.summary
         s.rules[decision.rule] = s.rules.get(decision.rule, 0) + 1
@@ -222,7 +233,7 @@ class _Batch:
             if invalid:
                 self.rejects.add(row.where, "invalid", decision.rule, row.legacy_id)
             self.questions.append((row.legacy_id, held[0] if held else None, decision))
-        values = {"fingerprint": fingerprint, "row_enc": row_blob(row),
+        values = {"fingerprint": fingerprint, "row_enc": blob,
                   "person_id": person_id, "org_id": org_id, "state": state,
                   "rule": decision.rule, "password_hash": legacy_hash,
                   "last_seen": self.now, "run_id": s.run_id}
@@ -258,64 +269,131 @@ class _Batch:
             for legacy_id, account_id, d in self.questions])
 
 
-def _import_batch(source, batch: list, summary: Summary, seen: _Seen,
-                  rejects: RejectReport) -> None:
-    summary.read += len(batch)
+@dataclass
+class _Read:
+    """A batch as read and sorted, before any decision: the rows to decide (with their
+    fingerprint and what we hold for them) and what reading it already counted.
+
+    Its counts and reject lines go on the summary and the report only when the batch is
+    decided (:func:`_decide_batch`), so a batch read ahead of time (the parallel path)
+    reports in the very order the serial path does."""
+
+    todo: list = field(default_factory=list)  # (row, fingerprint, held or None)
+    read: int = 0
+    repeated: int = 0
+    unchanged: int = 0
+    rejects: list = field(default_factory=list)  # RejectReport.add arguments, in order
+    skipped_rows: int = 0  # the source's error count once this batch was read
+
+
+def _read_batch(source, batch: list, run_id: str, seen: _Seen, pending: set[str],
+                rejects: list) -> _Read:
+    """Sort a batch: repeated legacy ids, unchanged rows (set aside with one query, no
+    decryption) and the rows to decide. ``pending`` holds the legacy ids of batches
+    read but not yet decided: they count as already read in this run, as they will be
+    once decided. ``rejects`` are the lines the source reported while this batch was
+    read (unreadable rows), kept first."""
+    out = _Read(read=len(batch), rejects=rejects,
+                skipped_rows=getattr(source, "error_count", 0))
     query = db.select(LegacyAccount.legacy_id, LegacyAccount.id, LegacyAccount.fingerprint,
                       LegacyAccount.state, LegacyAccount.run_id).where(
         LegacyAccount.source == source.name,
         among(LegacyAccount.legacy_id, [r.legacy_id for r in batch]))
-    held = {legacy_id: (account_id, fp, state, run_id)
-            for legacy_id, account_id, fp, state, run_id in db.session.execute(query)}
-    todo, in_batch = [], set()
+    held = {legacy_id: (account_id, fp, state, account_run)
+            for legacy_id, account_id, fp, state, account_run in db.session.execute(query)}
+    in_batch = set()
     for row in batch:
         known = held.get(row.legacy_id)
-        if row.legacy_id in in_batch or known is not None and (
-                known[3] == summary.run_id or known[0] in seen):
+        if row.legacy_id in in_batch or row.legacy_id in pending or known is not None and (
+                known[3] == run_id or known[0] in seen):
             # The legacy id was already read in this run: the first occurrence counts,
             # which keeps a re-run of the same file stable.
-            summary.repeated += 1
-            rejects.add(row.where, "repeated", "legacy id already read in this run; ignored",
-                        row.legacy_id)
+            out.repeated += 1
+            out.rejects.append((row.where, "repeated",
+                                "legacy id already read in this run; ignored", row.legacy_id))
             continue
         in_batch.add(row.legacy_id)
         fingerprint = row.fingerprint()
         if known is not None and known[1] == fingerprint and known[2] != "gone":
             seen.add(known[0])
-            summary.unchanged += 1
+            out.unchanged += 1
         else:
-            todo.append((row, fingerprint, known))
-    if not todo:
+            out.todo.append((row, fingerprint, known))
+    return out
+
+
+def prepare_rows(rows: list, entity: str) -> list[tuple]:
+    """Everything about the rows to decide that needs no database: for each, whether it
+    is an organisation, its parsed and blind-indexed identifiers, its encrypted row and
+    (people with a valid number) the ciphertexts of number and phone a new person gets.
+
+    Pure CPU (identifier parsing, SM4-GCM, HMAC-SM3) and a function of the row alone, so
+    worker processes can do it for batches ahead of the one being decided."""
+    crypto = current_app.extensions["idp.fieldcrypto"]
+    out = []
+    for row in rows:
+        blob = row_blob(row)
+        if is_org_row(row, entity):
+            out.append((True, prepare_org(row), blob, (None, None)))
+            continue
+        prep = prepare(row)
+        sealed = (None, None)
+        if prep.number:
+            sealed = (crypto.encrypt(prep.number, ID_NUMBER),
+                      crypto.encrypt(prep.phone, PHONE) if prep.phone else None)
+        out.append((False, prep, blob, sealed))
+    return out
+
+
+def _prepare_packed(packed: list[tuple], entity: str) -> list[tuple]:
+    """:func:`prepare_rows` in a worker, rows and results as plain tuples: pickling
+    dataclasses costs the parent more than the work it hands off."""
+    rows = [LegacyRow(**dict(zip(_ROW_KEYS, values, strict=True))) for values in packed]
+    return [(is_org, tuple(getattr(prep, name) for name in type(prep).__slots__), blob, sealed)
+            for is_org, prep, blob, sealed in prepare_rows(rows, entity)]
+
+
+def _unpack(results: list[tuple]) -> list[tuple]:
+    return [(is_org, (OrgPrepared if is_org else Prepared)(*prep), blob, sealed)
+            for is_org, prep, blob, sealed in results]
+
+
+def _decide_batch(source, read: _Read, prepared: list[tuple], summary: Summary,
+                  rejects: RejectReport) -> None:
+    """Match and write a batch read by :func:`_read_batch` (``prepared``: its todo rows
+    through :func:`prepare_rows`)."""
+    for line in read.rejects:
+        rejects.add(*line)
+    summary.read += read.read
+    summary.repeated += read.repeated
+    summary.unchanged += read.unchanged
+    if not read.todo:
         return
-    entity = getattr(source, "entity", "auto")
     person_rows, org_rows = [], []
-    for item in todo:
-        if is_org_row(item[0], entity):
-            org_rows.append((*item, prepare_org(item[0])))
-        else:
-            person_rows.append((*item, prepare(item[0])))
+    for item, (is_org, prep, blob, sealed) in zip(read.todo, prepared, strict=True):
+        (org_rows if is_org else person_rows).append((*item, prep, blob, sealed))
     out = _Batch(source, summary, time.time(), rejects)
     if person_rows:
-        people = People([p for *_rest, p in person_rows])
-        for row, fingerprint, known, prep in person_rows:
+        people = People([p[3] for p in person_rows])
+        for row, fingerprint, known, prep, blob, sealed in person_rows:
             decision = decide(row, trusted=source.trusted, people=people, prep=prep)
             legacy_hash, problem = _legacy_hash(row)
             if problem:
                 summary.password_rejected += 1
                 rejects.add(row.where, "password", "imported without its password: " + problem,
                             row.legacy_id)
-            person_id = out.person(row, prep, decision, legacy_hash, people)
-            out.account(row, fingerprint, known, decision, legacy_hash, person_id, None)
+            person_id = out.person(row, prep, sealed, decision, legacy_hash, people)
+            out.account(row, fingerprint, known, blob, decision, legacy_hash, person_id, None)
     if org_rows:
         from idp.orgs import registry
 
-        orgs = Orgs([p for *_rest, p in org_rows])
+        orgs = Orgs([p[3] for p in org_rows])
         reg = registry()
         summary.organisations += len(org_rows)
-        for row, fingerprint, known, prep in org_rows:
+        for row, fingerprint, known, prep, blob, _sealed in org_rows:
             decision = decide_org(row, prep, orgs, trusted=source.trusted, registry=reg)
             org_id = out.org(prep, decision, orgs)
-            out.account(row, fingerprint, known, decision, None, None, org_id)
+            out.account(row, fingerprint, known, blob, decision, None, None, org_id)
     out.write()
 
 
@@ -345,30 +423,112 @@ def _flag_gone(source, summary: Summary, seen: _Seen) -> int:
             gone += len(missing)
 
 
+def _parallel_workers(workers: int | None, total: int | None) -> int:
+    """Worker processes for :func:`prepare_rows`: ``workers`` as given (0: none, all in
+    this process); ``None``: one per core for a source of at least
+    :data:`PARALLEL_FROM` rows on a machine with several cores, else none."""
+    if workers is not None:
+        return max(0, workers)
+    cores = os.cpu_count() or 1
+    if cores < 2 or total is None or total < PARALLEL_FROM:
+        return 0
+    return cores if "fork" in mp.get_all_start_methods() else 0
+
+
+def _worker_start(app) -> None:
+    """In a forked worker: the app (and its loaded data keys) as the parent had them,
+    and none of the parent's database connections."""
+    app.app_context().push()
+    db.engine.dispose(close=False)
+
+
+class _Prepare:
+    """Runs :func:`prepare_rows` in worker processes (``n`` > 0) or in this one."""
+
+    def __init__(self, n: int, entity: str) -> None:
+        self.entity, self.pool = entity, None
+        if n:
+            # Load the data keys now, so forked workers hold them and never need the
+            # database themselves.
+            current_app.extensions["idp.fieldcrypto"].blind_index("", "importer.warm-up")
+            self.pool = mp.get_context("fork").Pool(
+                n, _worker_start, (current_app._get_current_object(),))
+
+    def submit(self, rows: list):
+        if self.pool is None:
+            return prepare_rows(rows, self.entity)
+        packed = [tuple(getattr(row, name) for name in _ROW_KEYS) for row in rows]
+        return self.pool.apply_async(_prepare_packed, (packed, self.entity))
+
+    def result(self, handle) -> list[tuple]:
+        return handle if self.pool is None else _unpack(handle.get())
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
 def run_import(source, *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
                progress: Callable[[Summary], None] | None = None,
-               reject_report: str | None = None) -> Summary:
+               reject_report: str | None = None, workers: int | None = None) -> Summary:
     """Import ``source``; ``reject_report`` is the CSV file for rejected rows (written
-    only when there is one; counts are kept either way)."""
+    only when there is one; counts are kept either way).
+
+    ``workers``: processes that parse, blind-index and encrypt rows (:func:`prepare_rows`)
+    for the next batches while this process decides and writes the current one, in
+    order and in the same transactions, so the outcome is row for row that of the
+    serial run (0) — only sooner on several cores. ``None``: one per core for sources of
+    at least :data:`PARALLEL_FROM` rows."""
     started = time.monotonic()
     summary = Summary(source=source.name, run_id=uuid.uuid4().hex, dry_run=dry_run)
     summary.total = source.total_hint() if hasattr(source, "total_hint") else None
     seen = _Seen()
     rejects = RejectReport(reject_report)
+    unreadable: list[tuple] = []
 
     def skipped(error: RowError) -> None:
-        rejects.add(error.where, "unreadable", error.reason, error.legacy_id)
+        unreadable.append((error.where, "unreadable", error.reason, error.legacy_id))
+
+    def taken() -> list[tuple]:
+        lines = unreadable[:]
+        unreadable.clear()
+        return lines
+
+    n_workers = _parallel_workers(workers, summary.total)
+    # Batches read ahead of the one being decided: enough to keep every worker busy,
+    # and no more (memory stays that of a few batches).
+    ahead = n_workers + 1 if n_workers else 0
+    in_flight: deque[tuple[_Read, list, object]] = deque()
+    pending: set[str] = set()  # legacy ids of batches read but not yet decided
+
+    def decide_next(prep: _Prepare) -> None:
+        read, ids, handle = in_flight.popleft()
+        _decide_batch(source, read, prep.result(handle), summary, rejects)
+        pending.difference_update(ids)
+        if not dry_run:
+            db.session.commit()
+        summary.skipped_rows = read.skipped_rows
+        if progress:
+            progress(summary)
 
     previous_sink = getattr(source, "reject_sink", None)
     source.reject_sink = skipped
+    prep = None
     try:
+        prep = _Prepare(n_workers, getattr(source, "entity", "auto"))
         for batch in _batches(source.rows(), batch_size):
-            _import_batch(source, batch, summary, seen, rejects)
-            if not dry_run:
-                db.session.commit()
-            summary.skipped_rows = getattr(source, "error_count", 0)
-            if progress:
-                progress(summary)
+            read = _read_batch(source, batch, summary.run_id, seen, pending, taken())
+            rows = [row for row, _fp, _held in read.todo]
+            ids = [row.legacy_id for row in rows]
+            pending.update(ids)
+            in_flight.append((read, ids, prep.submit(rows)))
+            while len(in_flight) > ahead:
+                decide_next(prep)
+        while in_flight:
+            decide_next(prep)
+        for line in taken():
+            rejects.add(*line)
         summary.skipped_rows = getattr(source, "error_count", 0)
         summary.gone = _flag_gone(source, summary, seen)
         if dry_run:
@@ -380,6 +540,8 @@ def run_import(source, *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
         db.session.rollback()
         raise
     finally:
+        if prep is not None:
+            prep.close()
         source.reject_sink = previous_sink
         rejects.close()
     summary.rejected = rejects.total
