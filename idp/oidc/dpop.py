@@ -158,10 +158,21 @@ def verify(raw: str, *, nonce_required: bool, access_token: str | None = None) -
         raise InvalidDPoPProof("The DPoP proof's ath is not the hash of this access token.")
     if nonce_required and not nonce_valid(claims.get("nonce")):
         raise UseDPoPNonce()
+    if nonce_required and claims.get("nonce") != current_nonce():
+        # Still accepted (the slot before), but about to expire: the response hands out
+        # the current one (§8.2), so the client's next proof needs no 401 first.
+        request.environ["idp.dpop_nonce_due"] = True
     # Last: a proof refused above for another reason has not been "used".
     if not store().add(f"dpopjti:{jkt}:{jti}", 1, 2 * window + 5):
         raise InvalidDPoPProof("The DPoP proof was already used (jti replay).")
     return Proof(jkt=jkt, claims=claims)
+
+
+def fresh_nonce(resp):
+    """Add the current nonce to ``resp`` when this request's proof used the one before."""
+    if request.environ.get("idp.dpop_nonce_due"):
+        resp.headers["DPoP-Nonce"] = current_nonce()
+    return resp
 
 
 def proof_from_request(*, nonce_required: bool, access_token: str | None = None) -> Proof | None:

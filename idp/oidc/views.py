@@ -218,7 +218,7 @@ def token():
         request.environ["idp.cnf"] = {"jkt": proof.jkt}
     elif (thumb := mtls.presented_thumbprint()) is not None:
         request.environ["idp.cnf"] = {"x5t#S256": thumb}
-    return server().create_token_response()
+    return dpop.fresh_nonce(server().create_token_response())
 
 
 @bp.post("/introspect")
@@ -269,7 +269,7 @@ def userinfo():
     else:
         resp = jsonify(claims)
     resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return dpop.fresh_nonce(resp)
 
 
 def _client_from_hint(hint: str | None) -> tuple[Client | None, dict | None, str | None]:

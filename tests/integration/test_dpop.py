@@ -132,6 +132,23 @@ def test_resource_demands_a_nonce_and_checks_ath(ctx, client, bound, monkeypatch
     assert _userinfo(client, at, key, nonce=None).status_code == 200
 
 
+def test_a_proof_with_the_previous_nonce_gets_the_current_one(ctx, client, bound, monkeypatch):
+    """RFC 9449 §8.2: the nonce before is still accepted, and the answer hands out the
+    current one (so the client's next proof needs no 401 first); a current one gets none."""
+    from idp.oidc import dpop
+
+    rp, key, tok = bound
+    at = tok["access_token"]
+    monkeypatch.setattr(dpop, "_slot", lambda: 1000)  # a fixed clock for the nonces
+    previous, current = dpop._nonce_for(999), dpop._nonce_for(1000)
+    older = _userinfo(client, at, key, nonce=previous)
+    assert older.status_code == 200 and older.headers["DPoP-Nonce"] == current
+    fresh = _userinfo(client, at, key, nonce=current)
+    assert fresh.status_code == 200 and "DPoP-Nonce" not in fresh.headers
+    gone = _userinfo(client, at, key, nonce=dpop._nonce_for(998))
+    assert gone.status_code == 401 and gone.headers["DPoP-Nonce"] == current
+
+
 def test_errors_under_the_dpop_scheme_carry_its_challenge(client, bound):
     rp, key, tok = bound
     bad = client.get("/userinfo", headers={"Authorization": "DPoP not-a-token",
