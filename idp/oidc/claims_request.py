@@ -19,6 +19,9 @@ A client may ask for individual claims, in the ID token or at userinfo, each eit
 - ``essential`` changes nothing of that (§5.5: an essential claim that is not released
   is not an error): a claim the client may not have, the person declined, or we do not
   know, is simply absent, and the relying party decides what to do without it.
+  ``value``/``values`` of a released claim do not change what it is: the person's own.
+- ``sub`` with a ``value`` in the ``id_token`` member names whom the client expects:
+  anyone else signed in gets ``login_required``, never tokens (§5.5.1).
 """
 
 from __future__ import annotations
@@ -127,3 +130,10 @@ def essential_claims(claims: dict[str, Any] | None) -> set[str]:
     """Names marked ``essential`` in either member (shown as such on the consent page)."""
     return {n for m in _MEMBERS for n, spec in ((claims or {}).get(m) or {}).items()
             if isinstance(spec, dict) and spec.get("essential") is True}
+
+
+def requested_sub(claims: dict[str, Any] | None) -> str | None:
+    """The subject the ``id_token`` member's ``sub`` asks for by value, if any."""
+    spec = ((claims or {}).get("id_token") or {}).get("sub")
+    value = spec.get("value") if isinstance(spec, dict) else None
+    return value if isinstance(value, str) else None

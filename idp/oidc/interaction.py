@@ -20,7 +20,8 @@ from ..errors import TemporarilyUnavailableError, UnmetAuthenticationRequirement
 from ..interaction import Needed, PendingRequest, Refused, load
 from ..interaction.request import TooManyRequests, query_with_rid, register_resume
 from . import jarm
-from .claims_request import claims_acr, parse_claims
+from .claims_request import claims_acr, parse_claims, requested_sub
+from .subject import subject_for
 from .tokens import issuer
 
 # Under prompt=none, what each kind of interaction becomes (OIDC Core §3.1.2.6).
@@ -80,6 +81,16 @@ def pending_request(grant) -> PendingRequest:
         max_age=_max_age(params.get("max_age"), redirect_uri), claims=claims,
         acr_values=claims_acr(claims) or params.get("acr_values"), login_hint=hint,
         org_hint=orgs.org_hint(hint), channel=policy.sign_in_channel(client), params=params)
+
+
+def check_subject(req: PendingRequest, grant, person) -> None:
+    """OIDC Core §5.5.1: with ``sub`` asked for by value, tokens only for that subject."""
+    wanted = requested_sub(req.claims)
+    if wanted is not None and subject_for(grant.client, person.id) != wanted:
+        req.finish()
+        raise LoginRequiredError(
+            description="The signed-in person is not the subject the 'claims' parameter "
+                        "asks for.", redirect_uri=grant.redirect_uri)
 
 
 def answer(outcome: Needed | Refused, req: PendingRequest, grant, server):

@@ -103,7 +103,7 @@ def discovery():
 
 @bp.get("/jwks")
 def jwks():
-    resp = jsonify(keyring().jwks())
+    resp = current_app.response_class(keyring().jwks_body(), mimetype="application/json")
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 
@@ -159,6 +159,7 @@ def authorize():
         if outcome is not None:
             # A refusal (access_denied) goes back in the asked mode too.
             return _as_asked(oidc_interaction.answer(outcome, req, grant, server()), grant)
+        oidc_interaction.check_subject(req, grant, sess.person)
     except OAuth2Error as err:
         err.state = grant.request.payload.state
         return _authorize_error(err, grant)

@@ -172,3 +172,17 @@ def test_unknown_and_unlisted_claims_are_ignored(client, person):
     assert page is not None and _listed(page) == set()
     info = _userinfo(client, body["access_token"])
     assert "birthdate" not in info and set(info) == {"sub"}
+
+
+def test_sub_asked_for_by_value_gets_tokens_only_for_that_subject(client, person):
+    """§5.5.1: with id_token.sub.value, someone else signed in gets login_required."""
+    rp = make_client("claims-sub")
+    _tokens(client, rp, {"userinfo": {"name": None}})  # signed in; sub is person.id here
+    mine = {"id_token": {"sub": {"value": person.id}}}
+    resp, _page, _v = _authorize(client, rp, mine, prompt="none")
+    assert "code" in query(resp.headers["Location"])
+    other = {"id_token": {"sub": {"value": "someone-else"}}}
+    for prompt in ("none", None):
+        resp, _page, _v = _authorize(client, rp, other, prompt=prompt)
+        q = query(resp.headers["Location"])
+        assert q["error"] == "login_required" and "code" not in q, prompt
