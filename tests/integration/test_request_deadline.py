@@ -169,3 +169,28 @@ def test_a_plain_form_post_extends_and_comes_back(ctx, client, person, rp):
     evil = client.post("/login/extend", data={"rid": rid, "csrf_token": token,
                                               "back": "//evil.example/"})
     assert evil.status_code == 303 and evil.headers["Location"] == "/"
+
+
+def test_registration_recovery_and_consent_pages_say_it_too(ctx, client, person):
+    from tests.helpers import make_client
+
+    rp = make_client("third", first_party=False)
+    start = client.get(authorize_url(rp, prompt="create"))
+    register = start.headers["Location"]
+    assert urlsplit(register).path == "/register"
+    rid = query(register)["rid"]
+    assert 'id="deadline-text"' in client.get(register).get_data(as_text=True)
+    assert 'id="deadline-text"' in client.get(f"/recover?rid={rid}").get_data(as_text=True)
+    page = client.get(f"/login?rid={rid}").get_data(as_text=True)
+    consent = client.post("/login", data={**form_fields(page), "username": CITIZEN_ID,
+                                          "password": CITIZEN_PASSWORD})
+    resp = client.get(consent.headers["Location"])
+    while urlsplit(resp.headers.get("Location", "")).path == "/authorize":
+        resp = client.get(resp.headers["Location"])
+    assert urlsplit(resp.headers["Location"]).path == "/consent"
+    body = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="deadline-text"' in body and 'id="deadline-extend"' in body
+    # The warning's "start again" goes through the sign-in page, which offers the restart.
+    assert f'href="/login?rid={query(resp.headers["Location"])["rid"]}"' in body
+    # A page without a pending request says nothing of a time limit.
+    assert 'id="deadline"' not in client.get("/recover").get_data(as_text=True)
