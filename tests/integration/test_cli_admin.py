@@ -103,6 +103,11 @@ def test_user_list_show_search_masked(idp):
         assert secret not in everything
     assert [e.details["by"] for e in _events("admin.person_lookup")] == [
         "id_number", "phone", "id_number"]
+    by_name = _json(idp("user", "list", "--name", "赵", "--json"))
+    assert by_name["items"][0]["name"] == "赵*"
+    [entry] = [e for e in _events("admin.person_lookup") if e.details["by"] == "name"]
+    assert entry.details["query"] == "*" and entry.details["found"] == 1
+    assert entry.actor.startswith("cli:") and "赵" not in str(entry.details)
 
 
 def test_unknown_person_is_one_masked_line(idp):
@@ -160,6 +165,23 @@ def test_client_list_pages_and_show_hides_the_secret(idp):
                                               "--json"))["items"]] == ["rp1"]
     shown = _json(idp("client", "show", "rp1", "--json"))
     assert shown["has_secret"] and "client_secret" not in shown and "stats" in shown
+
+
+def test_client_list_tells_the_admin_api_clients_apart(idp):
+    from admin import api_credentials
+
+    make_client("rp1")
+    owner = make_person()
+    made, secret = api_credentials.create("备份脚本", ["admin:review"], owner=owner.id,
+                                          held={"reviewer"})
+    api = _json(idp("client", "list", "--kind", "admin_api", "--json"))
+    assert [(i["client_id"], i["admin_owner"], i["admin_scopes"]) for i in api["items"]] == [
+        (made.client_id, owner.id, ["admin:review"])]
+    assert secret not in json.dumps(api)
+    parties = _json(idp("client", "list", "--kind", "relying_party", "--json"))
+    assert [i["client_id"] for i in parties["items"]] == ["rp1"]
+    assert "admin:review" in idp("client", "list", "--kind", "admin_api").stdout
+    assert "robots" in _one_line_error(idp("client", "list", "--kind", "robots"))
 
 
 def test_client_update_disable_delete(idp):

@@ -110,13 +110,19 @@ def test_evidence_shows_what_differs_and_nothing_more(ctx):
 
 def test_people_search_page_lock_and_reveal(client, ctx):
     victim = make_person()
-    _staff(ctx, client, "security_admin")
+    staff = _staff(ctx, client, "security_admin")
     token = _token(client, "/admin/people")
     found = client.post("/admin/people/search", data={"csrf_token": token, "kind": "id_number",
                                                       "q": CITIZEN_ID})
     html = found.get_data(as_text=True)
     assert found.status_code == 200 and f'data-person="{victim.id}"' in html
     assert CITIZEN_ID not in html
+    by_name = client.post("/admin/people/search", data={"csrf_token": token, "kind": "name",
+                                                        "q": "李四"})
+    assert f'data-person="{victim.id}"' in by_name.get_data(as_text=True)
+    entry = _events("admin.person_lookup")[-1]
+    assert entry["details"]["by"] == "name" and entry["details"]["query"] == "李*"
+    assert entry["actor"] == staff.id and "李四" not in str(entry)
     bad = client.post("/admin/people/search", data={"csrf_token": token, "kind": "id_number",
                                                     "q": "123"})
     assert bad.status_code == 400 and 'role="alert"' in bad.get_data(as_text=True)

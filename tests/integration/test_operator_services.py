@@ -145,3 +145,23 @@ def test_update_is_checked_like_a_registration(ctx, rp):
         "backchannel_logout_uri", "id_token_alg", "name", "sensitive_scopes"]
     stats = client_admin.stats("rp1")
     assert stats.active_grants == 0
+
+
+def test_name_and_legacy_searches_are_audited_without_what_was_searched(ctx, person):
+    for text in ("李四", " 李四 ", "李"):
+        assert [p.id for p in people.search("name", text, actor="op1")[0]] == [person.id]
+    assert people.search("legacy", "shebao-2012:a9", actor="op2") == ([], False)
+    entries = _events("admin.person_lookup")[-4:]
+    four, four_again, one, legacy = (e["details"] for e in entries)
+    assert four["by"] == "name" and four["found"] == 1 and four["query"] == "李*"
+    assert one["query"] == "*"  # a one-character name is masked completely
+    # the keyed hash tells the same search again from another one, not the name itself
+    assert four["query_hmac"] == four_again["query_hmac"] != one["query_hmac"]
+    import hashlib
+
+    plain = {hashlib.sha256(t.encode()).hexdigest()[:32] for t in ("李四", "李")}
+    assert not plain & {four["query_hmac"], one["query_hmac"]}
+    assert entries[0]["actor"] == "op1" and entries[0]["subject"] == person.id
+    assert "李四" not in str(entries)
+    assert legacy == {"by": "legacy", "found": 0, "source": "shebao-2012"}
+    assert "a9" not in str(entries[-1]) and entries[-1]["actor"] == "op2"
