@@ -201,7 +201,8 @@ class Ours(Server):
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(
                 [str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(self.workers), "--threads", str(self.threads)],
+                 "--workers", str(self.workers), "--threads", str(self.threads),
+                 "--worker-class", self.worker_class],
                 env=self.env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.endpoints = endpoint_paths(wait_ready(self.url, self.proc, self.log))
@@ -210,7 +211,8 @@ class Ours(Server):
         while len(self.worker_pids()) < self.workers and time.monotonic() < deadline:
             time.sleep(0.2)
         self.notes.append(
-            f"gunicorn gthread, {self.workers} workers x {self.threads} threads, "
+            f"gunicorn {self.worker_class}, {self.workers} workers"
+            + (f" x {self.threads} threads" if self.worker_class == "gthread" else "") + ", "
             f"PostgreSQL db {self.db_name}, Redis prefix {self.redis_prefix}")
 
     def worker_pids(self) -> list[int]:

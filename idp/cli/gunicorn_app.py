@@ -48,7 +48,8 @@ def _child_exit(_server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def run(host: str, port: int, workers: int, threads: int) -> None:
+def run(host: str, port: int, workers: int, threads: int,
+        worker_class: str = "gthread") -> None:
     directory, made = metrics_dir()
     master = os.getpid()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read by each worker's idp.metrics
@@ -57,7 +58,7 @@ def run(host: str, port: int, workers: int, threads: int) -> None:
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": worker_class,
             "accesslog": "-",
             "errorlog": "-",
             "graceful_timeout": GRACEFUL_TIMEOUT,

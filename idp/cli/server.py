@@ -43,8 +43,13 @@ def _redact(url: str) -> str:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--worker-class", type=click.Choice(["gthread", "sync"]), default="gthread",
+              show_default=True,
+              help="gunicorn worker class: gthread (threads per worker, keep-alive) or sync "
+                   "(one request at a time per worker, no keep-alive).")
 @click.option("--demo", is_flag=True, help="Also run the two demo relying-party sites.")
-def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
+def serve(host: str, port: int, workers: int | None, threads: int, worker_class: str,
+          demo: bool) -> None:
     """Run the provider (gunicorn). Initialises the embedded database on first start."""
     import os
 
@@ -89,7 +94,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
     from .gunicorn_app import run
 
     click.echo(f"idp listening on http://{host}:{port} (issuer {issuer})")
-    run(host, port, workers, threads)
+    run(host, port, workers, threads, worker_class)
 
 
 def bind_problem(host: str, port: int) -> str | None:

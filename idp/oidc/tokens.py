@@ -162,7 +162,7 @@ def save_token(token: dict, request) -> None:
                 expires_at=now + cfg["REFRESH_TOKEN_TTL"],
             )
         )
-        db.session.commit()
+        _commit_keeping_loaded()
     details = {"grant_type": request.payload.grant_type, "jti": jti, "gid": user.gid,
                "scope": token.get("scope", ""), "refresh_token": bool(token.get("refresh_token")),
                "acr": user.acr, "channel": user.channel,
@@ -171,6 +171,20 @@ def save_token(token: dict, request) -> None:
         details["act"] = user.act  # the clerk or agent, recorded next to the person
     audit.record("token.issued", actor=(user.act or {}).get("sub", client_id),
                  subject=user.person.id, client_id=client_id, details=details)
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what the session holds: the ID token and the audit entry
+    made right after read the person (and its decrypted name) again, which after a plain
+    commit would cost a SELECT and a decryption per token request. Only this request's
+    own rows are in the session, read moments ago; nothing is read back from the new row."""
+    session = db.session()
+    before = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = before
 
 
 def _resources() -> list[str] | None:
