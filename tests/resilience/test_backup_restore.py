@@ -26,6 +26,7 @@ from tests.e2e.test_multi_instance import query as redirect_query
 from tests.resilience import cli
 
 CLIENT = "dr-drill"
+ONE_WORKER = ("--workers", "1")  # the drill is about the data, not the workers
 
 
 def _params() -> tuple[dict[str, str], str]:
@@ -77,7 +78,7 @@ def test_backup_restore_drill(tmp_path: Path, fresh_database):
         secret = cli.run(primary.env, "client", "add", "--client-id", CLIENT, "--name",
                          "灾备演练应用", "--redirect-uri", REDIRECT)["client_secret"]
         dump = tmp_path / "idp.dump"
-        with running(primary):
+        with running(primary, serve_args=ONE_WORKER):
             jwks = requests.get(primary.url("/jwks"), timeout=10).json()
             before = _tokens(primary, secret)
             # Taken while the provider runs (one pg_dump snapshot).
@@ -107,7 +108,7 @@ def test_backup_restore_drill(tmp_path: Path, fresh_database):
         restore_took = time.monotonic() - started
         assert out["audit_ok"] and out["persons"] == 1
         assert cli.run(standby.env, "init")["new_keys"] == []  # at head: a no-op
-        with running(standby):
+        with running(standby, serve_args=ONE_WORKER):
             ready = time.monotonic() - started
             assert requests.get(standby.url("/jwks"), timeout=10).json() == jwks
             resp = _refresh(standby, secret, before["refresh_token"])

@@ -127,7 +127,7 @@ def test_rotation_while_serving(tmp_path: Path, caplog):
 
         under_new = node("new", IDP_KEK=new)
         assert cli.run(under_new.env, "kek", "status")["state"] == "complete"
-        with running(under_new):
+        with running(under_new, serve_args=("--workers", "1")):
             assert requests.get(under_new.url("/jwks"), timeout=10).json() == jwks
             resp = _refresh(under_new, secret, before["refresh_token"])
             assert resp.status_code == 200, resp.text
