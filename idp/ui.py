@@ -48,10 +48,31 @@ def template_context() -> dict:
             "request_deadline": _request_deadline}
 
 
-def _request_deadline(rid):
-    from .interaction.request import page_deadline
+def request_deadline(req) -> dict:
+    """What a page says about the time left on a pending sign-in request: seconds, the
+    local time (with its zone), whether another extension is possible, the warning
+    threshold."""
+    import time
 
-    return page_deadline(rid)
+    from .interaction.request import max_expiry
+
+    cfg = current_app.config
+    expires = req.expires or (req.created + int(cfg["AUTH_REQUEST_TTL"]))
+    left = max(0, int(expires - time.time()))
+    return {"rid": req.id, "seconds": left, "minutes": max(1, -(-left // 60)),
+            "at": local_time(expires, seconds=True), "expires": int(expires),
+            "warn": int(cfg["AUTH_REQUEST_WARN_SECONDS"]),
+            "final": expires >= max_expiry(req) - 1}
+
+
+def _request_deadline(rid):
+    """For a page's template: the deadline of this browser's live request ``rid``."""
+    from .interaction.request import load
+
+    if not isinstance(rid, str) or not rid:
+        return None
+    req = load(rid)
+    return request_deadline(req) if req is not None else None
 
 
 # -- the elder-friendly display (idp.display switches it)

@@ -273,7 +273,7 @@ def post():
                  details={"sid": sess.sid, "old_proved": False, "method": "counter",
                           "act": act, "acr": sess.acr, "amr": assurance.public_amr(sess.amr),
                           "old": mask_phone(old) if old else None, "new": mask_phone(new)})
-    from .profile import end_other_sessions
+    from .sessions import end_other_sessions
 
     end_other_sessions(sess, "phone_changed")
     notices.tell(old, "phone_changed_old")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit, single_logout
+from .. import audit
 from ..accounts import phone_in_use
 from ..authn import assurance, password_policy, sms
 from ..authn import session as sso
@@ -30,9 +30,8 @@ from ..crypto.passwords import hash_password
 from ..extensions import db
 from ..identity import InvalidPhone, mask_phone, normalize_phone
 from ..identity.masking import mask_name
-from ..models import RefreshToken
-from ..revocation import revoke_grant
 from . import counter_phone, notices, recent
+from .sessions import end_other_sessions
 from .views import bp
 
 PASSWORD = "/account/password"
@@ -61,18 +60,6 @@ def password_page():
     if refused is not None:
         return refused
     return _password_page()
-
-
-def end_other_sessions(sess: sso.SSOSession, reason: str) -> None:
-    """Every other session ends (relying parties told), and every refresh token not
-    issued in this one is revoked: whoever knew the old password is out."""
-    single_logout.end_all_sessions(sess.person_id, actor=sess.person_id, reason=reason,
-                                   keep=sess)
-    families = set(db.session.scalars(db.select(RefreshToken.family_id).where(
-        RefreshToken.person_id == sess.person_id, RefreshToken.revoked_at.is_(None),
-        (RefreshToken.sid.is_(None)) | (RefreshToken.sid != sess.sid))))
-    for gid in sorted(families):
-        revoke_grant(gid, reason=reason)
 
 
 @bp.post("/password")

@@ -13,6 +13,9 @@ from flask import redirect, render_template, request, url_for
 
 from .. import single_logout
 from ..authn import session as sso
+from ..extensions import db
+from ..models import RefreshToken
+from ..revocation import revoke_grant
 from ..ui import local_time
 from . import words
 from .views import _sign_in_first, bp
@@ -57,3 +60,15 @@ def end_all():
     single_logout.end_all_sessions(sess.person_id, actor=sess.person_id,
                                    reason="signed_out_everywhere")
     return render_template("logged_out.html", everywhere=True)
+
+
+def end_other_sessions(sess: sso.SSOSession, reason: str) -> None:
+    """Every other session ends (relying parties told), and every refresh token not
+    issued in this one is revoked: whoever knew the old password is out."""
+    single_logout.end_all_sessions(sess.person_id, actor=sess.person_id, reason=reason,
+                                   keep=sess)
+    families = set(db.session.scalars(db.select(RefreshToken.family_id).where(
+        RefreshToken.person_id == sess.person_id, RefreshToken.revoked_at.is_(None),
+        (RefreshToken.sid.is_(None)) | (RefreshToken.sid != sess.sid))))
+    for gid in sorted(families):
+        revoke_grant(gid, reason=reason)

@@ -193,28 +193,6 @@ def extend(req: PendingRequest) -> bool:
     return True
 
 
-def deadline(req: PendingRequest) -> dict[str, Any]:
-    """What a page says about the time left: seconds, the local time (with its zone),
-    whether another extension is possible, the warning threshold."""
-    from ..ui import local_time
-
-    cfg = current_app.config
-    expires = req.expires or (req.created + int(cfg["AUTH_REQUEST_TTL"]))
-    left = max(0, int(expires - time.time()))
-    return {"rid": req.id, "seconds": left, "minutes": max(1, -(-left // 60)),
-            "at": local_time(expires, seconds=True), "expires": int(expires),
-            "warn": int(cfg["AUTH_REQUEST_WARN_SECONDS"]),
-            "final": expires >= max_expiry(req) - 1}
-
-
-def page_deadline(rid: Any) -> dict[str, Any] | None:
-    """For a page's template: the deadline of this browser's live request ``rid``."""
-    if not isinstance(rid, str) or not rid:
-        return None
-    req = load(rid)
-    return deadline(req) if req is not None else None
-
-
 def restart_url(req: PendingRequest) -> str | None:
     """Where starting this request again begins: the protocol's own endpoint with the
     relying party's original parameters (without ``_rid``), so the relying party gets

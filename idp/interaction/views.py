@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, redirect, request
 from flask_babel import gettext as _
 
-from ..ui import is_safe_local_path
+from ..ui import is_safe_local_path, request_deadline
 from . import request as pending
 
 bp = Blueprint("interaction", __name__)
@@ -33,7 +33,7 @@ def extend():
                            error_description=_("登录请求已过期，无法延长，请重新开始。")), 400
         return pending.expired_page()
     extended = pending.extend(req)
-    info = pending.deadline(req)
+    info = request_deadline(req)
     if not _wants_json():
         back = request.form.get("back", "")
         return redirect(back if isinstance(back, str) and is_safe_local_path(back)
