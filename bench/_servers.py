@@ -198,13 +198,20 @@ class Ours(Server):
         if seeded.returncode != 0:
             raise RuntimeError(f"seeding {self.people} people failed: {seeded.stderr[-2000:]}")
         self.log = self.workdir / "ours-server.log"
+        if self.worker_class == "granian":
+            # Evaluation only (--worker-class granian): the same app factory under
+            # granian's WSGI mode instead of `idp serve` (gunicorn).
+            cmd = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--factory",
+                   "--host", "127.0.0.1", "--port", str(self.port),
+                   "--workers", str(self.workers), "--blocking-threads", str(self.threads),
+                   "--access-log", "idp:create_app"]
+        else:
+            cmd = [str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port",
+                   str(self.port), "--workers", str(self.workers), "--threads",
+                   str(self.threads), "--worker-class", self.worker_class]
         with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(self.workers), "--threads", str(self.threads),
-                 "--worker-class", self.worker_class],
-                env=self.env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=fh,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoints = endpoint_paths(wait_ready(self.url, self.proc, self.log))
         # Workers import the app lazily; wait until all of them are up.
         deadline = time.monotonic() + 30
@@ -219,7 +226,8 @@ class Ours(Server):
         if self.proc is None or self.proc.poll() is not None:
             return []
         try:
-            return [c.pid for c in psutil.Process(self.proc.pid).children()]
+            return [c.pid for c in psutil.Process(self.proc.pid).children()
+                    if c.name() != "py-spy"]
         except psutil.NoSuchProcess:
             return []
 

@@ -112,8 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="offered rate as a fraction of the server's closed-loop throughput")
     p.add_argument("--open-loop-rate", type=float, default=0.0,
                    help="fixed offered rate in ops/s for every server (overrides the fraction)")
-    p.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
-                   help="gunicorn worker class for ours (sync: --threads is ignored)")
+    p.add_argument("--worker-class", choices=["gthread", "sync", "granian"], default="gthread",
+                   help="gunicorn worker class for ours (sync: --threads is ignored); "
+                        "granian: granian's WSGI server instead of gunicorn (evaluation)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny run of every scenario (seconds each) to check that the bench "
                         "works; figures meaningless")
