@@ -103,7 +103,7 @@ def discovery():
 
 @bp.get("/jwks")
 def jwks():
-    resp = current_app.response_class(keyring().jwks_body(), mimetype="application/json")
+    resp = jsonify(keyring().jwks())
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 
