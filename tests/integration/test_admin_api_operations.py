@@ -294,3 +294,26 @@ def test_name_search_through_the_api_is_audited_masked(app, ctx, staff):
     aud, _h = _session(app, ctx, staff["audit_admin"])
     shown = aud.get("/admin/api/audit?event=admin.person_lookup").get_data(as_text=True)
     assert "欧**" in shown and "欧阳娜" not in shown
+
+
+def test_the_new_operations_are_in_the_openapi_document(client, ctx):
+    from openapi_spec_validator import validate
+
+    doc = client.get("/admin/api/openapi.json").get_json()
+    validate(doc)
+    bulk = doc["paths"]["/admin/api/review/bulk"]["post"]
+    assert {"200", "400", "401", "403", "409", "413"} <= set(bulk["responses"])
+    body = bulk["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert set(doc["components"]["schemas"][body]["required"]) == {"action", "expected"}
+    assert {"adminClient": ["admin:review"]} in bulk["security"]
+    undo = doc["paths"]["/admin/api/review/bulk/{batch}/undo"]["post"]
+    assert "404" in undo["responses"]
+    for action in ("approve", "reject"):
+        op = doc["paths"][f"/admin/api/clients/{{client_id}}/{action}"]["post"]
+        assert "409" in op["responses"] and {"adminClient": ["admin:clients"]} in op["security"]
+    listing = doc["paths"]["/admin/api/api-clients"]["get"]
+    ok = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok.endswith("/ApiClientsList")
+    assert {"adminClient": ["admin:api-clients"]} in listing["security"]
+    assert "admin:api-clients" in doc["components"]["securitySchemes"]["adminClient"][
+        "flows"]["clientCredentials"]["scopes"]
