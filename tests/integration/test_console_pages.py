@@ -274,3 +274,24 @@ def test_pending_registration_is_approved_or_rejected_from_its_page(client, ctx)
     assert {"client.approved", "client.rejected"} <= {e["event"] for e in audit.export(0)}
     again = client.post("/admin/clients/dyn1/approve", data={"csrf_token": token})
     assert again.status_code == 400  # no longer pending
+
+
+def test_api_credentials_page_makes_and_lists_only_your_own(client, ctx):
+    from admin import api_credentials
+
+    other = make_person("110101199003070011", "赵六", phone=None)
+    theirs, _secret = api_credentials.create("别人的", ["admin:review"], owner=other.id,
+                                             held={"reviewer"})
+    _staff(ctx, client, "security_admin")
+    token = _token(client, "/admin/api-clients")
+    made = client.post("/admin/api-clients", data={"csrf_token": token, "name": "巡检脚本",
+                                                   "scopes": ["admin:people"]})
+    html = made.get_data(as_text=True)
+    assert made.status_code == 201 and 'id="new-secret"' in html
+    assert "admin:api-clients" in html  # every role may list its own clients by token
+    page = client.get("/admin/api-clients").get_data(as_text=True)
+    assert "巡检脚本" in page and theirs.client_id not in page
+    refused = client.post("/admin/api-clients", data={"csrf_token": token, "name": "x",
+                                                      "scopes": ["admin:audit"]})
+    assert refused.status_code == 403
+    assert _events("admin.api_client.created")[-1]["details"]["scopes"] == ["admin:people"]
