@@ -261,7 +261,10 @@ def test_faults_under_load(topology, tmp_path):
         servers.wait_for("the replica promoted", lambda: t.redis_master() != old and redis.Redis(
             port=t.redis_master(), socket_timeout=2).info("replication")["role"] == "master",
             timeout=120)
-        demoted.append(old)  # the Sentinels make it a replica within ~10 s: checked at the end
+        # Over when the Sentinels have made the old master a replica (they look every
+        # 10 s): until then it still takes the writes of connections opened before.
+        servers.wait_for("the old master demoted", lambda: redis.Redis(
+            port=old, socket_timeout=2).info("replication")["role"] == "slave", timeout=120)
 
     def restart_postgres() -> None:
         servers.pg_stop(t.pg_primary)
@@ -272,7 +275,6 @@ def test_faults_under_load(topology, tmp_path):
         servers.pg_stop(t.pg_primary)
         servers.pg_run(servers.need("pg_ctl"), "-D", str(t.pg_standby), "-w", "promote")
 
-    demoted: list[int] = []
     faults = [("kill -9 of one worker", kill_worker), ("Redis restart", restart_redis),
               ("Redis Sentinel failover", sentinel_failover),
               ("PostgreSQL restart", restart_postgres),
@@ -313,9 +315,6 @@ def test_faults_under_load(topology, tmp_path):
               f"{cost['failed']:>6}  {cost['seconds_to_recovery']:>19}  "
               f"{sum(map(len, lost.values())):>9}  {'ok' if verified['ok'] else 'BROKEN'}"
               f"   {cost['kinds']}")
-    servers.wait_for("the old Redis master demoted", lambda: all(redis.Redis(
-        port=p, socket_timeout=2).info("replication")["role"] == "slave" for p in demoted),
-        timeout=120)
     rows = _rows(conninfo)
     print(f"rows checked after every fault: {', '.join(f'{len(v)} {k}' for k, v in rows.items())}")
     assert rows["merge_record"] and rows["consent"] and rows["refresh_token"]
@@ -327,7 +326,10 @@ def test_faults_under_load(topology, tmp_path):
         assert verified["ok"], (name, verified)
         # Refused clearly (503) while a part was down, never a 500.
         assert not any(k.endswith(" 500") for k in cost["kinds"]), (name, cost, errors)
-    assert "Traceback" not in errors, errors
+    # No request ended in the app's last-resort handler (a 500 with a stack trace in the
+    # log). Libraries may log tracebacks of their own while a server is going away (the
+    # connection pool resetting a dead connection): printed above, not failures.
+    assert "unhandled error" not in errors, errors
 
 
 def _server_errors(idp: LiveIdP) -> str:
