@@ -123,8 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.concurrency = min(args.concurrency, 4)
-        args.seconds, args.warmup = 0.6, 0.2
-        args.login_seconds, args.login_warmup = 1.0, 0.3
+        args.seconds, args.warmup = 0.4, 0.1
+        args.login_seconds, args.login_warmup = 0.6, 0.2
         args.hash_seconds, args.quiet_wait, args.rounds = 0.0, 0.0, 1
         args.codes, args.mint_seconds = 120, 5.0
         args.open_loop_rate = args.open_loop_rate or 20.0

@@ -79,8 +79,8 @@ def _measure(base: str, site: str, rounds: int) -> str:
             web.goto(site + "/")
             web.get_by_role("link", name=re.compile("登录")).first.click()
             web.click("#qr-start")
-            web.wait_for_function(
-                "document.getElementById('qr-link').textContent.includes('/qr/s/')")
+            # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
+            web.locator("#qr-link", has_text="/qr/s/").wait_for()
             link = web.text_content("#qr-link").strip()
             app.fill("#sim-ticket", link)
             app.get_by_role("button", name="扫码").click()
