@@ -77,8 +77,8 @@ def test_decisions_on_a_pending_request_never_apply_to_other_parameters(ctx, cli
     assert query(denied.headers["Location"])["error"] == "access_denied"
 
 
-@pytest.mark.parametrize("mode", ["fragment", "form_post", "form_post.jwt"])
-def test_response_modes_other_than_query_are_refused_not_ignored(client, person, rp, mode):
+@pytest.mark.parametrize("mode", ["fragment", "web_message", "form_post.jwe"])
+def test_response_modes_not_supported_are_refused_not_ignored(client, person, rp, mode):
     resp = client.get(authorize_url(rp, response_mode=mode, state="st"))
     assert resp.status_code == 302 and "#" not in resp.headers["Location"]
     q = query(resp.headers["Location"])
@@ -130,6 +130,8 @@ def test_checks_run_in_order_and_each_names_its_page():
 
 
 def test_discovery_lists_only_the_supported_response_modes(client):
-    # query, and JARM's signed forms of it (idp.oidc.jarm); never one we would not honour.
+    # query, form_post (tests/integration/test_form_post.py) and JARM's signed forms
+    # (idp.oidc.jarm); never one we would not honour (plain fragment: code flow only).
     assert client.get("/.well-known/openid-configuration").get_json()[
-        "response_modes_supported"] == ["query", "jwt", "query.jwt", "fragment.jwt"]
+        "response_modes_supported"] == ["query", "form_post", "jwt", "query.jwt",
+                                        "fragment.jwt", "form_post.jwt"]
