@@ -12,4 +12,10 @@ scripts/services.sh
 # IDP_RESILIENCE=1 scripts/test.sh tests/resilience).
 skip=()
 [ "${IDP_RESILIENCE:-0}" = "1" ] || skip=(--ignore=tests/resilience)
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "${skip[@]}" "$@"
+# Two workers (pytest-xdist; IDP_TEST_WORKERS=0 runs in one process): much of the suite
+# waits on servers, browsers and other processes, so the second core is otherwise idle.
+# tests/conftest.py keeps what shares a fixture in one worker.
+workers=${IDP_TEST_WORKERS:-2}
+parallel=()
+[ "$workers" = "0" ] || parallel=(-n "$workers" --dist loadgroup)
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "${parallel[@]}" "${skip[@]}" "$@"

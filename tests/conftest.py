@@ -12,6 +12,22 @@ from tests import backends
 BACKENDS = ["embedded", "pg_redis"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """With ``-n 2 --dist loadgroup`` (scripts/test.sh), what shares a costly fixture runs
+    in one worker: each file as a whole (its module-scoped servers start once), the CAS
+    files together (one session-scoped provider with Apache), and the resilience suite
+    alone in one worker at a time (its faults kill and restart whole servers)."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith("tests/resilience/"):
+            group = "resilience"
+        elif "cas_setup" in getattr(item, "fixturenames", ()):
+            group = "cas"
+        else:
+            group = path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend_config(request, tmp_path_factory):
     if request.param == "embedded":

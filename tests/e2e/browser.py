@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from .conftest import ARTIFACTS
 
@@ -20,7 +20,9 @@ CHROMIUM = "/usr/bin/chromium"
 # No sandbox (containers), and nothing Chromium would fetch or update on its own.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: the suite must pass on a busy machine
+# expect() waits on page state; its own 5 s default is too short on a loaded machine.
+expect.set_options(timeout=TIMEOUT_MS)
 
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 KIOSK_VIEWPORT = {"width": 1080, "height": 1920}

@@ -167,7 +167,7 @@ class LiveIdP:
         return parsed
 
     # -- the server ----------------------------------------------------------
-    def start(self, *serve_args: str, timeout: float = 45) -> LiveIdP:
+    def start(self, *serve_args: str, timeout: float = 120) -> LiveIdP:
         argv = [*idp_command(), "serve", "--host", self.host, "--port", str(self.port),
                 *serve_args]
         self._log_fh = open(self.log_path, "ab")  # closed in wait_stopped()
