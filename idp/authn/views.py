@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit, interaction, orgs
 from ..extensions import db
@@ -72,14 +73,24 @@ def consent():
         if request.form.get("consent") == "allow":
             declined = set(request.form.getlist("decline_claim")) & set(named)
             given = set(named) - declined
-            row = db.session.get(Consent, (sess.person_id, client.client_id))
-            if row is None:
-                row = Consent(person_id=sess.person_id, client_id=client.client_id, scopes="",
-                              claims="")
-                db.session.add(row)
-            row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
-            row.claims = " ".join(sorted((set((row.claims or "").split()) | given) - declined))
-            db.session.commit()
+            for attempt in range(2):
+                row = db.session.get(Consent, (sess.person_id, client.client_id))
+                if row is None:
+                    row = Consent(person_id=sess.person_id, client_id=client.client_id,
+                                  scopes="", claims="")
+                    db.session.add(row)
+                row.scopes = " ".join(sorted(set(row.scopes.split()) | set(scope.split())))
+                row.claims = " ".join(sorted((set((row.claims or "").split()) | given)
+                                             - declined))
+                try:
+                    db.session.commit()
+                    break
+                except IntegrityError:
+                    # The same person consenting to this client in another browser at
+                    # this very moment made the row first: add to that one.
+                    db.session.rollback()
+                    if attempt:
+                        raise
             req.consented = True
             req.claims_declined = sorted(declined)
             details = {"scope": scope}

@@ -281,9 +281,9 @@ def test_faults_under_load(topology, tmp_path):
               ("PostgreSQL failover to standby", postgres_failover)]
     with running(idp, serve_args=("--workers", "2", "--threads", "4")):
         master = idp.proc.pid
-        # The citizen's first sign-in (the consent page) before the clients start: three
-        # first consents of one person at the same moment race on the consent row (a
-        # 500 — reported, not what this run measures).
+        # The citizen's first sign-in (the consent page) before the clients start, so the
+        # steady load is sign-ins, grants and userinfo calls alone. (Three first consents
+        # at once raced on the consent row, a 500: test_concurrent_consent.py.)
         _tokens(idp, secret)
         with Clients(idp, secret) as load:
             servers.wait_for("steady load", lambda: load.good_since(0, STEADY), timeout=120)
