@@ -46,15 +46,10 @@ def part_of(err: Exception) -> str:
 
 def _redis_errors() -> tuple[type[Exception], ...]:
     try:
-        from redis.exceptions import NoScriptError
-
-        from .store.redis import UNREACHABLE
+        from .store.redis import OUTAGE
     except ImportError:  # pragma: no cover - redis is a dependency
         return ()
-    # NOSCRIPT: a pipeline checked its Lua scripts on the server, which then restarted (or
-    # a replica was promoted) before they ran — the script cache is empty. Caught in the
-    # middle of a restart like a dropped connection; the next request loads them again.
-    return (*UNREACHABLE, NoScriptError)
+    return OUTAGE
 
 
 def install(app: Flask, wants_json: Callable[[], bool]) -> None:

@@ -47,6 +47,11 @@ UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.RedisClusterException, redis.exceptions.ReadOnlyError,
                redis.exceptions.SlotNotCoveredError,
                redis.exceptions.RedisClusterUnreachableError)
+# NOSCRIPT: a pipeline checked its Lua scripts on the server, which then restarted (or a
+# replica was promoted) before they ran, so the script cache is empty. A request caught in
+# the middle of that is failed like one caught by a dropped connection (a 503); the next
+# one loads the scripts again. Only for the outage answer at the edge, not for retries.
+OUTAGE = (*UNREACHABLE, redis.exceptions.NoScriptError)
 
 
 def _ms(ttl: float) -> int:

@@ -36,5 +36,22 @@ def test_every_store_operation_names_one_key():
         if name.startswith("_") or name == "ping":
             continue
         params = list(inspect.signature(method).parameters)
+        if name.endswith("_many"):
+            # A batch of one-key operations sent together; see the next test.
+            assert params[1:] == ["items"], name
+            continue
         assert params[1] == "key", name
         assert not any(p.endswith("keys") or p == "other_key" for p in params), name
+
+
+def test_batches_are_one_key_operations_in_a_plain_pipeline():
+    """A ``*_many`` operation may touch keys in different slots only because it is no
+    transaction: redis-py's cluster pipeline sends each command to its own node."""
+    from idp.store import redis as redis_store
+
+    for name, method in inspect.getmembers(redis_store.RedisStore, inspect.isfunction):
+        if not name.endswith("_many"):
+            continue
+        source = inspect.getsource(method)
+        assert "pipeline(transaction=False)" in source, name
+        assert "keys=[self._k(key)]" in source, name
