@@ -79,9 +79,11 @@ def ctx(app):
     """An app context with empty tables and an empty store for one test."""
     from sqlalchemy import text
 
+    from idp import clients
     from idp.extensions import db
 
     with app.app_context():
+        clients._cache.clear()  # its rows belong to the tables emptied here
         for table in _TABLES:
             db.session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
         db.session.commit()

@@ -107,16 +107,20 @@ def sp_config(issuer: str, instance_path: str, idp_metadata_file: str | None = N
 
 def seed_saml_site(issuer: str, instance_path: str) -> dict:
     """Register the demo SP (``idp init --demo``), again when the issuer's port moved."""
-    from ..clients import find_client
+    from ..clients import forget_client
     from ..extensions import db
+    from ..models import Client
     from ..saml.registry import register_sp
 
     _make_keys(instance_path)
     metadata = str(entity_descriptor(sp_config(issuer, instance_path))).encode()
-    row = find_client(SAML_SITE["client_id"])
+    # From the database, not find_client's few-second cache of detached rows: a
+    # registration changed or removed a moment ago is what this must compare with.
+    row = db.session.scalar(db.select(Client).where(Client.client_id == SAML_SITE["client_id"]))
     if row is not None and row.meta("saml_metadata") != metadata.decode():
-        db.session.delete(db.session.merge(row))
+        db.session.delete(row)
         db.session.commit()
+        forget_client(SAML_SITE["client_id"])
         row = None
     if row is None:
         register_sp(metadata, client_id=SAML_SITE["client_id"], name=SAML_SITE["name"],
