@@ -208,7 +208,9 @@ class Ours(Server):
         else:
             cmd = [str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port",
                    str(self.port), "--workers", str(self.workers), "--threads",
-                   str(self.threads), "--worker-class", self.worker_class]
+                   str(self.threads)]
+            if self.worker_class != "gthread":
+                cmd += ["--worker-class", self.worker_class]
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=fh,
                                          stderr=subprocess.STDOUT, start_new_session=True)

@@ -329,11 +329,24 @@ function summary(values) {
 
 const clients = () => Array.from({ length: cfg.concurrency }, (_, i) => i);
 
+// Set-up steps (untimed) retried once when a kept-alive connection was closed by the
+// server just as it was reused (gunicorn closes idle ones after 2 s): not an error of
+// the provider, and a set-up failure would lose the whole phase.
+async function setupStep(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Failure) throw err;
+    return fn();
+  }
+}
+
 // Sign each client's first person in once; return its jar and token response.
 async function signInEach() {
   return Promise.all(clients().map(async (i) => {
     const jar = new Jar();
-    const { code, verifier } = await authorize(jar, userFor(i), false);
+    const user = userFor(i);
+    const { code, verifier } = await setupStep(() => authorize(jar, user, false));
     return { jar, tokens: await exchange(code, verifier) };
   }));
 }
@@ -350,7 +363,7 @@ async function setup() {
       const perClient = Math.max(1, Math.ceil((cfg.chains ?? 8 * cfg.concurrency) / signed.length) - 1);
       await Promise.all(signed.map(async ({ jar }, i) => {
         for (let k = 0; k < perClient; k += 1) {
-          const { code, verifier } = await authorize(jar, userFor(i), false);
+          const { code, verifier } = await setupStep(() => authorize(jar, userFor(i), false));
           chains.push({ token: (await exchange(code, verifier)).refresh_token, busy: false });
         }
       }));
@@ -363,7 +376,7 @@ async function setup() {
     const until = performance.now() + (cfg.mintSeconds ?? 20) * 1000;
     await Promise.all(signed.map(async ({ jar }, i) => {
       while (codes.length < want && performance.now() < until) {
-        codes.push(await authorize(jar, userFor(i), false));
+        codes.push(await setupStep(() => authorize(jar, userFor(i), false)));
       }
     }));
     codes.reverse(); // pop() takes the oldest first
