@@ -30,6 +30,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -274,7 +275,14 @@ def main() -> None:
     ap.add_argument("--export-dir", default=os.path.join(tempfile.gettempdir(),
                                                          "legacy-bench-exports"))
     ap.add_argument("--json", dest="json_out", default=None, help="also write results here")
+    ap.add_argument("--smoke", action="store_true",
+                    help="3,000 rows through two worker processes, exports in a temporary "
+                         "directory: seconds")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows = 3000
+        args.workers = 2 if args.workers is None else args.workers
+        args.export_dir = tempfile.mkdtemp(prefix="legacy-bench-smoke-")
 
     sys.path.insert(0, str(ROOT))  # for idp, connectors and tests.backends
     from connectors.importer import BATCH_SIZE
@@ -324,6 +332,8 @@ def main() -> None:
           f"peak RSS {peak:.0f} MiB"
           + (f", largest worker's peak RSS {worker_peak:.0f} MiB" if worker_peak else "")
           + f" ({'SQLite' if args.sqlite else 'PostgreSQL'})")
+    if args.smoke:
+        shutil.rmtree(args.export_dir, ignore_errors=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(
             {"rows": args.rows, "batch_size": batch_size, "workers": args.workers, "backend":
