@@ -80,7 +80,9 @@ def _measure(base: str, site: str, rounds: int) -> str:
             web.get_by_role("link", name=re.compile("登录")).first.click()
             web.click("#qr-start")
             # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
-            web.locator("#qr-link", has_text="/qr/s/").wait_for()
+            # The link sits in a closed <details> (the QR image is what people use), so
+            # wait for it to be there, not to be visible.
+            web.locator("#qr-link", has_text="/qr/s/").wait_for(state="attached")
             link = web.text_content("#qr-link").strip()
             app.fill("#sim-ticket", link)
             app.get_by_role("button", name="扫码").click()

@@ -69,6 +69,11 @@ if [ $want_test -eq 1 ]; then
       else npm install --prefix tests/e2e --no-audit --no-fund >/dev/null; fi
       touch tests/e2e/node_modules
     fi
+    # The benchmarks' peer (node-oidc-provider), run by tests/bench's smoke runs.
+    if [ ! -d bench/node/node_modules ] || [ bench/node/package.json -nt bench/node/node_modules ]; then
+      npm ci --prefix bench/node --no-audit --no-fund >/dev/null
+      touch bench/node/node_modules
+    fi
     # The console's charts: Chart.js is vendored in admin/static/vendor (pages load
     # nothing from another site); refresh it from the pinned npm package when that is newer.
     chart=tests/e2e/node_modules/chart.js/dist/chart.umd.min.js

@@ -35,11 +35,20 @@ def run(args: list[str], timeout: float = 240, env: dict | None = None
     return out
 
 
+# The test command (scripts/test.sh) installs everything these need; a missing piece is a
+# failure that names the fix, never a skip that would hide a bench nobody runs any more.
+
 def needs(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"bench extras not installed ({', '.join(missing)}): "
-                    ".venv/bin/pip install -r bench/requirements.txt")
+        pytest.fail(f"bench extras not installed ({', '.join(missing)}): "
+                    "scripts/setup.sh --test")
+
+
+def needs_services() -> None:
+    problem = pg_available() or redis_available()
+    if problem:
+        pytest.fail(f"PostgreSQL/Redis not available (scripts/services.sh): {problem}")
 
 
 def free_port() -> int:
@@ -50,11 +59,9 @@ def free_port() -> int:
 
 def test_oidc_bench_every_scenario_ours_and_node(tmp_path):
     needs("psutil")
-    problem = pg_available() or redis_available()
-    if problem:
-        pytest.skip(f"PostgreSQL/Redis not available: {problem}")
+    needs_services()
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "oidc-provider").is_dir():
-        pytest.skip("node and bench/node/node_modules needed (cd bench/node && npm ci)")
+        pytest.fail("node and bench/node/node_modules needed: scripts/setup.sh --test")
     out_json = tmp_path / "oidc.json"
     run(["bench/oidc_bench.py", "--smoke", "--theirs", "redis", "--open-loop",
          "--open-loop-scenarios", "refresh", "--out", str(out_json)],
@@ -80,9 +87,7 @@ def test_oidc_bench_every_scenario_ours_and_node(tmp_path):
 
 
 def test_hotpath_bench(tmp_path):
-    problem = pg_available() or redis_available()
-    if problem:
-        pytest.skip(f"PostgreSQL/Redis not available: {problem}")
+    needs_services()
     out_json = tmp_path / "hot.json"
     run(["bench/hotpath_bench.py", "--smoke", "--json", str(out_json)],
         env={"IDP_BENCH_PG_ADMIN": PG_ADMIN_URL.rsplit("/", 1)[0] + "/postgres",
@@ -116,13 +121,9 @@ def test_cas_bench():
 
 
 def test_qr_login_latency_bench():
-    pytest.skip("bench/qr_login_latency.py is broken on today's main: the QR link never "
-                "appears on the demo site's login page within 30 s (found by this smoke "
-                "test; the bench's wait_for_function was also refused by the page's CSP, "
-                "now fixed). Remove this skip once the bench runs again.")
     needs("playwright")
     if not Path("/usr/bin/chromium").exists():
-        pytest.skip("/usr/bin/chromium needed")
+        pytest.fail("/usr/bin/chromium needed: scripts/setup.sh --test")
     port = free_port()
     out = run(["bench/qr_login_latency.py", "--rounds", "1", "--port", str(port)])
     assert "QR scan-to-login, 1 rounds: median" in out.stdout
@@ -136,9 +137,6 @@ def _smoke_mode(script: Path) -> bool:
 def test_scale_benches_in_smoke_mode(name, tmp_path):
     """bench/legacy_import_bench.py and bench/scale_bench.py, once they have --smoke."""
     script = BENCH / name
-    if not _smoke_mode(script):
-        pytest.skip(f"bench/{name} has no --smoke mode (yet)")
-    problem = pg_available() or redis_available()
-    if problem:
-        pytest.skip(f"PostgreSQL/Redis not available: {problem}")
+    assert _smoke_mode(script), f"bench/{name} has no --smoke mode"
+    needs_services()
     run([f"bench/{name}", "--smoke"])
