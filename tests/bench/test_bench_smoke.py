@@ -140,3 +140,8 @@ def test_scale_benches_in_smoke_mode(name, tmp_path):
     assert _smoke_mode(script), f"bench/{name} has no --smoke mode"
     needs_services()
     run([f"bench/{name}", "--smoke"])
+
+
+def test_framework_floor_bench():
+    out = run(["bench/framework_floor.py", "--smoke", "--servers", "gthread"])
+    assert "bare Flask, gthread" in out.stdout and " 0 errors" in out.stdout
