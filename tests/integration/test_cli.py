@@ -190,9 +190,12 @@ def test_legacy_import_and_review_from_the_command_line(run, tmp_path):
     cfg = str(tmp_path / "shebao.toml")
     dry = json.loads(run("legacy", "import", "--config", cfg, "--dry-run", "--json").stdout)
     assert (dry["read"], dry["merged"], dry["queued"], dry["invalid"]) == (3, 1, 1, 1)
-    res = run("legacy", "import", "--config", cfg, "--json")
+    # Worker processes parse and encrypt ahead; the outcome is the serial run's.
+    res = run("legacy", "import", "--config", cfg, "--workers", "2", "--json")
     assert res.exit_code == 0, res.stderr
-    again = json.loads(run("legacy", "import", "--config", cfg, "--json").stdout)
+    assert (json.loads(res.stdout)["merged"], json.loads(res.stdout)["queued"]) == (1, 1)
+    again = json.loads(run("legacy", "import", "--config", cfg, "--workers", "0",
+                           "--json").stdout)
     assert again["unchanged"] == 3
     queue = json.loads(run("merge", "list", "--json").stdout)["items"]
     assert {q["reason"] for q in queue} == {"id_number_name_differs",
@@ -205,6 +208,9 @@ def test_legacy_import_and_review_from_the_command_line(run, tmp_path):
         == "pending"
     bad = run("legacy", "import", "--config", str(tmp_path / "missing.toml"))
     assert bad.exit_code == 1 and "Traceback" not in bad.stderr
+    negative = run("legacy", "import", "--config", cfg, "--workers", "-1")
+    assert negative.exit_code != 0 and "--workers" in negative.stderr
+    assert "Traceback" not in negative.stderr
     events = [json.loads(x)["event"] for x in
               run("audit", "export", "--since", "0").stdout.splitlines()]
     assert events.count("legacy.import") == 2 and "legacy.approve" in events
