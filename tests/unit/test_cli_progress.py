@@ -21,7 +21,10 @@ class Tty(io.StringIO):
         return True
 
 
-def test_terminal_gets_one_redrawn_bar_with_rate_and_eta():
+def test_terminal_gets_one_redrawn_bar_with_rate_and_eta(monkeypatch):
+    # The bar is cut to the terminal's width; this one is wide (COLUMNS is what
+    # shutil.get_terminal_size reads first, and a test runner may set it to 80).
+    monkeypatch.setenv("COLUMNS", "120")
     clock, out = Clock(), Tty()
     bar = Progress(out, clock=clock, detail=lambda s: f"queued {s}")
     clock.now += 10
