@@ -23,6 +23,7 @@ from .clients import (
     _check_grants,
     _check_keys,
     _check_scopes,
+    _check_security,
     _check_uri,
     forget_client,
 )
@@ -40,8 +41,8 @@ MAX_GRACE_SECONDS = 30 * 86400
 PROTECTED = frozenset({"admin-console"})
 
 __all__ = ["AUTH_METHODS", "CHANNELS", "MAX_GRACE_SECONDS", "STATUSES", "ClientError",
-           "ClientStats", "KINDS", "delete", "describe", "get", "listing", "rotate_secret",
-           "set_status", "stats", "update"]
+           "ClientStats", "KINDS", "ProfileError", "delete", "describe", "get", "listing",
+           "rotate_secret", "set_status", "stats", "update"]
 
 
 def get(client_id: str) -> Client | None:
@@ -112,6 +113,7 @@ def describe(client: Client) -> dict[str, Any]:
         "sensitive_scopes": list(client.allowed_sensitive_scopes or []),
         "id_token_alg": client.id_token_signed_response_alg,
         "jwks": client.jwks, "jwks_uri": client.meta("jwks_uri"),
+        "profile": client.meta("profile"),
         "admin_scopes": list(client.meta("admin_scopes", [])),
         "admin_owner": client.meta("admin_owner"),
         "created_at": client.created_at,
@@ -122,7 +124,32 @@ def describe(client: Client) -> dict[str, Any]:
 
 EDITABLE = ("name", "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri",
             "grant_types", "sensitive_scopes", "channel", "id_token_alg", "jwks", "jwks_uri",
-            "first_party")
+            "first_party", "profile")
+
+
+class ProfileError(ClientError):
+    """The registration cannot have the security profile asked for; ``reason`` is the
+    refusal of :func:`idp.oidc.profile.registration_problem` (through
+    :func:`idp.clients._check_security`, as for ``idp client add --profile``)."""
+
+    def __init__(self, profile: str, reason: str):
+        super().__init__(f"cannot use profile {profile}: {reason}")
+        self.profile, self.reason = profile, reason
+
+
+def _check_profile(client: Client, new: dict[str, Any]) -> None:
+    """A security profile is checked with the client's other high-assurance metadata
+    exactly as a registration asking for it would be."""
+    from .oidc.client_security import KEYS
+
+    if not new["profile"]:
+        return
+    security = {k: v for k, v in (client.client_metadata or {}).items() if k in KEYS}
+    security.update(profile=new["profile"], jwks_uri=new["jwks_uri"])
+    try:
+        _check_security(security, new["auth_method"], list(new["grant_types"]), new["jwks"])
+    except ClientError as exc:
+        raise ProfileError(str(new["profile"]), str(exc)) from None
 
 
 def _validated(client: Client, changes: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +178,7 @@ def _validated(client: Client, changes: dict[str, Any]) -> dict[str, Any]:
     _check_scopes(new["sensitive_scopes"], None, None)
     if not new["jwks_uri"]:
         _check_keys(new["auth_method"], new["jwks"])
+    _check_profile(client, new)
     return new
 
 
@@ -167,7 +195,8 @@ def update(client_id: str, changes: dict[str, Any], *, actor: str) -> Client:
                  "post_logout_redirect_uris": new["post_logout_redirect_uris"]})
     for key, value in (("backchannel_logout_uri", new["backchannel_logout_uri"]),
                        ("id_token_signed_response_alg", new["id_token_alg"]),
-                       ("jwks", new["jwks"]), ("jwks_uri", new["jwks_uri"])):
+                       ("jwks", new["jwks"]), ("jwks_uri", new["jwks_uri"]),
+                       ("profile", new["profile"])):
         if value:
             meta[key] = value
         else:
@@ -175,6 +204,7 @@ def update(client_id: str, changes: dict[str, Any], *, actor: str) -> Client:
     meta["backchannel_logout_session_required"] = bool(new["backchannel_logout_uri"]) or None
     if meta["backchannel_logout_session_required"] is None:
         meta.pop("backchannel_logout_session_required")
+    before_profile = client.meta("profile")
     client.client_metadata = meta
     client.name = new["name"].strip()
     client.channel = new["channel"]
@@ -182,8 +212,11 @@ def update(client_id: str, changes: dict[str, Any], *, actor: str) -> Client:
     client.allowed_sensitive_scopes = list(new["sensitive_scopes"])
     db.session.commit()
     forget_client(client.client_id)
+    details: dict[str, Any] = {"changed": sorted(changes)}
+    if before_profile != new["profile"]:
+        details["profile"] = {"from": before_profile, "to": new["profile"]}
     audit.record("client.updated", actor=actor, client_id=client.client_id,
-                 details={"changed": sorted(changes)})
+                 details=details)
     return client
 
 

@@ -21,6 +21,10 @@ CLIENT = {"client_id": {"type": "string", "minLength": 1, "maxLength": 128,
                         "pattern": "^[A-Za-z0-9._~-]{1,128}$"}}
 Channel = Literal["web", "app", "kiosk", "hall", "hotline"]
 Alg = Literal[SIGNING_ALGS]  # type: ignore[valid-type]
+Profile = Literal["fapi2"]
+PROFILE_HELP = ("Security profile: fapi2 (FAPI 2.0: PAR, PKCE S256, private_key_jwt or mTLS, "
+                "sender-constrained tokens, short-lived codes) or null for none; refused "
+                "(400) when the registration cannot meet it.")
 Uri = str  # checked by idp.clients like a registration (https, loopback, private-use)
 
 
@@ -52,6 +56,7 @@ class ClientOut(BaseModel):
     id_token_alg: str | None
     jwks: dict | None
     jwks_uri: str | None
+    profile: Profile | None = Field(description=PROFILE_HELP)
     admin_scopes: list[str]
     admin_owner: str | None
     created_at: float
@@ -78,6 +83,7 @@ class ClientChanges(Strict):
     jwks: dict | None = None
     jwks_uri: Uri | None = None
     first_party: bool | None = None
+    profile: Profile | None = Field(None, description=PROFILE_HELP)
 
 
 class NewClient(Strict):
@@ -95,6 +101,7 @@ class NewClient(Strict):
     id_token_alg: Alg | None = None
     jwks: dict | None = None
     first_party: bool = False
+    profile: Profile | None = Field(None, description=PROFILE_HELP)
 
 
 class Created(BaseModel):
@@ -171,11 +178,13 @@ def create_client(body: NewClient):
             post_logout_redirect_uris=body.post_logout_redirect_uris,
             backchannel_logout_uri=body.backchannel_logout_uri, first_party=body.first_party,
             sensitive_scopes=body.sensitive_scopes, channel=body.channel, jwks=body.jwks,
-            id_token_alg=body.id_token_alg)
+            id_token_alg=body.id_token_alg,
+            security={"profile": body.profile} if body.profile else None)
     except ClientError as exc:
         raise _refused(exc) from None
     audit.record("admin.client.add", actor=g.admin_id, client_id=row.client_id,
-                 details={"channel": row.channel, "auth_method": body.auth_method})
+                 details={"channel": row.channel, "auth_method": body.auth_method,
+                          "profile": body.profile})
     return {"client": client_admin.describe(row), "client_secret": secret}
 
 

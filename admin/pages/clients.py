@@ -18,6 +18,7 @@ from idp import audit, client_admin, onboarding
 from idp.clients import ClientError, register_client
 from idp.crypto.keys import SIGNING_ALGS
 from idp.extensions import db
+from idp.oidc.profile import FAPI2
 from idp.policy import GRANT_TYPES
 
 from .. import auth
@@ -27,6 +28,7 @@ from .common import PER_PAGE, page_arg, pages
 CHANNELS = {"web": _l("网站"), "app": _l("移动应用"), "kiosk": _l("自助终端"),
             "hall": _l("政务大厅"), "hotline": _l("服务热线")}
 STATUS = {"active": _l("启用"), "disabled": _l("已停用"), "pending": _l("待审批")}
+PROFILES = {FAPI2: _l("FAPI 2.0")}
 AUTH_METHODS = {"client_secret_basic": "client_secret_basic",
                 "client_secret_post": "client_secret_post",
                 "private_key_jwt": "private_key_jwt", "none": _l("公开客户端（PKCE）")}
@@ -55,7 +57,8 @@ def _form_values() -> dict:
             "channel": request.form.get("channel", "web"),
             "id_token_alg": request.form.get("id_token_alg") or None,
             "jwks": jwks, "jwks_uri": request.form.get("jwks_uri", "").strip() or None,
-            "first_party": request.form.get("first_party") == "1"}
+            "first_party": request.form.get("first_party") == "1",
+            "profile": request.form.get("profile", "").strip()[:32] or None}
 
 
 def _listing(status: str | None, template: str):
@@ -99,7 +102,7 @@ def _render_client(client_id: str, *, error=None, status=200, secret=None, form=
                            stats=client_admin.stats(client_id),
                            error=error, secret=secret, f=form or info, channels=CHANNELS,
                            statuses=STATUS, algs=SIGNING_ALGS, grants=sorted(GRANT_TYPES),
-                           may_write="clients.write" in g.admin_perms,
+                           profiles=PROFILES, may_write="clients.write" in g.admin_perms,
                            protected=client_id in client_admin.PROTECTED,
                            notices=get_flashed_messages()), status, {"Cache-Control": "no-store"}
 
@@ -110,8 +113,11 @@ def client(client_id: str):
     return _render_client(client_id)
 
 
-def _client_error(message: str) -> str:
-    return _("未保存：%(reason)s", reason=message)
+def _client_error(exc: ClientError | str) -> str:
+    if isinstance(exc, client_admin.ProfileError):
+        return _("未保存：该应用的注册信息不满足 FAPI 2.0 安全配置的要求（%(reason)s）。"
+                 "请先改用 private_key_jwt 或 mTLS 认证并登记公钥。", reason=exc.reason)
+    return _("未保存：%(reason)s", reason=str(exc))
 
 
 @bp.post("/clients/<client_id>/edit")
@@ -124,7 +130,7 @@ def client_edit(client_id: str):
         client_admin.update(client_id, values, actor=g.admin_id)
     except ClientError as exc:
         db.session.rollback()
-        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+        return _render_client(client_id, error=_client_error(exc), status=400)
     flash(_("已保存。"))
     return redirect(url_for(".client", client_id=client_id))
 
@@ -143,7 +149,7 @@ def client_approve(client_id: str):
                                   reason=request.form.get("reason", "").strip()[:500])
     except ClientError as exc:
         db.session.rollback()
-        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+        return _render_client(client_id, error=_client_error(exc), status=400)
     flash(_("已批准，应用已启用。"))
     return redirect(url_for(".client", client_id=client_id))
 
@@ -158,7 +164,7 @@ def client_reject(client_id: str):
                                  reason=request.form.get("reason", "").strip()[:500])
     except ClientError as exc:
         db.session.rollback()
-        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+        return _render_client(client_id, error=_client_error(exc), status=400)
     flash(_("已驳回注册申请 %(id)s。", id=client_id))
     return redirect(url_for(".pending_clients"))
 
@@ -188,7 +194,7 @@ def client_action(client_id: str, action: str):
                                 actor=g.admin_id, reason=reason)
     except ClientError as exc:
         db.session.rollback()
-        return _render_client(client_id, error=_client_error(str(exc)), status=400)
+        return _render_client(client_id, error=_client_error(exc), status=400)
     flash(_("已停用。") if action == "disable" else _("已启用。"))
     return redirect(url_for(".client", client_id=client_id))
 
@@ -212,18 +218,23 @@ def client_new():
                 raise ClientError("register with jwks; jwks_uri can be set afterwards")
             secret = secrets.token_urlsafe(32) if auth_method.startswith("client_secret") \
                 else None
+            profile = values.pop("profile")
+            if profile and profile not in PROFILES:
+                raise ClientError("unknown security profile")
             row = register_client(client_id=client_id, secret=secret, auth_method=auth_method,
                                   **{k: v for k, v in values.items()
                                      if k not in ("id_token_alg", "sensitive_scopes")},
                                   sensitive_scopes=values["sensitive_scopes"],
-                                  id_token_alg=values["id_token_alg"])
+                                  id_token_alg=values["id_token_alg"],
+                                  security={"profile": profile} if profile else None)
         except ClientError as exc:
             db.session.rollback()
-            error, form = _client_error(str(exc)), dict(request.form)
+            error, form = _client_error(exc), dict(request.form)
         else:
             audit.record("admin.client.add", actor=g.admin_id, client_id=row.client_id,
-                         details={"channel": row.channel, "auth_method": auth_method})
+                         details={"channel": row.channel, "auth_method": auth_method,
+                                  "profile": profile})
             return _render_client(row.client_id, secret=secret, status=201)
     return render_template("admin/client_new.html", error=error, f=form or {},
                            channels=CHANNELS, algs=SIGNING_ALGS, grants=sorted(GRANT_TYPES),
-                           auth_methods=AUTH_METHODS), 400 if error else 200
+                           auth_methods=AUTH_METHODS, profiles=PROFILES), 400 if error else 200

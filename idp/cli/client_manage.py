@@ -94,10 +94,15 @@ def client_show(client_id: str, as_json: bool) -> None:
 @click.option("--jwks", "jwks_file", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--jwks-uri", default=None, help="'' removes it.")
 @click.option("--first-party/--not-first-party", default=None)
+@click.option("--profile", default=None, type=click.Choice(["fapi2", "none"]),
+              help="Security profile: fapi2 (PAR, PKCE S256, private_key_jwt or mTLS, "
+                   "sender-constrained tokens, codes of at most 60 s) or none; checked as "
+                   "'client add --profile' is.")
 @click.option("--json", "as_json", is_flag=True)
 def client_update(client_id, name, redirect_uris, add_redirect, remove_redirect, post_logout,
                   backchannel_logout_uri, grant_types, allow_scopes, no_sensitive_scopes,
-                  channel, id_token_alg, jwks_file, jwks_uri, first_party, as_json) -> None:
+                  channel, id_token_alg, jwks_file, jwks_uri, first_party, profile,
+                  as_json) -> None:
     """Change a client's registration; checked as a new registration would be."""
     from .. import client_admin
     from ..clients import ClientError
@@ -117,6 +122,8 @@ def client_update(client_id, name, redirect_uris, add_redirect, remove_redirect,
                        ("jwks_uri", jwks_uri)):
         if value is not None:
             changes[key] = value or None
+    if profile is not None:
+        changes["profile"] = None if profile == "none" else profile
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)
     if post_logout:
