@@ -2,19 +2,25 @@
 (390×844) in Chinese, a desktop in English and a kiosk (1080×1920) in the elder-friendly
 display, each through the signed-out home page, sign-in, the account page, a password
 change (a refused one first: its error tied to the field), where I am signed in, the
-sign-in history, connected applications, asking to close and cancelling, the logout
-confirmation's cancel and the 404 page — axe-core on every page (no serious or critical
-violation), every page fitting its screen. And the same changes with JavaScript off."""
+sign-in history, connected applications, asking to close and cancelling, the phone
+change pages (with the old phone, at a counter, the lost phone's step-up), the hall
+clerk's phone page, a lapsed sign-in request, enterprise registration after an SMS
+step-up (the demo citizen; a refused credit code), the logout confirmation's cancel and
+the 404 page — axe-core on every page (no serious or critical violation), every page
+fitting its screen. And the same changes with JavaScript off."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page
 
+from idp.ui import DISPLAY_COOKIE
+
 from .browser import KIOSK_VIEWPORT, PHONE, open_context
-from .conftest import LiveIdP, provider, running
+from .conftest import DEMO_CITIZEN_ID, DEMO_CITIZEN_PASSWORD, DEMO_PHONE, LiveIdP, provider, running
 from .test_registration_browser import check_page, citizen_id
 
 pytestmark = pytest.mark.browser
@@ -33,8 +39,12 @@ _SEQ = {"n": 200}
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory) -> Iterator[LiveIdP]:
-    with provider(tmp_path_factory, "account-idp") as live:
-        live.run_cli("init")
+    # The demo citizen steps up by SMS once per run: no minute's wait between the codes;
+    # enterprise registration looks enterprises up in the development register.
+    env = {"IDP_SMS_PHONE_INTERVAL": "1",
+           "IDP_ORG_REGISTRY": "idp.account.enterprise_registration:DevRegistry"}
+    with provider(tmp_path_factory, "account-idp", env=env) as live:
+        live.run_cli("init", "--demo")
         with running(live):
             yield live
 
@@ -107,6 +117,10 @@ def test_account_journey(idp, browser, device, locale, elder):
         page.locator("#cancel-close").click()
         page.wait_for_url(live.url("/account/?done=close_cancelled"))
 
+        _phone_pages(page, live, tag)
+        display = [c for c in ctx.cookies() if c["name"] == DISPLAY_COOKIE]
+        _enterprise_pages(browser, live, tag, {"locale": locale, **device}, display, en)
+
         page.goto(live.url("/logout"))
         check_page(page, f"{tag}-logout-confirm")
         page.locator("#logout-cancel").click()
@@ -119,6 +133,58 @@ def test_account_journey(idp, browser, device, locale, elder):
         check_page(page, f"{tag}-404")
         if elder:
             assert page.locator("html").get_attribute("class") == "elder"
+
+
+def _phone_pages(page: Page, live: LiveIdP, tag: str) -> None:
+    """The phone change (with the old phone, with the counter's reference, and the lost
+    phone's step-up), the hall clerk's side of it and a lapsed sign-in request."""
+    page.goto(live.url("/account/phone"))
+    assert page.locator("#phone").is_visible()
+    check_page(page, f"{tag}-phone")
+    page.goto(live.url("/account/phone?counter=1"))
+    check_page(page, f"{tag}-phone-counter")
+    page.goto(live.url("/account/phone?lost=1"))  # L4 for an L2 session: a step-up first
+    page.wait_for_url("**/login/step-up?**")
+    check_page(page, f"{tag}-phone-lost-step-up")
+    page.goto(live.url("/demo/hall/phone"))
+    assert page.locator("#reference").is_visible()
+    check_page(page, f"{tag}-hall-phone")
+    lapsed = page.goto(live.url("/login?rid=no-such-request"))
+    assert lapsed.status == 400
+    check_page(page, f"{tag}-request-expired")
+
+
+def _enterprise_pages(browser, live: LiveIdP, tag: str, options: dict, display: list,
+                      en: bool) -> None:
+    """Enterprise registration needs L3: the demo citizen (a real-name account) signs in
+    with the password, steps up with the SMS code and lands on the registration form; a
+    credit code that cannot be one is refused at its field."""
+    with open_context(browser, **options) as ctx:
+        ctx.add_cookies(display)  # the elder display, where the journey chose it
+        page = ctx.new_page()
+        page.goto(live.url("/?lang=en" if en else "/"))
+        page.goto(live.url("/account/enterprise/register"))
+        page.wait_for_url(live.url("/login") + "**")
+        page.locator("#username").fill(DEMO_CITIZEN_ID)
+        page.locator("#password").fill(DEMO_CITIZEN_PASSWORD)
+        page.locator("#password").press("Enter")
+        page.wait_for_url("**/login/step-up?**")
+        check_page(page, f"{tag}-enterprise-step-up")
+        before = time.time() - 1
+        page.locator("#stepup-sms button[type=submit]").click()
+        code = live.sms_code(DEMO_PHONE, "stepup", after=before)
+        page.locator("#sms-code").fill(code)
+        page.locator("#sms-code").press("Enter")
+        page.wait_for_url(live.url("/account/enterprise/register"))
+        assert page.locator("h1").inner_text() == (
+            "Register an enterprise" if en else "法人注册（登记企业）")
+        check_page(page, f"{tag}-enterprise")
+        page.locator("#uscc").fill("12345")
+        page.locator("#org_name").fill("某某公司")
+        page.locator("#org-register-submit").click()
+        page.locator("#uscc-error").wait_for()
+        assert page.locator("#uscc").get_attribute("aria-invalid") == "true"
+        check_page(page, f"{tag}-enterprise-error")
 
 
 def test_account_changes_work_without_javascript(idp, browser):
