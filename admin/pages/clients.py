@@ -115,8 +115,8 @@ def client(client_id: str):
 
 def _client_error(exc: ClientError | str) -> str:
     if isinstance(exc, client_admin.ProfileError):
-        return _("未保存：该应用的注册信息不满足 FAPI 2.0 安全配置的要求（%(reason)s）。"
-                 "请先改用 private_key_jwt 或 mTLS 认证并登记公钥。", reason=exc.reason)
+        return _("未保存：该应用的注册信息不满足 FAPI 2.0 安全配置的要求（%(reason)s）。",
+                 reason=exc.reason)
     return _("未保存：%(reason)s", reason=str(exc))
 
 
