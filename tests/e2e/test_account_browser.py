@@ -3,11 +3,12 @@
 display, each through the signed-out home page, sign-in, the account page, a password
 change (a refused one first: its error tied to the field), where I am signed in, the
 sign-in history, connected applications, asking to close and cancelling, the phone
-change pages (with the old phone, at a counter, the lost phone's step-up), the hall
-clerk's phone page, a lapsed sign-in request, enterprise registration after an SMS
-step-up (the demo citizen; a refused credit code), the logout confirmation's cancel and
-the 404 page — axe-core on every page (no serious or critical violation), every page
-fitting its screen. And the same changes with JavaScript off."""
+change pages (with the old phone; at a counter: the reference, the hall clerk's page
+vouching for it, the form it opens; the lost phone's step-up), a lapsed sign-in
+request, enterprise registration after an SMS step-up (the demo citizen; a refused
+credit code), the logout confirmation's cancel and the 404 page — axe-core on every
+page (no serious or critical violation), every page fitting its screen. And the same
+changes with JavaScript off."""
 
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def test_account_journey(idp, browser, device, locale, elder):
         page.locator("#cancel-close").click()
         page.wait_for_url(live.url("/account/?done=close_cancelled"))
 
-        _phone_pages(page, live, tag)
+        _phone_pages(page, live, tag, number)
         display = [c for c in ctx.cookies() if c["name"] == DISPLAY_COOKIE]
         _enterprise_pages(browser, live, tag, {"locale": locale, **device}, display, en)
 
@@ -135,20 +136,34 @@ def test_account_journey(idp, browser, device, locale, elder):
             assert page.locator("html").get_attribute("class") == "elder"
 
 
-def _phone_pages(page: Page, live: LiveIdP, tag: str) -> None:
-    """The phone change (with the old phone, with the counter's reference, and the lost
-    phone's step-up), the hall clerk's side of it and a lapsed sign-in request."""
+def _phone_pages(page: Page, live: LiveIdP, tag: str, number: str) -> None:
+    """The phone change (with the old phone; at a counter: the reference, the clerk
+    vouching for it on the hall page, the form it opens; the lost phone's step-up) and a
+    lapsed sign-in request."""
     page.goto(live.url("/account/phone"))
     assert page.locator("#phone").is_visible()
     check_page(page, f"{tag}-phone")
-    page.goto(live.url("/account/phone?counter=1"))
-    check_page(page, f"{tag}-phone-counter")
     page.goto(live.url("/account/phone?lost=1"))  # L4 for an L2 session: a step-up first
     page.wait_for_url("**/login/step-up?**")
     check_page(page, f"{tag}-phone-lost-step-up")
+
+    page.goto(live.url("/account/phone?counter=1"))
+    check_page(page, f"{tag}-phone-counter")
+    page.locator("#reference").click()
+    reference = page.locator("#reference-code").inner_text().strip()
+    check_page(page, f"{tag}-phone-counter-reference")
     page.goto(live.url("/demo/hall/phone"))
-    assert page.locator("#reference").is_visible()
     check_page(page, f"{tag}-hall-phone")
+    page.locator("#login_hint").fill(number)
+    page.locator("#reference").fill(reference)
+    page.locator("input[name=checked]").check()
+    page.locator("form[action$='/demo/hall/phone'] button[type=submit]").click()
+    page.locator("#hall-phone-done").wait_for()
+    check_page(page, f"{tag}-hall-phone-done")
+    page.goto(live.url("/account/phone?counter=1"))
+    assert page.locator("#counter-vouched").is_visible()
+    check_page(page, f"{tag}-phone-counter-vouched")
+
     lapsed = page.goto(live.url("/login?rid=no-such-request"))
     assert lapsed.status == 400
     check_page(page, f"{tag}-request-expired")
