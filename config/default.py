@@ -15,6 +15,9 @@ DATABASE_URL = None
 REDIS_URL = None
 # Prefix for every Redis key, so several deployments (or test runs) share one Redis.
 REDIS_PREFIX = "idp:"
+# Behind Sentinels: how often (seconds) to ask them which node is the master, so a failover
+# is followed within this time even while the old master still accepts writes.
+REDIS_MASTER_RECHECK_SECONDS = 1.0
 # REDIS_URL forms: redis://h:6379/0, rediss://… (TLS), redis+sentinel://h:26379,h:26380/SERVICE
 # (follows the master the Sentinels elect), redis+cluster://h:7000,h:7001 (Redis Cluster).
 

@@ -20,7 +20,8 @@ def make_store(config: dict, engine_factory) -> Store:
     if config.get("REDIS_URL"):
         from .redis import RedisStore
 
-        return RedisStore(config["REDIS_URL"], prefix=config.get("REDIS_PREFIX", "idp:"))
+        return RedisStore(config["REDIS_URL"], prefix=config.get("REDIS_PREFIX", "idp:"),
+                          master_recheck=float(config.get("REDIS_MASTER_RECHECK_SECONDS", 1.0)))
     from .sql import SQLStore
 
     return SQLStore(engine_factory)

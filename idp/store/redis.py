@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import threading
+import time
 from typing import Any
 
 import redis
@@ -72,11 +73,13 @@ def _guarded(method):
 class RedisStore(Store):
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "idp:"):
+    def __init__(self, url: str, prefix: str = "idp:", *, master_recheck: float = 1.0):
         self.url = url
         self.prefix = prefix
         self._client = None
         self._lock = threading.Lock()
+        self.master_recheck = master_recheck
+        self._master_checked = 0.0
 
     @property
     def client(self):
@@ -90,7 +93,28 @@ class RedisStore(Store):
                     self._incr = client.register_script(_INCR)
                     self._append = client.register_script(_APPEND)
                     self._client = client
+        self._follow_master()
         return self._client
+
+    def _follow_master(self) -> None:
+        """Behind Sentinels, ask them for the master again at most every
+        ``master_recheck`` seconds. redis-py asks only when it opens a connection, so after
+        a failover pooled connections kept writing to the old master until the Sentinels
+        demoted it (up to ~10 s, found by the fault run), and what they wrote there —
+        sessions, codes, revocations — was thrown away with its data. When the answer
+        changes, redis-py's pool drops its idle connections and refuses to take back the
+        busy ones, so the next command goes to the new master."""
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is None or not hasattr(pool, "get_master_address"):
+            return  # not a Sentinel client
+        now = time.monotonic()
+        if now - self._master_checked < self.master_recheck:
+            return
+        self._master_checked = now  # first, so concurrent threads do not all ask
+        try:
+            pool.get_master_address()
+        except UNREACHABLE:
+            pass  # the command itself will meet the outage and say so
 
     def _k(self, key: str) -> str:
         return self.prefix + key

@@ -49,7 +49,8 @@ def test_sign_in_sso_and_logout_across_a_sentinel_failover(procs, tmp_path):
     servers.wait_for("the replica in sync and known to the Sentinels",
                      lambda: all(_replica_known(s, r_port) for s in sentinels))
 
-    app = flows.provider(str(tmp_path), REDIS_PREFIX="idp:",
+    # Ask the Sentinels for the master before every command (production: once a second).
+    app = flows.provider(str(tmp_path), REDIS_PREFIX="idp:", REDIS_MASTER_RECHECK_SECONDS=0.001,
                          REDIS_URL=f"redis+sentinel://127.0.0.1:{s1},127.0.0.1:{s2}/{SERVICE}")
     rp1, rp2 = flows.seed(app)
     browser = app.test_client()
@@ -65,6 +66,14 @@ def test_sign_in_sso_and_logout_across_a_sentinel_failover(procs, tmp_path):
         servers.wait_for("the replica promoted",
                          lambda: _master_port(sentinels[0]) == r_port
                          and replica.info("replication")["role"] == "master")
+        # Promoted, while the old master may still take writes (the Sentinels demote it
+        # a few seconds later): once the Sentinels agree on the new master, what the
+        # store writes must reach it, not the old one's pooled connections (it would be
+        # thrown away on demotion). redis-py takes the first Sentinel's answer.
+        servers.wait_for("every Sentinel naming the new master",
+                         lambda: all(_master_port(s) == r_port for s in sentinels))
+        _write_through_the_store(app, "probe:after-promotion")
+        assert replica.exists("idp:probe:after-promotion")
         servers.wait_for("the old master demoted",
                          lambda: master.info("replication")["role"] == "slave")
         load.wait_good(started)
@@ -89,6 +98,13 @@ def test_sign_in_sso_and_logout_across_a_sentinel_failover(procs, tmp_path):
     assert flows.userinfo(app, other, after["access_token"]) == 200
     with pytest.raises(redis.ReadOnlyError):
         master.set("idp:probe", "1")  # the old master really refuses writes
+
+
+def _write_through_the_store(app, key: str) -> None:
+    from idp.store import store
+
+    with app.app_context():
+        store().set(key, 1, 60)
 
 
 def test_sign_in_sso_lockout_and_logout_on_a_cluster(procs, tmp_path):
