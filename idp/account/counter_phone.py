@@ -28,9 +28,6 @@ id as ``acting_party`` and its limit on look-ups that name nobody.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import time
 
 from authlib.oauth2 import OAuth2Error
@@ -48,7 +45,7 @@ from ..identity import InvalidPhone, mask_phone, normalize_phone
 from ..identity.masking import mask_name
 from ..store import store
 from ..ui import local_time
-from . import notices, recent
+from . import notices, recent, slip_codes
 from .views import bp
 
 PAGE = "/account/phone?counter=1"
@@ -59,7 +56,6 @@ VOUCH_TTL = 1800
 MAX_TRIES = 5
 #: References one account may ask for a day.
 DAILY_REFERENCES = 5
-ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # read aloud or off a screen: no 0/O, 1/I
 LENGTH = 8  # 40 bits, and a few tries only
 PURPOSE = "phone_new"
 
@@ -73,17 +69,10 @@ class BadReferenceError(OAuth2Error):
                          "another person.")
 
 
-def _mac(*parts: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-
 
 def _key(person_id: str) -> str:
-    return f"phonectr:{_mac('phonectr-person', person_id)[:32]}"
+    return f"phonectr:{slip_codes.mac('phonectr-person', person_id)[:32]}"
 
-
-def normalise(code: str) -> str:
-    return "".join(ch for ch in (code or "").upper() if ch.isalnum())
 
 
 def _shown(code: str) -> str:
@@ -105,9 +94,10 @@ def vouched(person_id: str) -> dict | None:
 
 def start(person_id: str, sid: str) -> str:
     """A new reference for the person (any earlier one, vouched or not, is replaced)."""
-    code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    code = slip_codes.new_code(LENGTH)
     until = time.time() + WAIT_TTL
-    store().set(_key(person_id), {"state": "waiting", "mac": _mac("phonectr", person_id, code),
+    store().set(_key(person_id), {"state": "waiting",
+                                  "mac": slip_codes.mac("phonectr", person_id, code),
                                   "until": until, "sid": sid}, WAIT_TTL)
     store().delete(f"{_key(person_id)}:tries")
     audit.record("account.phone_counter_started", actor=person_id, subject=person_id,
@@ -124,9 +114,7 @@ def vouch(person_id: str, typed: str, *, clerk: str, client_id: str) -> bool:
     if store().incr(f"{key}:tries", WAIT_TTL) > MAX_TRIES:
         store().delete(key)
         return False
-    code = normalise(typed)
-    if len(code) != LENGTH or not hmac.compare_digest(record["mac"],
-                                                      _mac("phonectr", person_id, code)):
+    if not slip_codes.matches(record["mac"], LENGTH, typed, "phonectr", person_id):
         return False
     # Only the caller that takes the waiting record vouches (two clerks at once: one).
     taken = store().take(key)

@@ -14,10 +14,6 @@ few wrong tries kill it; a new code replaces the previous one.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import UnauthorizedClientError
 from flask import current_app, jsonify
@@ -25,24 +21,17 @@ from flask import current_app, jsonify
 from .. import audit
 from ..channels import ciba
 from ..store import store
+from . import slip_codes
 
 TTL = 1800
 MAX_TRIES = 5
-ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a paper slip
 LENGTH = 10  # 50 bits
 
 
-def _mac(*parts: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-
 
 def _key(person_id: str) -> str:
-    return f"pwreset:{_mac('pwreset-person', person_id)[:32]}"
+    return f"pwreset:{slip_codes.mac('pwreset-person', person_id)[:32]}"
 
-
-def normalise(code: str) -> str:
-    return "".join(ch for ch in (code or "").upper() if ch.isalnum())
 
 
 def issue():
@@ -62,8 +51,8 @@ def issue():
         ciba._count_hit(slot)
     except OAuth2Error as err:
         return ciba._error(req, err)
-    code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
-    store().set(_key(person.id), {"mac": _mac("pwreset", person.id, code), "clerk": clerk,
+    code = slip_codes.new_code(LENGTH)
+    store().set(_key(person.id), {"mac": slip_codes.mac("pwreset", person.id, code), "clerk": clerk,
                                   "client_id": client.client_id}, TTL)
     store().delete(f"{_key(person.id)}:tries")
     audit.record("password.reset_code_issued", actor=clerk, subject=person.id,
@@ -85,9 +74,7 @@ def redeem(person_id: str, typed: str) -> dict | None:
     if store().incr(f"{key}:tries", TTL) > MAX_TRIES:
         store().delete(key)
         return None
-    code = normalise(typed)
-    if len(code) != LENGTH or not hmac.compare_digest(
-            record["mac"], _mac("pwreset", person_id, code)):
+    if not slip_codes.matches(record["mac"], LENGTH, typed, "pwreset", person_id):
         return None
     taken = store().take(key)
     return taken if isinstance(taken, dict) and taken.get("mac") == record["mac"] else None

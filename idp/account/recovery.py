@@ -27,7 +27,7 @@ from ..authn import face, password_policy, realname, sms
 from ..extensions import csrf
 from ..identity import mask_phone
 from ..models import Person
-from . import counter_reset
+from . import counter_reset, slip_codes
 from .forms import FormState, over_limit, read_id, read_name, read_phone, too_many
 from .password_reset import reset_password
 
@@ -182,7 +182,7 @@ def by_code():
         parsed, name = read_id(state), read_name(state)
         new = _policy(state, parsed)
         typed = request.form.get("reset_code", "")
-        if not counter_reset.normalise(typed):
+        if not slip_codes.normalise(typed):
             state.fail("reset_code", _("请填写工作人员提供的重置码。"))
         if state.ok:
             if over_limit("recover", parsed.number):
