@@ -111,14 +111,10 @@ def vouch(person_id: str, typed: str, *, clerk: str, client_id: str) -> bool:
     record = _record(person_id)
     if record is None or record.get("state") != "waiting":
         return False
-    if store().incr(f"{key}:tries", WAIT_TTL) > MAX_TRIES:
-        store().delete(key)
-        return False
-    if not slip_codes.matches(record["mac"], LENGTH, typed, "phonectr", person_id):
-        return False
     # Only the caller that takes the waiting record vouches (two clerks at once: one).
-    taken = store().take(key)
-    if not isinstance(taken, dict) or taken.get("mac") != record["mac"]:
+    taken = slip_codes.take(key, record, typed, "phonectr", person_id, length=LENGTH,
+                            ttl=WAIT_TTL, max_tries=MAX_TRIES)
+    if taken is None:
         return False
     until = time.time() + VOUCH_TTL
     store().set(key, {**taken, "state": "vouched", "clerk": clerk, "client_id": client_id,

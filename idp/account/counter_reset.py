@@ -71,10 +71,5 @@ def redeem(person_id: str, typed: str) -> dict | None:
     record = store().get(key)
     if not isinstance(record, dict):
         return None
-    if store().incr(f"{key}:tries", TTL) > MAX_TRIES:
-        store().delete(key)
-        return None
-    if not slip_codes.matches(record["mac"], LENGTH, typed, "pwreset", person_id):
-        return None
-    taken = store().take(key)
-    return taken if isinstance(taken, dict) and taken.get("mac") == record["mac"] else None
+    return slip_codes.take(key, record, typed, "pwreset", person_id, length=LENGTH, ttl=TTL,
+                           max_tries=MAX_TRIES)

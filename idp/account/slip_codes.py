@@ -11,6 +11,8 @@ import secrets
 
 from flask import current_app
 
+from ..store import store
+
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -32,3 +34,17 @@ def matches(stored_mac: str, length: int, typed: str, *parts: str) -> bool:
     """Whether ``typed`` is the code whose hash (over ``parts`` + the code) is stored."""
     code = normalise(typed)
     return len(code) == length and hmac.compare_digest(stored_mac, mac(*parts, code))
+
+
+def take(key: str, record: dict, typed: str, *parts: str, length: int, ttl: float,
+         max_tries: int) -> dict | None:
+    """The stored ``record`` at ``key``, taken (used up), when ``typed`` is its code;
+    None otherwise. Every try counts, matching or not, and more than ``max_tries`` kill
+    the code; of two callers with the right code at once only one gets the record."""
+    if store().incr(f"{key}:tries", ttl) > max_tries:
+        store().delete(key)
+        return None
+    if not matches(record["mac"], length, typed, *parts):
+        return None
+    taken = store().take(key)
+    return taken if isinstance(taken, dict) and taken.get("mac") == record["mac"] else None

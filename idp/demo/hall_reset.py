@@ -16,24 +16,37 @@ from .ciba_demo import CONSOLES, _call, _credentials, _message
 bp = Blueprint("hall_reset", __name__, url_prefix="/demo/hall")
 
 
+def _counter_post(path: str, fields: tuple[str, ...]
+                  ) -> tuple[dict, str | None, tuple[int, dict] | None]:
+    """A clerk's form for a counter endpoint: the fields as typed (or their defaults),
+    the error to show, and the provider's (status, answer) when it was asked. The clerk must tick
+    that the ID card was checked in person before anything is sent."""
+    cfg = CONSOLES["hall"]
+    form = {k: "" for k in fields} | {"acting_party": cfg["staff"]}
+    if request.method != "POST":
+        return form, None, None
+    form = {k: (request.form.get(k) or "").strip()[:64] for k in form}
+    if request.form.get("checked") != "document":
+        return form, _("请先当面核对居民身份证原件，并勾选确认。"), None
+    if (auth := _credentials(cfg["client_id"])) is None:
+        return form, _("演示柜台尚未初始化：请先运行 idp init --demo。"), None
+    return form, None, _call(path, auth, form)
+
+
+def _minutes(body: dict) -> int:
+    return max(1, int(body.get("expires_in") or 1800) // 60)
+
+
 @bp.route("/reset", methods=["GET", "POST"])
 def page():
-    cfg = CONSOLES["hall"]
-    form = {"login_hint": "", "acting_party": cfg["staff"]}
-    error = slip = None
-    if request.method == "POST":
-        form = {k: (request.form.get(k) or "").strip()[:64] for k in form}
-        if request.form.get("checked") != "document":
-            error = _("请先当面核对居民身份证原件，并勾选确认。")
-        elif (auth := _credentials(cfg["client_id"])) is None:
-            error = _("演示柜台尚未初始化：请先运行 idp init --demo。")
+    form, error, answer = _counter_post("/recover/counter", ("login_hint", "acting_party"))
+    slip = None
+    if answer is not None:
+        status, body = answer
+        if status == 200 and body.get("reset_code"):
+            slip = {"code": body["reset_code"], "minutes": _minutes(body)}
         else:
-            status, body = _call("/recover/counter", auth, form)
-            if status == 200 and body.get("reset_code"):
-                slip = {"code": body["reset_code"],
-                        "minutes": max(1, int(body.get("expires_in") or 1800) // 60)}
-            else:
-                error = _message(body.get("error"))
+            error = _message(body.get("error"))
     return render_template("hall_reset.html", form=form, error=error, slip=slip), (
         400 if error else 200)
 
@@ -43,24 +56,18 @@ def phone():
     """The counter's half of a phone change for a citizen whose phone is lost
     (:mod:`idp.account.counter_phone`): the ID card checked, the reference the citizen
     shows is vouched for at ``POST /account/phone/counter``."""
-    cfg = CONSOLES["hall"]
-    form = {"login_hint": "", "acting_party": cfg["staff"], "reference": ""}
-    error = done = None
-    if request.method == "POST":
-        form = {k: (request.form.get(k) or "").strip()[:64] for k in form}
-        if request.form.get("checked") != "document":
-            error = _("请先当面核对居民身份证原件，并勾选确认。")
-        elif (auth := _credentials(cfg["client_id"])) is None:
-            error = _("演示柜台尚未初始化：请先运行 idp init --demo。")
+    form, error, answer = _counter_post("/account/phone/counter",
+                                        ("login_hint", "acting_party", "reference"))
+    done = None
+    if answer is not None:
+        status, body = answer
+        if status == 200 and body.get("status") == "verified":
+            done = {"minutes": _minutes(body)}
+            form["reference"] = ""
+        elif body.get("error") == "invalid_grant":
+            error = _("办理码无效、已过期、已使用，或不属于该证件号码的账号。请核对后重试。")
         else:
-            status, body = _call("/account/phone/counter", auth, form)
-            if status == 200 and body.get("status") == "verified":
-                done = {"minutes": max(1, int(body.get("expires_in") or 1800) // 60)}
-                form["reference"] = ""
-            elif body.get("error") == "invalid_grant":
-                error = _("办理码无效、已过期、已使用，或不属于该证件号码的账号。请核对后重试。")
-            else:
-                error = _message(body.get("error"))
+            error = _message(body.get("error"))
     return render_template("hall_phone.html", form=form, error=error, done=done), (
         400 if error else 200)
 
