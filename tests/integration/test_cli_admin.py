@@ -53,7 +53,9 @@ def _one_line_error(result, *, as_json: bool = False) -> str:
 
 def _events(name: str) -> list[AuditEvent]:
     audit.flush()
-    return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)).all()
+    # In chain order: without ORDER BY, PostgreSQL may return the rows in any order.
+    return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)
+                              .order_by(AuditEvent.seq)).all()
 
 
 # -- usage errors ---------------------------------------------------------------------
